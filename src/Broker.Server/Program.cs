@@ -1,1 +1,5 @@
-System.Console.WriteLine("x");
+using Broker.Server;
+using Broker.Server.Configuration;
+
+var app = BrokerApp.Build(BrokerConfig.Load(), args);
+await app.RunAsync();

@@ -1,0 +1,304 @@
+using Akka;
+using System.Buffers;
+using System.Net.WebSockets;
+using Akka.Actor;
+using Akka.Streams.Dsl;
+using Akka.Util;
+using Broker.Core.Topics;
+using Broker.Protocol;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Core.Connections;
+
+/// <summary>
+/// One WebSocket connection as an Akka.Streams pipeline:
+/// <code>
+/// socket ─(read on demand)→ decode/validate ─→ handle (≤ N requests in flight) ─→ ┐
+/// node feeds / catch-up readers ───────────────────────────────────────────────→ ├→ bounded outbound buffer ─→ socket (one send at a time)
+/// </code>
+/// The inbound source reads a frame only when downstream asks for one, so a flooding client is
+/// slowed by TCP. Replies wait for room in the outbound buffer; live messages never wait: a full
+/// buffer closes the connection with 1013 slow_consumer.
+/// </summary>
+public sealed class Connection
+{
+    private static readonly byte[] NoReply = [];
+    private const int InitialReceiveBuffer = 4096;
+
+    private readonly WebSocket _socket;
+    private readonly NodeServices _node;
+    private readonly ILogger _logger;
+    private readonly Outbound _outbound;
+    private readonly string _clientId;
+    private readonly Dictionary<string, Subscription?> _subscriptions = new(StringComparer.Ordinal);
+
+    public Connection(WebSocket socket, NodeServices node, ILogger logger)
+    {
+        _socket = socket;
+        _node = node;
+        _logger = logger;
+        _outbound = new Outbound(node.Settings.OutboundBufferFrames);
+        _clientId = Guid.NewGuid().ToString("N");
+    }
+
+    public async Task RunAsync()
+    {
+        var id = _node.Registry.Add(_outbound);
+        try
+        {
+            var outboundDone = RunOutbound();
+            var inboundDone = RunInbound();
+            _ = inboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.Normal, ""), TaskScheduler.Default);
+
+            var close = await _outbound.Closed.ConfigureAwait(false);
+            // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
+            using var deadline = new CancellationTokenSource(_node.Settings.CloseTimeout);
+            await using var abort = deadline.Token.Register(static s => ((WebSocket)s!).Abort(), _socket);
+            await Quietly(outboundDone).ConfigureAwait(false);
+            await SendClose(close).ConfigureAwait(false);
+            await Quietly(inboundDone).ConfigureAwait(false);
+        }
+        finally
+        {
+            _node.Registry.Remove(id);
+            await StopSubscriptions().ConfigureAwait(false);
+        }
+    }
+
+    private async Task SendClose(CloseRequest close)
+    {
+        if (_socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
+        try
+        {
+            await _socket.CloseOutputAsync((WebSocketCloseStatus)close.Code, close.Reason, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try { await task.ConfigureAwait(false); }
+        catch (Exception) { /* the socket failed or was aborted: the connection ends either way */ }
+    }
+
+    // ---- outbound -------------------------------------------------------------------------
+
+    private Task RunOutbound() =>
+        ChannelSource.FromReader(_outbound.Reader)
+            .SelectAsync(1, Send) // a WebSocket allows one send at a time
+            .RunWith(Sink.Ignore<NotUsed>(), _node.Materializer);
+
+    private async Task<NotUsed> Send(byte[] frame)
+    {
+        if (_outbound.CloseRequested is null)
+            await _socket.SendAsync(frame, WebSocketMessageType.Text, true, CancellationToken.None).ConfigureAwait(false);
+        return NotUsed.Instance;
+    }
+
+    // ---- inbound --------------------------------------------------------------------------
+
+    private Task RunInbound() =>
+        Source.UnfoldAsync<byte[], DecodeResult>(new byte[InitialReceiveBuffer], ReadFrame)
+            .SelectAsync(_node.Settings.MaxInflightRequests, Handle)
+            .Where(static reply => reply.Length > 0)
+            .SelectAsync(1, reply => _outbound.EnqueueAsync(reply).AsTask())
+            .RunWith(Sink.Ignore<bool>(), _node.Materializer);
+
+    /// <summary>Reads one whole message from the socket (called only on demand).</summary>
+    private async Task<Option<(byte[], DecodeResult)>> ReadFrame(byte[] buffer)
+    {
+        var max = _node.Settings.MaxFrameBytes;
+        var count = 0;
+        byte[]? rented = null;
+        try
+        {
+            while (true)
+            {
+                var target = rented ?? buffer;
+                if (count == target.Length)
+                {
+                    // Grow (up to max + 1 bytes, enough to notice a frame that is too big).
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(target.Length * 2, 16 * 1024), max + 1));
+                    target.AsSpan(0, count).CopyTo(bigger);
+                    if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+                    rented = bigger;
+                    target = bigger;
+                }
+                var result = await _socket.ReceiveAsync(target.AsMemory(count), CancellationToken.None).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close) return Option<(byte[], DecodeResult)>.None;
+                count += result.Count;
+                if (count > max)
+                {
+                    _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {max} bytes");
+                    await DrainUntilClose(target).ConfigureAwait(false);
+                    return Option<(byte[], DecodeResult)>.None;
+                }
+                if (!result.EndOfMessage) continue;
+                if (_outbound.CloseRequested is not null) count = 0; // closing: read on (for the peer's close) but act on nothing
+                var decoded = result.MessageType == WebSocketMessageType.Binary
+                    ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
+                    : count == 0
+                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
+                        : RequestDecoder.Decode(target.AsSpan(0, count), _node.Settings.Limits);
+                return Option<(byte[], DecodeResult)>.Create((buffer, decoded));
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            return Option<(byte[], DecodeResult)>.None; // peer gone or socket aborted
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>After a 1009, discards what the peer still sends until its close frame (or the close deadline).</summary>
+    private async Task DrainUntilClose(byte[] scratch)
+    {
+        while (true)
+        {
+            var r = await _socket.ReceiveAsync(scratch.AsMemory(), CancellationToken.None).ConfigureAwait(false);
+            if (r.MessageType == WebSocketMessageType.Close) return;
+        }
+    }
+
+    // ---- requests -------------------------------------------------------------------------
+
+    private async Task<byte[]> Handle(DecodeResult decoded)
+    {
+        if (_outbound.CloseRequested is not null) return NoReply;
+        if (decoded.IsError) return ServerFrames.Error(decoded.Id, decoded.Error);
+        try
+        {
+            return decoded.Request switch
+            {
+                PingRequest p => ServerFrames.Pong(p.Id),
+                PublishRequest p => await Publish(p).ConfigureAwait(false),
+                SubscribeRequest s => await Subscribe(s).ConfigureAwait(false),
+                UnsubscribeRequest u => await Unsubscribe(u).ConfigureAwait(false),
+                CommitRequest c => ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "commit needs a durable session (connect with ?session=<id>)"),
+                _ => ServerFrames.Error(decoded.Id, ErrorCodes.BadRequest, "unsupported request"),
+            };
+        }
+        catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
+        {
+            return ServerFrames.Error(decoded.Id, ErrorCodes.Unavailable, "the log is unavailable; retry");
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Request failed");
+            return ServerFrames.Error(decoded.Id, ErrorCodes.Internal, "internal error");
+        }
+    }
+
+    private async Task<byte[]> Publish(PublishRequest p)
+    {
+        object reply;
+        try
+        {
+            reply = await _node.Topics.Ask<object>(
+                new TopicCommands.Publish(p.Topic, p.Data, p.Key, _clientId, p.Id), _node.Settings.RequestTimeout).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException)
+        {
+            return ServerFrames.Error(p.Id, ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry");
+        }
+        return reply switch
+        {
+            TopicCommands.PublishAck a => ServerFrames.Ack(p.Id, a.Topic, a.Pos),
+            TopicCommands.PublishRejected r => ServerFrames.Error(p.Id, r.Code, r.Message),
+            _ => ServerFrames.Error(p.Id, ErrorCodes.Internal, "unexpected reply"),
+        };
+    }
+
+    private async Task<byte[]> Subscribe(SubscribeRequest s)
+    {
+        var kafkaTopic = _node.Log.Settings.KafkaTopicFor(s.Topic);
+        bool duplicate;
+        lock (_subscriptions)
+        {
+            duplicate = _subscriptions.ContainsKey(s.Topic);
+            if (!duplicate)
+            {
+                if (_subscriptions.Count >= _node.Settings.MaxSubscriptions)
+                    return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, $"at most {_node.Settings.MaxSubscriptions} subscriptions per connection");
+                _subscriptions[s.Topic] = null; // reserved while it is being set up
+            }
+        }
+        try
+        {
+            using var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout);
+            await _node.Log.EnsureTopicAsync(kafkaTopic, timeout.Token).ConfigureAwait(false);
+            var wm = await _node.Log.QueryWatermarksAsync(kafkaTopic, 0, timeout.Token).ConfigureAwait(false);
+            long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);
+            var head = Position.Single(high);
+            // Subscribing twice is idempotent: the existing subscription stays as it is.
+            if (duplicate) return ServerFrames.Subscribed(s.Id, s.Topic, head, null);
+
+            var (start, recovered) = StartOffset(s, low, high);
+            if (start < 0) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
+            var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay);
+            lock (_subscriptions) _subscriptions[s.Topic] = sub;
+            // The reply is queued before the first message of the subscription.
+            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start);
+            return NoReply;
+        }
+        catch when (!duplicate)
+        {
+            lock (_subscriptions) _subscriptions.Remove(s.Topic);
+            throw;
+        }
+    }
+
+    private byte[] Fail(SubscribeRequest s, byte[] error)
+    {
+        lock (_subscriptions) _subscriptions.Remove(s.Topic);
+        return error;
+    }
+
+    /// <summary>Where a subscription starts reading: -1 when <c>since</c> does not fit the topic.</summary>
+    internal static (long Start, bool? Recovered) StartOffset(SubscribeRequest s, long low, long high)
+    {
+        if (s.Since is { } since)
+        {
+            if (since.PartitionCount != 1) return (-1, null);
+            var next = since.NextOffset(0);
+            // Older than retention, or from a log that no longer holds it: deliver what is retained.
+            if (next < low || next > high) return (low, false);
+            return (next, true);
+        }
+        if (s.Last is { } n) return (Math.Max(low, high - n), null);
+        return (s.From == StartFrom.Earliest ? low : high, null);
+    }
+
+    private async Task<byte[]> Unsubscribe(UnsubscribeRequest u)
+    {
+        Subscription? sub;
+        lock (_subscriptions)
+        {
+            if (!_subscriptions.TryGetValue(u.Topic, out sub) || sub is null)
+                return ServerFrames.Error(u.Id, ErrorCodes.NotFound, $"not subscribed to {u.Topic}");
+            _subscriptions.Remove(u.Topic);
+        }
+        await sub.StopAsync().ConfigureAwait(false);
+        return ServerFrames.Unsubscribed(u.Id, u.Topic);
+    }
+
+    private async Task StopSubscriptions()
+    {
+        Subscription?[] subs;
+        lock (_subscriptions)
+        {
+            subs = [.. _subscriptions.Values];
+            _subscriptions.Clear();
+        }
+        foreach (var s in subs)
+        {
+            if (s is not null) await s.StopAsync().ConfigureAwait(false);
+        }
+    }
+}

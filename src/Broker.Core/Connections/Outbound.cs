@@ -1,0 +1,63 @@
+using System.Threading.Channels;
+
+namespace Broker.Core.Connections;
+
+/// <summary>Why and how a connection is being closed.</summary>
+public sealed record CloseRequest(int Code, string Reason);
+
+/// <summary>
+/// The one bounded outbound buffer of a connection. Replies are enqueued with backpressure
+/// (the inbound side waits, and so does TCP); live messages from a shared feed are offered
+/// without waiting, and a full buffer closes the connection with 1013 <c>slow_consumer</c>
+/// instead of stalling the feed for everybody else.
+/// </summary>
+public sealed class Outbound
+{
+    private readonly Channel<byte[]> _channel;
+    private readonly TaskCompletionSource<CloseRequest> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Outbound(int capacity)
+    {
+        _channel = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(capacity)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    public ChannelReader<byte[]> Reader => _channel.Reader;
+
+    /// <summary>Completes with the first close request.</summary>
+    public Task<CloseRequest> Closed => _closed.Task;
+
+    public CloseRequest? CloseRequested => _closed.Task.IsCompleted ? _closed.Task.Result : null;
+
+    /// <summary>Enqueues a frame, waiting for room. Returns false once the connection is closing.</summary>
+    public async ValueTask<bool> EnqueueAsync(byte[] frame, CancellationToken ct = default)
+    {
+        try
+        {
+            await _channel.Writer.WriteAsync(frame, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (ChannelClosedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Offers a live frame; a full buffer closes the connection as a slow consumer.</summary>
+    public bool TryEnqueueLive(byte[] frame)
+    {
+        if (_channel.Writer.TryWrite(frame)) return true;
+        RequestClose(1013, "slow_consumer");
+        return false;
+    }
+
+    /// <summary>Asks the connection to close; the first request wins. Nothing more is accepted.</summary>
+    public void RequestClose(int code, string reason)
+    {
+        if (_closed.TrySetResult(new CloseRequest(code, reason))) _channel.Writer.TryComplete();
+    }
+}

@@ -1,0 +1,54 @@
+using Broker.Core.Log;
+
+namespace Broker.Core.Connections;
+
+/// <summary>
+/// One connection's subscription to one topic: it catches up from its start offset with the
+/// catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
+/// </summary>
+internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay) : IFeedSubscriber
+{
+    private readonly CancellationTokenSource _cts = new();
+    private Task _run = Task.CompletedTask;
+
+    public string Topic { get; } = topic;
+
+    public bool TryDeliver(byte[] frame) => outbound.TryEnqueueLive(frame);
+
+    public void Start(long startOffset) => _run = RunAsync(startOffset);
+
+    private async Task RunAsync(long start)
+    {
+        var ct = _cts.Token;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var join = await feeds.JoinAsync(kafkaTopic, Topic, start, this).ConfigureAwait(false);
+                if (join.Joined) return;
+                await replay.ReadAsync(kafkaTopic, Topic, start, join.CatchUpTo, f => WriteHistory(f, ct), ct).ConfigureAwait(false);
+                start = join.CatchUpTo;
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private async ValueTask WriteHistory(byte[] frame, CancellationToken ct)
+    {
+        if (!await outbound.EnqueueAsync(frame, ct).ConfigureAwait(false)) _cts.Cancel();
+    }
+
+    /// <summary>Stops the subscription; when this completes, nothing more of the topic is written to the connection.</summary>
+    public async Task StopAsync()
+    {
+        _cts.Cancel();
+        try { await _run.ConfigureAwait(false); } catch (Exception) { /* logged where it happened */ }
+        await feeds.LeaveAsync(kafkaTopic, this).ConfigureAwait(false);
+        _cts.Dispose();
+    }
+}

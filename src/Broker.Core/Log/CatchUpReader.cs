@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using Broker.Core.Settings;
+using Confluent.Kafka;
+
+namespace Broker.Core.Log;
+
+/// <summary>
+/// Reads a range of a topic's history from Kafka for one subscriber (replay: <c>since</c>,
+/// <c>last</c>, <c>earliest</c>), seeking by offset. Consumers are pooled and the number of
+/// concurrent reads per node is bounded.
+/// </summary>
+public sealed class CatchUpReader : IDisposable
+{
+    private readonly KafkaSettings _settings;
+    private readonly SemaphoreSlim _slots;
+    private readonly ConcurrentBag<IConsumer<byte[]?, byte[]?>> _pool = new();
+    private volatile bool _disposed;
+
+    public CatchUpReader(KafkaSettings settings)
+    {
+        _settings = settings;
+        _slots = new SemaphoreSlim(settings.MaxConcurrentReplays, settings.MaxConcurrentReplays);
+    }
+
+    /// <summary>
+    /// Hands every record with offset in [<paramref name="from"/>, <paramref name="to"/>) of partition 0
+    /// to <paramref name="write"/> in order, as <c>message</c> frames. <paramref name="write"/> may wait
+    /// (backpressure from the subscriber's connection).
+    /// </summary>
+    public async Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct)
+    {
+        if (from >= to) return;
+        await _slots.WaitAsync(ct).ConfigureAwait(false);
+        var consumer = Rent();
+        var tp = new TopicPartition(kafkaTopic, 0);
+        try
+        {
+            consumer.Assign(new TopicPartitionOffset(tp, from));
+            var poll = TimeSpan.FromMilliseconds(100);
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                // Consume blocks its thread: run it off the caller's context.
+                var record = await Task.Run(() => consumer.Consume(poll), ct).ConfigureAwait(false);
+                if (record is null)
+                {
+                    // Nothing within the poll: the range may end in offsets without records.
+                    if (consumer.Position(tp).Value >= to) return;
+                    continue;
+                }
+                if (record.Offset.Value >= to) return;
+                await write(RecordFrames.Build(topic, record)).ConfigureAwait(false);
+                if (record.Offset.Value + 1 >= to) return;
+            }
+        }
+        finally
+        {
+            Return(consumer);
+            _slots.Release();
+        }
+    }
+
+    private IConsumer<byte[]?, byte[]?> Rent() =>
+        _pool.TryTake(out var c) ? c : new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(_settings, "broker-replay")).Build();
+
+    private void Return(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        try
+        {
+            consumer.Unassign();
+        }
+        catch (KafkaException)
+        {
+            consumer.Dispose();
+            return;
+        }
+        if (_disposed) consumer.Dispose();
+        else _pool.Add(consumer);
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        while (_pool.TryTake(out var c))
+        {
+            c.Close();
+            c.Dispose();
+        }
+    }
+}

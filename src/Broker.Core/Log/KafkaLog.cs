@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Broker.Core.Settings;
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+
+namespace Broker.Core.Log;
+
+/// <summary>Creates the Kafka topic behind a broker topic when it does not exist yet.</summary>
+public interface ITopicProvisioner
+{
+    Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct);
+}
+
+/// <summary>Creates topics through the Kafka AdminClient (real Kafka); "already exists" is success.</summary>
+public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
+{
+    private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }).Build();
+
+    public async Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct)
+    {
+        try
+        {
+            await _admin.CreateTopicsAsync(
+                [new TopicSpecification { Name = kafkaTopic, NumPartitions = settings.Partitions, ReplicationFactor = settings.ReplicationFactor }],
+                new CreateTopicsOptions { RequestTimeout = settings.QueryTimeout, OperationTimeout = settings.QueryTimeout }).WaitAsync(ct);
+        }
+        catch (CreateTopicsException e) when (e.Results.TrueForAll(r => r.Error.Code is ErrorCode.NoError or ErrorCode.TopicAlreadyExists))
+        {
+        }
+    }
+
+    public void Dispose() => _admin.Dispose();
+}
+
+/// <summary>
+/// The node's connection to the Kafka log: one idempotent producer (acks=all) shared by every
+/// topic actor of the node, watermark queries, and topic provisioning with a per-topic cache.
+/// </summary>
+public sealed class KafkaLog : IDisposable
+{
+    /// <summary>Header set on records written by the broker itself: the value is validated JSON.</summary>
+    public const string ContentTypeHeader = "broker-ct";
+    public static readonly byte[] JsonContentType = "json"u8.ToArray();
+
+    private readonly KafkaSettings _settings;
+    private readonly ITopicProvisioner _provisioner;
+    private readonly IProducer<byte[]?, byte[]?> _producer;
+    private readonly IConsumer<byte[]?, byte[]?> _metadata;
+    private readonly ConcurrentDictionary<string, Task> _ensured = new();
+
+    public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner)
+    {
+        _settings = settings;
+        _provisioner = provisioner;
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).Build();
+        _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).Build();
+    }
+
+    public KafkaSettings Settings => _settings;
+
+    public static ProducerConfig ProducerConfig(KafkaSettings s) => new()
+    {
+        BootstrapServers = s.BootstrapServers,
+        Acks = Acks.All,
+        EnableIdempotence = true,
+        LingerMs = s.ProduceLinger.TotalMilliseconds,
+        MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
+        SocketNagleDisable = true,
+        ClientId = "broker-producer",
+    };
+
+    public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => new()
+    {
+        BootstrapServers = s.BootstrapServers,
+        GroupId = "broker-" + clientId + "-" + Guid.NewGuid().ToString("N"),
+        EnableAutoCommit = false,
+        EnableAutoOffsetStore = false,
+        EnablePartitionEof = false,
+        AutoOffsetReset = AutoOffsetReset.Earliest,
+        FetchWaitMaxMs = 100,
+        SocketNagleDisable = true,
+        ClientId = clientId,
+    };
+
+    /// <summary>Ensures the Kafka topic exists (once per node and topic, retried after a failure).</summary>
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct = default)
+    {
+        var task = _ensured.GetOrAdd(kafkaTopic, t => _provisioner.EnsureTopicAsync(t, CancellationToken.None));
+        if (task.IsFaulted || task.IsCanceled) _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, task));
+        return task.WaitAsync(ct);
+    }
+
+    /// <summary>Writes one record; completes when Kafka acknowledged it (acks=all) or fails after the produce timeout.</summary>
+    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue)
+    {
+        var message = new Message<byte[]?, byte[]?>
+        {
+            Key = key is null ? null : Encoding.UTF8.GetBytes(key),
+            Value = jsonValue,
+            Headers = new Headers { { ContentTypeHeader, JsonContentType } },
+        };
+        return _producer.ProduceAsync(kafkaTopic, message);
+    }
+
+    /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
+    public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>
+        Task.Run(() => _metadata.QueryWatermarkOffsets(new TopicPartition(kafkaTopic, partition), _settings.QueryTimeout), ct);
+
+    public void Dispose()
+    {
+        try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
+        _producer.Dispose();
+        _metadata.Close();
+        _metadata.Dispose();
+    }
+}

@@ -1,0 +1,53 @@
+using Broker.Protocol;
+
+namespace Broker.Core.Settings;
+
+/// <summary>Limits and timers of one WebSocket connection (HOCON <c>broker.websocket</c>).</summary>
+public sealed record ConnectionSettings
+{
+    /// <summary>Largest inbound frame (a whole message, after reassembly); larger ones close with 1009.</summary>
+    public int MaxFrameBytes { get; init; } = 64 * 1024;
+    /// <summary>Largest <c>data</c> value of a publish; larger ones get <c>too_large</c>.</summary>
+    public int MaxDataBytes { get; init; } = 60 * 1024;
+    /// <summary>Largest N in <c>subscribe.last</c>.</summary>
+    public int MaxLast { get; init; } = 10_000;
+    /// <summary>Frames queued for a connection before it is closed with 1013 slow_consumer.</summary>
+    public int OutboundBufferFrames { get; init; } = 1024;
+    /// <summary>Requests of one connection handled at once (publishes awaiting their ack).</summary>
+    public int MaxInflightRequests { get; init; } = 64;
+    /// <summary>Most topics one connection may subscribe to.</summary>
+    public int MaxSubscriptions { get; init; } = 1000;
+    /// <summary>Interval of server WebSocket pings.</summary>
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>A peer that does not answer a ping within this time is dropped.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(45);
+    /// <summary>How long a close handshake (or a send to a stuck peer) may take before the socket is aborted.</summary>
+    public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>How long a request (publish ack, subscribe set-up) may take before the client gets <c>unavailable</c>.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public ProtocolLimits Limits => new(MaxDataBytes, MaxLast);
+}
+
+/// <summary>Kafka connection and topic mapping (HOCON <c>broker.kafka</c>).</summary>
+public sealed record KafkaSettings
+{
+    public string BootstrapServers { get; init; } = "127.0.0.1:9092";
+    /// <summary>Kafka topic name = prefix + broker topic name.</summary>
+    public string TopicPrefix { get; init; } = "";
+    /// <summary>Partitions of topics the broker creates.</summary>
+    public int Partitions { get; init; } = 1;
+    public short ReplicationFactor { get; init; } = 1;
+    /// <summary>Producer linger: small batches amortise Kafka round trips under load.</summary>
+    public TimeSpan ProduceLinger { get; init; } = TimeSpan.FromMilliseconds(2);
+    /// <summary>A publish that Kafka has not acknowledged within this time is answered <c>unavailable</c>.</summary>
+    public TimeSpan ProduceTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Node-local feeds keep reading this long after their last local subscriber left.</summary>
+    public TimeSpan FeedLinger { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Timeout of metadata and watermark queries.</summary>
+    public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>
+    public int MaxConcurrentReplays { get; init; } = 16;
+
+    public string KafkaTopicFor(string topic) => TopicPrefix.Length == 0 ? topic : TopicPrefix + topic;
+}

@@ -1,0 +1,28 @@
+namespace Broker.Protocol;
+
+/// <summary>Where a subscription starts when neither <c>since</c> nor <c>last</c> is given.</summary>
+public enum StartFrom
+{
+    Latest,
+    Earliest,
+}
+
+/// <summary>A decoded, validated client request (PROTOCOL.md, "Client → server").</summary>
+public abstract record ClientRequest(string? Id);
+
+public sealed record SubscribeRequest(string? Id, string Topic, StartFrom From, Position? Since, int? Last) : ClientRequest(Id);
+
+public sealed record UnsubscribeRequest(string? Id, string Topic) : ClientRequest(Id);
+
+/// <summary>A publish; <see cref="Data"/> is the raw UTF-8 JSON of the <c>data</c> value, already validated.</summary>
+public sealed record PublishRequest(string? Id, string Topic, byte[] Data, string? Key) : ClientRequest(Id);
+
+public sealed record PingRequest(string? Id) : ClientRequest(Id);
+
+public sealed record CommitRequest(string? Id, string Topic, Position Pos) : ClientRequest(Id);
+
+/// <summary>Size limits the decoder enforces.</summary>
+public sealed record ProtocolLimits(int MaxDataBytes = 60 * 1024, int MaxLast = 10_000, int MaxKeyBytes = 1024)
+{
+    public static readonly ProtocolLimits Default = new();
+}

@@ -1,0 +1,32 @@
+namespace Broker.Protocol;
+
+/// <summary>The error codes of PROTOCOL.md, as they appear on the wire.</summary>
+public static class ErrorCodes
+{
+    public const string BadRequest = "bad_request";
+    public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
+    public const string NotFound = "not_found";
+    public const string TooLarge = "too_large";
+    public const string RateLimited = "rate_limited";
+    public const string Overloaded = "overloaded";
+    public const string Unavailable = "unavailable";
+    public const string Internal = "internal";
+}
+
+/// <summary>WebSocket close codes used by the broker (PROTOCOL.md, "Closing codes").</summary>
+public static class CloseCodes
+{
+    public const int Normal = 1000;
+    public const int GoingAway = 1001;
+    public const int PolicyViolation = 1008;
+    public const int TooBig = 1009;
+    public const int InternalError = 1011;
+    public const int TryAgainLater = 1013;
+}
+
+/// <summary>An error to send to the client: code plus a human readable message.</summary>
+public readonly record struct ProtocolError(string Code, string Message)
+{
+    public static ProtocolError BadRequest(string message) => new(ErrorCodes.BadRequest, message);
+}

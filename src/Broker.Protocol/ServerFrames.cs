@@ -1,0 +1,158 @@
+using System.Buffers;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Broker.Protocol;
+
+/// <summary>
+/// Encodes server → client frames (PROTOCOL.md, "Server → client") as UTF-8 JSON.
+/// Each call returns a fresh array that may be shared by every subscriber of a node:
+/// a delivered message is encoded once per node, not once per subscriber.
+/// </summary>
+public static class ServerFrames
+{
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        SkipValidation = true,
+    };
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    private static Utf8JsonWriter Rent()
+    {
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        if (t_writer is null) t_writer = new Utf8JsonWriter(buffer, WriterOptions);
+        else t_writer.Reset(buffer);
+        return t_writer;
+    }
+
+    private static byte[] Finish(Utf8JsonWriter w)
+    {
+        w.Flush();
+        var bytes = t_buffer!.WrittenSpan.ToArray();
+        if (t_buffer.Capacity > 256 * 1024) t_buffer = null; // do not pin a huge buffer to the thread
+        return bytes;
+    }
+
+    private static void Id(Utf8JsonWriter w, string? id)
+    {
+        if (id is not null) w.WriteString("id"u8, id);
+    }
+
+    public static byte[] Subscribed(string? id, string topic, Position head, bool? recovered)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "subscribed"u8);
+        Id(w, id);
+        w.WriteString("topic"u8, topic);
+        w.WriteString("pos"u8, head.Encode());
+        if (recovered is { } r) w.WriteBoolean("recovered"u8, r);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    public static byte[] Unsubscribed(string? id, string topic)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "unsubscribed"u8);
+        Id(w, id);
+        w.WriteString("topic"u8, topic);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    public static byte[] Ack(string? id, string topic, string pos)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "ack"u8);
+        Id(w, id);
+        w.WriteString("topic"u8, topic);
+        w.WriteString("pos"u8, pos);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    public static byte[] Pong(string? id)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "pong"u8);
+        Id(w, id);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    public static byte[] Error(string? id, string code, string message)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "error"u8);
+        Id(w, id);
+        w.WriteString("code"u8, code);
+        w.WriteString("message"u8, message);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    public static byte[] Error(string? id, ProtocolError error) => Error(id, error.Code, error.Message);
+
+    /// <summary>
+    /// A delivered message. <paramref name="jsonData"/> must be one valid JSON value
+    /// (the broker validated it on publish, or the feed validated an external record);
+    /// when <paramref name="jsonData"/> is not JSON, pass it as <paramref name="textData"/> instead
+    /// and it is written as a JSON string.
+    /// </summary>
+    public static byte[] Message(string topic, string pos, long timestampMs, ReadOnlySpan<byte> jsonData, string? key)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "message"u8);
+        w.WriteString("topic"u8, topic);
+        w.WriteString("pos"u8, pos);
+        w.WriteNumber("ts"u8, timestampMs);
+        w.WritePropertyName("data"u8);
+        if (jsonData.IsEmpty) w.WriteNullValue();
+        else w.WriteRawValue(jsonData, skipInputValidation: true);
+        if (key is not null) w.WriteString("key"u8, key);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>A delivered message whose value is not JSON: written as a JSON string (UTF-8 text).</summary>
+    public static byte[] MessageText(string topic, string pos, long timestampMs, ReadOnlySpan<byte> utf8Text, string? key)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "message"u8);
+        w.WriteString("topic"u8, topic);
+        w.WriteString("pos"u8, pos);
+        w.WriteNumber("ts"u8, timestampMs);
+        w.WriteString("data"u8, utf8Text);
+        if (key is not null) w.WriteString("key"u8, key);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>True when <paramref name="utf8"/> is exactly one JSON value.</summary>
+    public static bool IsJsonValue(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.IsEmpty) return false;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 64 });
+            if (!reader.Read()) return false;
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using System.Net.WebSockets;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Streams;
+using Broker.Core.Connections;
+using Broker.Core.Log;
+using Broker.Core.Settings;
+using Broker.DevKafka;
+using Broker.Protocol;
+using Broker.Server.Configuration;
+using Broker.Server.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Broker.Server;
+
+/// <summary>The composition root: builds a broker node from its configuration.</summary>
+public static class BrokerApp
+{
+    public static WebApplication Build(Config config, string[]? args = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        var host = config.GetString("broker.http.host");
+        var port = config.GetInt("broker.http.port");
+        builder.WebHost.UseUrls($"http://{host}:{port}");
+        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+
+        // The log: embedded (in-process mock cluster) or a real Kafka cluster.
+        MockKafkaCluster? embedded = null;
+        var bootstrap = config.GetString("broker.kafka.bootstrap-servers", "");
+        if (BrokerConfig.EmbeddedKafka(config))
+        {
+            embedded = MockKafkaCluster.Start(config.GetString("broker.kafka.embedded.host"), config.GetInt("broker.kafka.embedded.port"));
+            bootstrap = embedded.BootstrapServers;
+            builder.Services.AddSingleton(embedded);
+        }
+        var kafka = BrokerConfig.Kafka(config, bootstrap);
+        var connection = BrokerConfig.Connection(config);
+        builder.Services.AddSingleton(kafka);
+        builder.Services.AddSingleton(connection);
+        builder.Services.AddSingleton<ITopicProvisioner>(sp => TopicCreation(config, embedded) == "embedded"
+            ? new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log"), kafka.Partitions)
+            : new AdminClientTopicProvisioner(kafka));
+        builder.Services.AddSingleton<KafkaLog>();
+        builder.Services.AddSingleton<FeedHub>();
+        builder.Services.AddSingleton(new CatchUpReader(kafka));
+        builder.Services.AddSingleton<ConnectionRegistry>();
+        builder.Services.AddBrokerAkka(config);
+        builder.Services.AddSingleton(sp =>
+        {
+            var system = sp.GetRequiredService<ActorSystem>();
+            return new NodeServices(
+                connection,
+                sp.GetRequiredService<KafkaLog>(),
+                sp.GetRequiredService<FeedHub>(),
+                sp.GetRequiredService<CatchUpReader>(),
+                sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef,
+                system.Materializer(),
+                sp.GetRequiredService<ConnectionRegistry>());
+        });
+
+        var app = builder.Build();
+        app.UseWebSockets();
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.Map("/ws", (Delegate)HandleWebSocket);
+
+        var lifetime = app.Lifetime;
+        var log = app.Logger;
+        lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
+                log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            if (embedded is not null)
+            {
+                log.LogInformation("Kafka-protocol log (embedded) on {Bootstrap}: use it as bootstrap.servers, e.g. kcat -b {Bootstrap} -P -t <topic>", embedded.BootstrapServers, embedded.BootstrapServers);
+                log.LogWarning("The embedded Kafka-protocol log keeps messages IN MEMORY ONLY: they are lost when this process stops. Use a real Kafka cluster (broker.kafka.bootstrap-servers) in production.");
+            }
+            else
+            {
+                log.LogInformation("Kafka bootstrap servers: {Bootstrap}", kafka.BootstrapServers);
+            }
+        });
+        var deadline = config.GetTimeSpan("broker.shutdown-deadline");
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            // SIGTERM: stop accepting, close live connections with 1001 so clients reconnect elsewhere.
+            var registry = app.Services.GetRequiredService<ConnectionRegistry>();
+            log.LogInformation("Shutting down: closing {Count} connections with 1001", registry.Count);
+            registry.DrainAsync(CloseCodes.GoingAway, "server shutting down", deadline).Wait();
+        });
+        return app;
+    }
+
+    private static string TopicCreation(Config config, MockKafkaCluster? embedded)
+    {
+        var mode = config.GetString("broker.kafka.topic-creation", "");
+        return string.IsNullOrEmpty(mode) ? (embedded is not null ? "embedded" : "admin") : mode;
+    }
+
+    private static async Task HandleWebSocket(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+            await context.Response.WriteAsync("WebSocket endpoint: connect with a WebSocket client\n");
+            return;
+        }
+        var node = context.RequestServices.GetRequiredService<NodeServices>();
+        if (node.Registry.IsDraining)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
+        var settings = node.Settings;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            KeepAliveInterval = settings.KeepAliveInterval,
+            KeepAliveTimeout = settings.IdleTimeout,
+        });
+        var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
+        await new Connection(socket, node, logger).RunAsync();
+    }
+
+    /// <summary>The address Kestrel actually bound (useful with port 0).</summary>
+    public static string HttpAddress(this WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+}

@@ -1,0 +1,90 @@
+using Akka.Configuration;
+using Broker.Core.Settings;
+
+namespace Broker.Server.Configuration;
+
+/// <summary>
+/// Loads the broker's HOCON: <c>hocon/broker.conf</c> (defaults, next to the binary), then the file
+/// named by <c>BROKER_CONFIG</c>, then environment variables, then explicit overrides (tests, CLI).
+/// Akka's HOCON parser does not substitute environment variables, so they are applied here.
+/// </summary>
+public static class BrokerConfig
+{
+    /// <summary>Environment variables an operator changes most, and the HOCON key each one sets.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EnvironmentKeys = new Dictionary<string, string>
+    {
+        ["BROKER_HTTP_HOST"] = "broker.http.host",
+        ["BROKER_HTTP_PORT"] = "broker.http.port",
+        ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
+        ["BROKER_KAFKA_EMBEDDED"] = "broker.kafka.embedded.enabled",
+        ["BROKER_EMBEDDED_KAFKA_PORT"] = "broker.kafka.embedded.port",
+        ["BROKER_KAFKA_TOPIC_PREFIX"] = "broker.kafka.topic-prefix",
+        ["BROKER_CLUSTER_HOST"] = "broker.cluster.hostname",
+        ["BROKER_CLUSTER_PORT"] = "broker.cluster.port",
+        ["BROKER_MAX_FRAME_BYTES"] = "broker.websocket.max-frame-bytes",
+        ["BROKER_OUTBOUND_BUFFER"] = "broker.websocket.outbound-buffer-frames",
+    };
+
+    public static Config Load(IReadOnlyDictionary<string, string>? overrides = null, Func<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        var path = Path.Combine(AppContext.BaseDirectory, "hocon", "broker.conf");
+        var config = ConfigurationFactory.ParseString(File.ReadAllText(path));
+        if (environment("BROKER_CONFIG") is { Length: > 0 } extra)
+            config = ConfigurationFactory.ParseString(File.ReadAllText(extra)).WithFallback(config);
+        var values = new Dictionary<string, string>();
+        foreach (var (variable, key) in EnvironmentKeys)
+        {
+            if (environment(variable) is { Length: > 0 } v) values[key] = v;
+        }
+        if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
+        if (values.Count > 0) config = ConfigurationFactory.ParseString(ToHocon(values)).WithFallback(config);
+        return config;
+    }
+
+    private static string ToHocon(Dictionary<string, string> values) =>
+        string.Join('\n', values.Select(kv => $"{kv.Key} = {Quote(kv.Value)}"));
+
+    private static string Quote(string v) => "\"" + v.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    public static ConnectionSettings Connection(Config c) => new()
+    {
+        MaxFrameBytes = Bytes(c, "broker.websocket.max-frame-bytes"),
+        MaxDataBytes = Bytes(c, "broker.websocket.max-data-bytes"),
+        MaxLast = c.GetInt("broker.websocket.max-last"),
+        OutboundBufferFrames = c.GetInt("broker.websocket.outbound-buffer-frames"),
+        MaxInflightRequests = c.GetInt("broker.websocket.max-inflight-requests"),
+        MaxSubscriptions = c.GetInt("broker.websocket.max-subscriptions"),
+        KeepAliveInterval = c.GetTimeSpan("broker.websocket.keepalive-interval"),
+        IdleTimeout = c.GetTimeSpan("broker.websocket.idle-timeout"),
+        CloseTimeout = c.GetTimeSpan("broker.websocket.close-timeout"),
+        RequestTimeout = c.GetTimeSpan("broker.websocket.request-timeout"),
+    };
+
+    public static KafkaSettings Kafka(Config c, string bootstrapServers) => new()
+    {
+        BootstrapServers = bootstrapServers,
+        TopicPrefix = c.GetString("broker.kafka.topic-prefix", ""),
+        Partitions = c.GetInt("broker.kafka.partitions"),
+        ReplicationFactor = (short)c.GetInt("broker.kafka.replication-factor"),
+        ProduceLinger = c.GetTimeSpan("broker.kafka.produce-linger"),
+        ProduceTimeout = c.GetTimeSpan("broker.kafka.produce-timeout"),
+        FeedLinger = c.GetTimeSpan("broker.kafka.feed-linger"),
+        QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
+        MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
+    };
+
+    /// <summary>Whether this node runs the embedded Kafka-protocol log.</summary>
+    public static bool EmbeddedKafka(Config c) => c.GetString("broker.kafka.embedded.enabled", "auto").ToLowerInvariant() switch
+    {
+        "on" or "true" or "yes" => true,
+        "off" or "false" or "no" => false,
+        _ => string.IsNullOrWhiteSpace(c.GetString("broker.kafka.bootstrap-servers", "")),
+    };
+
+    private static int Bytes(Config c, string key)
+    {
+        var v = c.GetByteSize(key) ?? throw new ConfigurationException($"{key} is required");
+        return checked((int)v);
+    }
+}
