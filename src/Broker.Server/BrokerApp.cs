@@ -20,6 +20,8 @@ public static class BrokerApp
 {
     public static WebApplication Build(Config config, string[]? args = null)
     {
+        // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
+        NativeLibrdkafka.EnsureLoaded();
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.Logging.AddSimpleConsole(o =>
         {

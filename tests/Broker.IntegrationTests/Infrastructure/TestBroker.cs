@@ -1,0 +1,59 @@
+using Broker.Server;
+using Broker.Server.Configuration;
+using Microsoft.AspNetCore.Builder;
+
+namespace Broker.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real broker node for a test: Kestrel on a free loopback port, the embedded Kafka-protocol
+/// log on another free port, a cluster of one. Overrides are HOCON keys.
+/// </summary>
+public sealed class TestBroker : IAsyncDisposable
+{
+    private TestBroker(WebApplication app)
+    {
+        App = app;
+        HttpAddress = app.HttpAddress();
+        WsUri = new Uri(HttpAddress.Replace("http://", "ws://") + "/ws");
+    }
+
+    public WebApplication App { get; }
+    public string HttpAddress { get; }
+    public Uri WsUri { get; }
+
+    public string KafkaBootstrap => App.Services.GetRequiredService<Broker.Core.Settings.KafkaSettings>().BootstrapServers;
+
+    public static async Task<TestBroker> StartAsync(IReadOnlyDictionary<string, string>? overrides = null)
+    {
+        var values = new Dictionary<string, string>
+        {
+            ["broker.http.port"] = "0",
+            ["broker.kafka.embedded.port"] = "0",
+            ["broker.cluster.port"] = "0",
+            ["broker.shutdown-deadline"] = "5s",
+            ["akka.loglevel"] = "WARNING",
+        };
+        if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
+        var app = BrokerApp.Build(BrokerConfig.Load(values, _ => null), ["--Logging:LogLevel:Default=Warning"]);
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return new TestBroker(app);
+    }
+
+    public Task<WsClient> ConnectAsync(string query = "") => WsClient.ConnectAsync(new Uri(WsUri + query));
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await App.DisposeAsync();
+    }
+}
+
+/// <summary>One broker shared by the tests of a class (tests use distinct topic names).</summary>
+public sealed class BrokerFixture : IAsyncLifetime
+{
+    public TestBroker Broker { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync();
+
+    public async Task DisposeAsync() => await Broker.DisposeAsync();
+}

@@ -1,0 +1,171 @@
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+
+namespace Broker.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real <see cref="ClientWebSocket"/> with a background reader that queues every frame, so
+/// tests wait for the frame they expect with a timeout instead of sleeping.
+/// </summary>
+public sealed class WsClient : IAsyncDisposable
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
+
+    private readonly ClientWebSocket _socket;
+    private readonly Channel<JsonObject> _frames = Channel.CreateUnbounded<JsonObject>();
+    private readonly TaskCompletionSource<(WebSocketCloseStatus? Status, string? Reason)> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _send = new(1, 1);
+    private Task _reader = Task.CompletedTask;
+
+    private WsClient(ClientWebSocket socket) => _socket = socket;
+
+    public ClientWebSocket Socket => _socket;
+
+    /// <summary>Completes with the close status the server sent (or null when the connection just dropped).</summary>
+    public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
+
+    public static async Task<WsClient> ConnectAsync(Uri uri, bool startReading = true)
+    {
+        var socket = new ClientWebSocket();
+        await socket.ConnectAsync(uri, new CancellationTokenSource(DefaultTimeout).Token);
+        var client = new WsClient(socket);
+        if (startReading) client.StartReading();
+        return client;
+    }
+
+    /// <summary>Starts the background reader (a test of slow consumers connects without it).</summary>
+    public void StartReading() => _reader = Task.Run(ReadLoop);
+
+    private async Task ReadLoop()
+    {
+        var buffer = new byte[1 << 20];
+        try
+        {
+            while (true)
+            {
+                var count = 0;
+                WebSocketReceiveResult r;
+                do
+                {
+                    r = await _socket.ReceiveAsync(new ArraySegment<byte>(buffer, count, buffer.Length - count), CancellationToken.None);
+                    count += r.Count;
+                } while (!r.EndOfMessage && r.MessageType != WebSocketMessageType.Close);
+                if (r.MessageType == WebSocketMessageType.Close)
+                {
+                    _closed.TrySetResult((r.CloseStatus, r.CloseStatusDescription));
+                    return;
+                }
+                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!.AsObject();
+                await _frames.Writer.WriteAsync(node);
+            }
+        }
+        catch (Exception)
+        {
+            _closed.TrySetResult((_socket.CloseStatus, _socket.CloseStatusDescription));
+        }
+        finally
+        {
+            _frames.Writer.TryComplete();
+        }
+    }
+
+    public async Task SendTextAsync(string text)
+    {
+        await _send.WaitAsync();
+        try { await _socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None); }
+        finally { _send.Release(); }
+    }
+
+    public Task SendAsync(object request) => SendTextAsync(JsonSerializer.Serialize(request));
+
+    public async Task SendBinaryAsync(byte[] bytes)
+    {
+        await _send.WaitAsync();
+        try { await _socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None); }
+        finally { _send.Release(); }
+    }
+
+    /// <summary>The next frame from the server.</summary>
+    public async Task<JsonObject> ReceiveAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? DefaultTimeout);
+        try
+        {
+            return await _frames.Reader.ReadAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException("no frame from the server within the timeout");
+        }
+        catch (ChannelClosedException)
+        {
+            var (status, reason) = await Closed;
+            throw new InvalidOperationException($"connection closed ({status} {reason}) while waiting for a frame");
+        }
+    }
+
+    /// <summary>The next frame of the given type, skipping none: fails if another type comes first.</summary>
+    public async Task<JsonObject> ExpectAsync(string type, TimeSpan? timeout = null)
+    {
+        var frame = await ReceiveAsync(timeout);
+        if ((string?)frame["type"] != type) throw new InvalidOperationException($"expected {type}, got {frame.ToJsonString()}");
+        return frame;
+    }
+
+    /// <summary>The next frame answering request <paramref name="id"/> (messages before it are returned in <paramref name="skipped"/>).</summary>
+    public async Task<JsonObject> ReplyToAsync(string id, List<JsonObject>? skipped = null, TimeSpan? timeout = null)
+    {
+        while (true)
+        {
+            var f = await ReceiveAsync(timeout);
+            if ((string?)f["id"] == id) return f;
+            skipped?.Add(f);
+        }
+    }
+
+    public async Task<JsonObject> RequestAsync(object request, string id)
+    {
+        await SendAsync(request);
+        return await ReplyToAsync(id);
+    }
+
+    public async Task<JsonObject> SubscribeAsync(string topic, string id = "sub", object? extra = null)
+    {
+        var req = new JsonObject { ["type"] = "subscribe", ["id"] = id, ["topic"] = topic };
+        if (extra is not null)
+            foreach (var (k, v) in JsonSerializer.SerializeToNode(extra)!.AsObject()) req[k] = v?.DeepClone();
+        var reply = await RequestAsync(req, id);
+        if ((string?)reply["type"] != "subscribed") throw new InvalidOperationException("subscribe failed: " + reply.ToJsonString());
+        return reply;
+    }
+
+    public async Task<string> PublishAsync(string topic, object? data, string id, string? key = null)
+    {
+        var req = new JsonObject { ["type"] = "publish", ["id"] = id, ["topic"] = topic, ["data"] = JsonSerializer.SerializeToNode(data) };
+        if (key is not null) req["key"] = key;
+        var reply = await RequestAsync(req, id);
+        if ((string?)reply["type"] != "ack") throw new InvalidOperationException("publish failed: " + reply.ToJsonString());
+        return (string)reply["pos"]!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_socket.State == WebSocketState.Open)
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", cts.Token);
+            }
+            await _reader.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception)
+        {
+            // best effort
+        }
+        _socket.Dispose();
+    }
+}
