@@ -22,7 +22,18 @@ using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
 
-using (var cluster = MockKafkaCluster.Start(host, port))
+MockKafkaCluster cluster;
+try
+{
+    cluster = MockKafkaCluster.Start(host, port);
+}
+catch (System.Net.Sockets.SocketException e)
+{
+    Console.Error.WriteLine($"Cannot listen on {host}:{port}: {e.Message}");
+    return 1;
+}
+
+using (cluster)
 {
     Console.WriteLine($"Kafka-protocol log listening on {cluster.BootstrapServers} (bootstrap.servers)");
     Console.WriteLine("WARNING: DEV ONLY - messages are kept in memory only and are LOST when this process stops.");
