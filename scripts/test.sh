@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian 12 machine with the .NET 10 SDK,
+# builds the solution and runs every test (unit, actor, integration). Exit code 0 only if all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages the tests use: kcat (a real Kafka producer that injects records).
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v dotnet >/dev/null 2>&1 || { echo "The .NET 10 SDK is required (dotnet on PATH)." >&2; exit 1; }
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build Broker.sln -c Release -nologo -clp:ErrorsOnly
+
+results=$(mktemp -d)
+status=0
+for project in tests/Broker.Tests tests/Broker.IntegrationTests; do
+  # --blame-hang-timeout turns a hung test into a failure instead of a stuck run.
+  dotnet test "$project" -c Release --no-build --nologo \
+    --blame-hang-timeout 5m --logger "console;verbosity=normal" 2>&1 | tee "$results/$(basename "$project").log" || status=1
+done
+
+passed=$(grep -hoE 'Passed: +[0-9]+' "$results"/*.log | awk '{s+=$2} END {print s+0}')
+failed=$(grep -hoE 'Failed: +[0-9]+' "$results"/*.log | awk '{s+=$2} END {print s+0}')
+echo
+echo "$passed passed, $failed failed"
+exit $status
