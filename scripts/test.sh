@@ -27,8 +27,10 @@ for project in tests/Broker.Tests tests/Broker.IntegrationTests; do
     --blame-hang-timeout 5m --logger "console;verbosity=normal" 2>&1 | tee "$results/$(basename "$project").log" || status=1
 done
 
-passed=$(grep -hoE 'Passed: +[0-9]+' "$results"/*.log | awk '{s+=$2} END {print s+0}')
-failed=$(grep -hoE 'Failed: +[0-9]+' "$results"/*.log | awk '{s+=$2} END {print s+0}')
+# Totals from the runners' summaries ("Passed: N", "Failed: N"), as one closing line.
+total() { { grep -hoE "^ +$1: +[0-9]+" "$results"/*.log || true; } | awk '{s+=$2} END {print s+0}'; }
+passed=$(total Passed)
+failed=$(total Failed)
 echo
 echo "$passed passed, $failed failed"
 exit $status
