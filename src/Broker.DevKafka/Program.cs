@@ -1,19 +1,22 @@
 // Dev-only Kafka-protocol log: librdkafka's in-memory mock cluster on a fixed port.
-// Usage: dotnet run --project src/Broker.DevKafka [--host 127.0.0.1] [--port 9092]
-//        (the port may also come from BROKER_DEVKAFKA_PORT; 0 picks a free port)
+// Usage: dotnet run --project src/Broker.DevKafka [--host 127.0.0.1] [--port 9092] [--admin-port 9093]
+//        (the port may also come from BROKER_DEVKAFKA_PORT; 0 picks a free port; the admin port,
+//        default port + 1000 or free when port is 0, creates topics for brokers: topic-creation = devkafka)
 using System.Runtime.InteropServices;
 using Broker.DevKafka;
 
 var host = "127.0.0.1";
 var port = int.TryParse(Environment.GetEnvironmentVariable("BROKER_DEVKAFKA_PORT"), out var envPort) ? envPort : 9092;
+int? adminPort = null;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
         case "--host" when i + 1 < args.Length: host = args[++i]; break;
         case "--port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var p): port = p; i++; break;
+        case "--admin-port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var a): adminPort = a; i++; break;
         default:
-            Console.Error.WriteLine($"Unknown or incomplete argument '{args[i]}'. Usage: [--host 127.0.0.1] [--port 9092]");
+            Console.Error.WriteLine($"Unknown or incomplete argument '{args[i]}'. Usage: [--host 127.0.0.1] [--port 9092] [--admin-port 10092]");
             return 2;
     }
 }
@@ -34,8 +37,10 @@ catch (System.Net.Sockets.SocketException e)
 }
 
 using (cluster)
+using (var admin = new AdminEndpoint(cluster, host, adminPort ?? (port == 0 ? 0 : port + 1000)))
 {
     Console.WriteLine($"Kafka-protocol log listening on {cluster.BootstrapServers} (bootstrap.servers)");
+    Console.WriteLine($"Topic creation endpoint on {admin.Address} (broker.kafka.devkafka-admin)");
     Console.WriteLine("WARNING: DEV ONLY - messages are kept in memory only and are LOST when this process stops.");
     stop.Token.WaitHandle.WaitOne();
     Console.WriteLine("Stopping the Kafka-protocol log.");

@@ -46,9 +46,14 @@ public static class BrokerApp
         var connection = BrokerConfig.Connection(config);
         builder.Services.AddSingleton(kafka);
         builder.Services.AddSingleton(connection);
-        builder.Services.AddSingleton<ITopicProvisioner>(sp => TopicCreation(config, embedded) == "embedded"
-            ? new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log"), kafka.Partitions)
-            : new AdminClientTopicProvisioner(kafka));
+        builder.Services.AddSingleton<ITopicProvisioner>(_ => TopicCreation(config, embedded) switch
+        {
+            "embedded" => new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log"), kafka.Partitions),
+            "devkafka" => new DevKafkaProvisioner(config.GetString("broker.kafka.devkafka-admin"), kafka.Partitions),
+            "none" => new NoTopicCreation(),
+            "admin" => new AdminClientTopicProvisioner(kafka),
+            var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
+        });
         builder.Services.AddSingleton<KafkaLog>();
         builder.Services.AddSingleton<FeedHub>();
         builder.Services.AddSingleton(new CatchUpReader(kafka));
@@ -66,6 +71,10 @@ public static class BrokerApp
                 system.Materializer(),
                 sp.GetRequiredService<ConnectionRegistry>());
         });
+
+        var deadline = config.GetTimeSpan("broker.shutdown-deadline");
+        // Leave room after the connections' deadline for the shard hand-off and cluster leave.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = deadline + TimeSpan.FromSeconds(30));
 
         var app = builder.Build();
         app.UseWebSockets();
@@ -88,7 +97,7 @@ public static class BrokerApp
                 log.LogInformation("Kafka bootstrap servers: {Bootstrap}", kafka.BootstrapServers);
             }
         });
-        var deadline = config.GetTimeSpan("broker.shutdown-deadline");
+
         lifetime.ApplicationStopping.Register(() =>
         {
             // SIGTERM: stop accepting, close live connections with 1001 so clients reconnect elsewhere.
@@ -119,6 +128,13 @@ public static class BrokerApp
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             return;
         }
+        var client = context.Request.Query["client"].ToString();
+        if (client.Length > 0 && !TopicName.IsValidIdentity(client))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync("client must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
+            return;
+        }
         var settings = node.Settings;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
@@ -126,7 +142,7 @@ public static class BrokerApp
             KeepAliveTimeout = settings.IdleTimeout,
         });
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        await new Connection(socket, node, logger).RunAsync();
+        await new Connection(socket, node, logger, client.Length > 0 ? client : null).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>

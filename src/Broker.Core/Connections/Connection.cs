@@ -33,13 +33,17 @@ public sealed class Connection
     private readonly string _clientId;
     private readonly Dictionary<string, Subscription?> _subscriptions = new(StringComparer.Ordinal);
 
-    public Connection(WebSocket socket, NodeServices node, ILogger logger)
+    /// <param name="clientId">
+    /// The client's identity for de-duplicating retried publishes across reconnects
+    /// (<c>?client=</c>); null gives the connection an identity of its own.
+    /// </param>
+    public Connection(WebSocket socket, NodeServices node, ILogger logger, string? clientId = null)
     {
         _socket = socket;
         _node = node;
         _logger = logger;
         _outbound = new Outbound(node.Settings.OutboundBufferFrames);
-        _clientId = Guid.NewGuid().ToString("N");
+        _clientId = clientId ?? Guid.NewGuid().ToString("N");
     }
 
     public async Task RunAsync()

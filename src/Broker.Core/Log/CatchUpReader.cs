@@ -27,7 +27,11 @@ public sealed class CatchUpReader : IDisposable
     /// to <paramref name="write"/> in order, as <c>message</c> frames. <paramref name="write"/> may wait
     /// (backpressure from the subscriber's connection).
     /// </summary>
-    public async Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct)
+    public Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct) =>
+        ReadRecordsAsync(kafkaTopic, from, to, record => write(RecordFrames.Build(topic, record)), ct);
+
+    /// <summary>Hands every record of partition 0 with offset in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="handle"/>, in order.</summary>
+    public async Task ReadRecordsAsync(string kafkaTopic, long from, long to, Func<ConsumeResult<byte[]?, byte[]?>, ValueTask> handle, CancellationToken ct)
     {
         if (from >= to) return;
         await _slots.WaitAsync(ct).ConfigureAwait(false);
@@ -49,7 +53,7 @@ public sealed class CatchUpReader : IDisposable
                     continue;
                 }
                 if (record.Offset.Value >= to) return;
-                await write(RecordFrames.Build(topic, record)).ConfigureAwait(false);
+                await handle(record).ConfigureAwait(false);
                 if (record.Offset.Value + 1 >= to) return;
             }
         }

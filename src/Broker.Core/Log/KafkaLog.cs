@@ -41,6 +41,9 @@ public sealed class KafkaLog : IDisposable
 {
     /// <summary>Header set on records written by the broker itself: the value is validated JSON.</summary>
     public const string ContentTypeHeader = "broker-ct";
+    /// <summary>Headers that identify a client publish (client identity and request id), for de-duplicating retries.</summary>
+    public const string ClientHeader = "broker-client";
+    public const string RequestIdHeader = "broker-id";
     public static readonly byte[] JsonContentType = "json"u8.ToArray();
 
     private readonly KafkaSettings _settings;
@@ -92,13 +95,19 @@ public sealed class KafkaLog : IDisposable
     }
 
     /// <summary>Writes one record; completes when Kafka acknowledged it (acks=all) or fails after the produce timeout.</summary>
-    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue)
+    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue, string? clientId = null, string? requestId = null)
     {
+        var headers = new Headers { { ContentTypeHeader, JsonContentType } };
+        if (clientId is not null && requestId is not null)
+        {
+            headers.Add(ClientHeader, Encoding.UTF8.GetBytes(clientId));
+            headers.Add(RequestIdHeader, Encoding.UTF8.GetBytes(requestId));
+        }
         var message = new Message<byte[]?, byte[]?>
         {
             Key = key is null ? null : Encoding.UTF8.GetBytes(key),
             Value = jsonValue,
-            Headers = new Headers { { ContentTypeHeader, JsonContentType } },
+            Headers = headers,
         };
         return _producer.ProduceAsync(kafkaTopic, message);
     }

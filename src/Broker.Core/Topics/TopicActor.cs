@@ -1,3 +1,4 @@
+using System.Text;
 using Akka.Actor;
 using Akka.Event;
 using Broker.Core.Log;
@@ -6,47 +7,93 @@ using Confluent.Kafka;
 
 namespace Broker.Core.Topics;
 
+/// <summary>Settings of topic actors (HOCON <c>broker.topics</c>).</summary>
+public sealed record TopicSettings
+{
+    /// <summary>Recent publishes remembered per topic to answer retries (same client and id) with the original ack.</summary>
+    public int DedupWindow { get; init; } = 10_000;
+}
+
+/// <summary>What a topic actor uses of its node.</summary>
+public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings);
+
 /// <summary>
 /// The sharded actor of one topic: the single writer of client publishes to the topic's Kafka
-/// topic. It makes sure the Kafka topic exists, produces with the node's idempotent producer
-/// (acks=all) and answers <see cref="TopicCommands.PublishAck"/> only once Kafka confirmed the
-/// record. Publishes are pipelined: order is kept by the idempotent producer.
+/// topic. On start it makes sure the Kafka topic exists and rebuilds its window of recent
+/// publishes from the log's tail (client and request id travel in record headers), so a retried
+/// publish is written once even after the actor moved to another node. It produces with the
+/// node's idempotent producer (acks=all) and answers <see cref="TopicCommands.PublishAck"/> only
+/// once Kafka confirmed the record. Publishes are pipelined: the idempotent producer keeps order.
 /// </summary>
 public sealed class TopicActor : ReceiveActor, IWithStash
 {
     private readonly string _topic;
     private readonly string _kafkaTopic;
-    private readonly KafkaLog _log;
+    private readonly TopicDependencies _deps;
+    private readonly DedupWindow _window;
+    private readonly Dictionary<(string, string), List<IActorRef>> _inFlight = new();
     private readonly ILoggingAdapter _logger = Context.GetLogger();
 
     public IStash Stash { get; set; } = null!;
 
-    public TopicActor(string topic, KafkaLog log)
+    public TopicActor(string topic, TopicDependencies deps)
     {
         _topic = topic;
-        _kafkaTopic = log.Settings.KafkaTopicFor(topic);
-        _log = log;
+        _deps = deps;
+        _kafkaTopic = deps.Log.Settings.KafkaTopicFor(topic);
+        _window = new DedupWindow(deps.Settings.DedupWindow);
         Initializing();
     }
 
-    public static Props Props(string topic, KafkaLog log) => Akka.Actor.Props.Create(() => new TopicActor(topic, log));
+    public static Props Props(string topic, TopicDependencies deps) => Akka.Actor.Props.Create(() => new TopicActor(topic, deps));
 
-    protected override void PreStart() => EnsureTopic();
+    protected override void PreStart() => Start();
 
-    private void EnsureTopic() =>
-        _log.EnsureTopicAsync(_kafkaTopic).PipeTo(Self, success: () => TopicReady.Instance, failure: e => new TopicFailed(e));
+    private void Start() => Recover().PipeTo(Self, success: found => new TopicReady(found), failure: e => new TopicFailed(e));
+
+    /// <summary>Ensures the Kafka topic and reads the tail of the log back into the de-duplication window.</summary>
+    private async Task<List<(string Client, string Id, string Pos)>> Recover()
+    {
+        await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
+        if (_deps.Settings.DedupWindow <= 0) return [];
+        var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, 0).ConfigureAwait(false);
+        long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);
+        var from = Math.Max(low, high - _deps.Settings.DedupWindow);
+        var found = new List<(string Client, string Id, string Pos)>();
+        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, high, record =>
+        {
+            if (PublishIdentity(record.Message.Headers) is var (client, id))
+                found.Add((client, id, Position.Single(record.Offset.Value + 1).Encode()));
+            return ValueTask.CompletedTask;
+        }, cts.Token).ConfigureAwait(false);
+        return found;
+    }
+
+    private static (string, string)? PublishIdentity(Headers? headers)
+    {
+        if (headers is null) return null;
+        string? client = null, id = null;
+        for (var i = 0; i < headers.Count; i++)
+        {
+            var h = headers[i];
+            if (h.Key == KafkaLog.ClientHeader) client = Encoding.UTF8.GetString(h.GetValueBytes());
+            else if (h.Key == KafkaLog.RequestIdHeader) id = Encoding.UTF8.GetString(h.GetValueBytes());
+        }
+        return client is not null && id is not null ? (client, id) : null;
+    }
 
     private void Initializing()
     {
-        Receive<TopicReady>(_ =>
+        Receive<TopicReady>(ready =>
         {
+            foreach (var (client, id, pos) in ready.Recovered) _window.Add(client, id, pos);
             Become(Ready);
             Stash.UnstashAll();
         });
         Receive<TopicFailed>(f =>
         {
-            _logger.Warning("Cannot create Kafka topic {0}: {1}", _kafkaTopic, f.Cause.Message);
-            // Answer what waits, then try again on the next publish.
+            _logger.Warning("Topic {0}: the log is unavailable ({1}); publishes are refused until it returns", _topic, f.Cause.GetBaseException().Message);
             Stash.UnstashAll();
             Become(Failed);
         });
@@ -55,11 +102,12 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 
     private void Failed()
     {
-        Receive<TopicCommands.Publish>(p =>
+        Receive<TopicCommands.Publish>(_ =>
         {
             Sender.Tell(new TopicCommands.PublishRejected(_topic, ErrorCodes.Unavailable, "the log is unavailable; retry"));
+            // Try again; publishes that arrive meanwhile wait for the outcome.
             Become(Initializing);
-            EnsureTopic();
+            Start();
         });
     }
 
@@ -67,34 +115,52 @@ public sealed class TopicActor : ReceiveActor, IWithStash
     {
         Receive<TopicCommands.Publish>(p =>
         {
-            var replyTo = Sender;
-            _log.ProduceAsync(_kafkaTopic, p.Key, p.Data).ContinueWith(
-                static (t, state) =>
+            if (p is { ClientId: { } client, RequestId: { } id })
+            {
+                if (_window.TryGet(client, id, out var pos))
                 {
-                    var (topic, to) = ((string, IActorRef))state!;
-                    to.Tell(t.IsCompletedSuccessfully
-                        ? new TopicCommands.PublishAck(topic, Position.Single(t.Result.Offset.Value + 1).Encode())
-                        : Rejection(topic, t.Exception?.InnerException));
-                },
-                (_topic, replyTo),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+                    Sender.Tell(new TopicCommands.PublishAck(_topic, pos, Duplicate: true));
+                    return;
+                }
+                if (_inFlight.TryGetValue((client, id), out var waiting))
+                {
+                    waiting.Add(Sender); // a retry of a publish still being written: answer both with one record
+                    return;
+                }
+                _inFlight[(client, id)] = [Sender];
+            }
+            var replyTo = Sender;
+            _deps.Log.ProduceAsync(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId)
+                .PipeTo(Self, success: r => new Produced(p, replyTo, r.Offset.Value, null), failure: e => new Produced(p, replyTo, -1, e));
+        });
+        Receive<Produced>(done =>
+        {
+            object reply = done.Error is null
+                ? new TopicCommands.PublishAck(_topic, Position.Single(done.Offset + 1).Encode())
+                : Rejection(_topic, done.Error);
+            if (done.Request is { ClientId: { } client, RequestId: { } id })
+            {
+                if (reply is TopicCommands.PublishAck ack) _window.Add(client, id, ack.Pos);
+                if (_inFlight.Remove((client, id), out var waiting))
+                {
+                    foreach (var w in waiting) w.Tell(reply);
+                    return;
+                }
+            }
+            done.ReplyTo.Tell(reply);
         });
     }
 
-    private static TopicCommands.PublishRejected Rejection(string topic, Exception? e) => e switch
+    private static TopicCommands.PublishRejected Rejection(string topic, Exception e) => e.GetBaseException() switch
     {
         ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.MsgSizeTooLarge } =>
             new(topic, ErrorCodes.TooLarge, "the message is larger than the log accepts"),
         _ => new(topic, ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry"),
     };
 
-    private sealed class TopicReady
-    {
-        public static readonly TopicReady Instance = new();
-        private TopicReady() { }
-    }
+    private sealed record Produced(TopicCommands.Publish Request, IActorRef ReplyTo, long Offset, Exception? Error);
+
+    private sealed record TopicReady(List<(string Client, string Id, string Pos)> Recovered);
 
     private sealed record TopicFailed(Exception Cause);
 }

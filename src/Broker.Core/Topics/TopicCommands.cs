@@ -1,5 +1,8 @@
 namespace Broker.Core.Topics;
 
+/// <summary>Marks every broker message that may cross nodes (bound to <c>BrokerSerializer</c>).</summary>
+public interface IBrokerMessage;
+
 /// <summary>Marks messages routed to a topic's sharded actor (entity id = topic name).</summary>
 public interface IWithTopic
 {
@@ -13,11 +16,14 @@ public static class TopicCommands
     /// A client publish. <paramref name="Data"/> is validated UTF-8 JSON. <paramref name="ClientId"/>
     /// and <paramref name="RequestId"/> identify the request for de-duplication of retries.
     /// </summary>
-    public sealed record Publish(string Topic, byte[] Data, string? Key, string? ClientId, string? RequestId) : IWithTopic;
+    public sealed record Publish(string Topic, byte[] Data, string? Key, string? ClientId, string? RequestId) : IWithTopic, IBrokerMessage;
 
-    /// <summary>Reply to <see cref="Publish"/>: the record is in the log at <paramref name="Pos"/>.</summary>
-    public sealed record PublishAck(string Topic, string Pos);
+    /// <summary>
+    /// Reply to <see cref="Publish"/>: the record is in the log at <paramref name="Pos"/>.
+    /// <paramref name="Duplicate"/> is true when this was a retry of a publish already written.
+    /// </summary>
+    public sealed record PublishAck(string Topic, string Pos, bool Duplicate = false) : IBrokerMessage;
 
     /// <summary>Reply to <see cref="Publish"/>: nothing was acknowledged; <paramref name="Code"/> is a protocol error code.</summary>
-    public sealed record PublishRejected(string Topic, string Code, string Message);
+    public sealed record PublishRejected(string Topic, string Code, string Message) : IBrokerMessage;
 }

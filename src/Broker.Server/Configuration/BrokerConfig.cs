@@ -21,6 +21,9 @@ public static class BrokerConfig
         ["BROKER_KAFKA_TOPIC_PREFIX"] = "broker.kafka.topic-prefix",
         ["BROKER_CLUSTER_HOST"] = "broker.cluster.hostname",
         ["BROKER_CLUSTER_PORT"] = "broker.cluster.port",
+        ["BROKER_SBR_STRATEGY"] = "broker.cluster.split-brain-resolver.active-strategy",
+        ["BROKER_TOPIC_CREATION"] = "broker.kafka.topic-creation",
+        ["BROKER_DEVKAFKA_ADMIN"] = "broker.kafka.devkafka-admin",
         ["BROKER_MAX_FRAME_BYTES"] = "broker.websocket.max-frame-bytes",
         ["BROKER_OUTBOUND_BUFFER"] = "broker.websocket.outbound-buffer-frames",
     };
@@ -39,6 +42,12 @@ public static class BrokerConfig
         }
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
         if (values.Count > 0) config = ConfigurationFactory.ParseString(ToHocon(values)).WithFallback(config);
+        // BROKER_SEEDS is a list: "akka.tcp://broker@a:4053,akka.tcp://broker@b:4053".
+        if (environment("BROKER_SEEDS") is { Length: > 0 } seeds && overrides?.ContainsKey("broker.cluster.seed-nodes") != true)
+        {
+            var list = string.Join(", ", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Quote));
+            config = ConfigurationFactory.ParseString($"broker.cluster.seed-nodes = [{list}]").WithFallback(config);
+        }
         return config;
     }
 
@@ -73,6 +82,20 @@ public static class BrokerConfig
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
         MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
     };
+
+    public static Broker.Core.Topics.TopicSettings Topics(Config c) => new()
+    {
+        DedupWindow = c.GetInt("broker.topics.dedup-window"),
+    };
+
+    /// <summary>Seed nodes: a list in HOCON, or a comma-separated string (an override or BROKER_SEEDS).</summary>
+    public static string[] SeedNodes(Config c)
+    {
+        var value = c.GetValue("broker.cluster.seed-nodes");
+        if (value is null || value.IsEmpty) return [];
+        if (value.IsString()) return value.GetString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return [.. c.GetStringList("broker.cluster.seed-nodes")];
+    }
 
     /// <summary>Whether this node runs the embedded Kafka-protocol log.</summary>
     public static bool EmbeddedKafka(Config c) => c.GetString("broker.kafka.embedded.enabled", "auto").ToLowerInvariant() switch

@@ -1,4 +1,3 @@
-using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
@@ -6,7 +5,9 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Broker.Core.Log;
+using Broker.Core.Serialization;
 using Broker.Core.Topics;
+using Broker.Server.Configuration;
 
 namespace Broker.Server.Hosting;
 
@@ -18,13 +19,15 @@ public static class AkkaSetup
     public const string SystemName = "broker";
     public const string TopicTypeName = "topic";
 
-    /// <summary>The actor system: remoting, a cluster (of one by default) and the topic shard region.</summary>
+    /// <summary>The actor system: remoting, the cluster (of one unless seed nodes are given), serialization, the topic shard region.</summary>
     public static IServiceCollection AddBrokerAkka(this IServiceCollection services, Config config)
     {
         services.AddAkka(SystemName, (builder, sp) =>
         {
+            var seeds = BrokerConfig.SeedNodes(config);
             builder
                 .AddHocon(config, HoconAddMode.Prepend)
+                .AddHocon(SplitBrainResolver(config), HoconAddMode.Prepend)
                 .ConfigureLoggers(l =>
                 {
                     l.ClearLoggers();
@@ -35,22 +38,37 @@ public static class AkkaSetup
                     HostName = config.GetString("broker.cluster.hostname"),
                     Port = config.GetInt("broker.cluster.port"),
                 })
-                .WithClustering(new ClusterOptions())
-                .AddTopicRegion(config, sp.GetRequiredService<KafkaLog>())
-                .AddStartup((system, _) =>
+                .WithClustering(new ClusterOptions { SeedNodes = seeds })
+                .AddBrokerSerialization()
+                .AddTopicRegion(config, new TopicDependencies(
+                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)));
+            if (seeds.Length == 0)
+            {
+                // A cluster of one: join ourselves.
+                builder.AddStartup((system, _) =>
                 {
-                    // A cluster of one: join ourselves. (Seed nodes come with the cluster work.)
                     var cluster = Cluster.Get(system);
                     cluster.Join(cluster.SelfAddress);
                 });
+            }
         });
         return services;
     }
 
-    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, KafkaLog log) =>
+    private static Config SplitBrainResolver(Config config) => ConfigurationFactory.ParseString($"""
+        akka.cluster.split-brain-resolver {"{"}
+          active-strategy = {config.GetString("broker.cluster.split-brain-resolver.active-strategy")}
+          stable-after = {config.GetTimeSpan("broker.cluster.split-brain-resolver.stable-after").TotalMilliseconds}ms
+        {"}"}
+        """);
+
+    public static AkkaConfigurationBuilder AddBrokerSerialization(this AkkaConfigurationBuilder builder) =>
+        builder.WithCustomSerializer("broker", [typeof(IBrokerMessage)], system => new BrokerSerializer(system));
+
+    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, TopicDependencies deps) =>
         builder.WithShardRegion<TopicRegion>(
             TopicTypeName,
-            topic => TopicActor.Props(topic, log),
+            topic => TopicActor.Props(topic, deps),
             new TopicMessageExtractor(config.GetInt("broker.cluster.topic-shards")),
             new ShardOptions
             {

@@ -12,3 +12,15 @@ public sealed class EmbeddedKafkaProvisioner(MockKafkaCluster cluster, int parti
         return Task.CompletedTask;
     }
 }
+
+/// <summary>Creates topics through a standalone Broker.DevKafka's topic endpoint (multi-process development and tests).</summary>
+public sealed class DevKafkaProvisioner(string address, int partitions) : ITopicProvisioner
+{
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) => AdminEndpoint.CreateTopicAsync(address, kafkaTopic, partitions, ct);
+}
+
+/// <summary>Topics must exist already (created by whoever owns them).</summary>
+public sealed class NoTopicCreation : ITopicProvisioner
+{
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) => Task.CompletedTask;
+}
