@@ -244,7 +244,7 @@ public sealed class Connection
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
-            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start);
+            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);
             return NoReply;
         }
         catch when (!duplicate)
