@@ -50,6 +50,9 @@ public sealed class Connection
             var outboundDone = RunOutbound();
             var inboundDone = RunInbound();
             _ = inboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.Normal, ""), TaskScheduler.Default);
+            // The outbound stream ends on its own only when a send fails (peer gone): close, so that
+            // replies waiting for room in the buffer nobody drains any more are released.
+            _ = outboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.InternalError, "send failed"), TaskScheduler.Default);
 
             var close = await _outbound.Closed.ConfigureAwait(false);
             // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
