@@ -49,7 +49,15 @@ public readonly struct Position : IEquatable<Position>
         position = default;
         if (text.Length is 0 or > 16_000) return false;
         Span<byte> raw = stackalloc byte[Base64Url.GetMaxDecodedLength(text.Length)];
-        if (!Base64Url.TryDecodeFromChars(text, raw, out var len)) return false;
+        int len;
+        try
+        {
+            if (!Base64Url.TryDecodeFromChars(text, raw, out len)) return false;
+        }
+        catch (FormatException)
+        {
+            return false; // TryDecodeFromChars throws, rather than returning false, on characters outside base64url
+        }
         raw = raw[..len];
         if (raw.Length < 2 || raw[0] != Version) return false;
         var at = 1;

@@ -54,6 +54,9 @@ public sealed class Connection
             var outboundDone = RunOutbound();
             var inboundDone = RunInbound();
             _ = inboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.Normal, ""), TaskScheduler.Default);
+            // The outbound stream ends on its own only when a send fails (peer gone): close, so that
+            // replies waiting for room in the buffer nobody drains any more are released.
+            _ = outboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.InternalError, "send failed"), TaskScheduler.Default);
 
             var close = await _outbound.Closed.ConfigureAwait(false);
             // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
@@ -248,7 +251,7 @@ public sealed class Connection
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
-            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start);
+            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);
             return NoReply;
         }
         catch when (!duplicate)

@@ -15,13 +15,22 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
 
     public bool TryDeliver(byte[] frame) => outbound.TryEnqueueLive(frame);
 
-    public void Start(long startOffset) => _run = RunAsync(startOffset);
+    /// <summary>Starts at <paramref name="startOffset"/>; <paramref name="head"/> is the log end at subscribe time.</summary>
+    public void Start(long startOffset, long head) => _run = RunAsync(startOffset, head);
 
-    private async Task RunAsync(long start)
+    private async Task RunAsync(long start, long head)
     {
         var ct = _cts.Token;
         try
         {
+            // History already in the log is read by the catch-up reader, which waits for the client.
+            // Joining below the head would make a new feed deliver that history live, as one burst
+            // that closes the connection as a slow consumer once it exceeds the outbound buffer.
+            if (start < head)
+            {
+                await replay.ReadAsync(kafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct).ConfigureAwait(false);
+                start = head;
+            }
             while (!ct.IsCancellationRequested)
             {
                 var join = await feeds.JoinAsync(kafkaTopic, Topic, start, this).ConfigureAwait(false);
