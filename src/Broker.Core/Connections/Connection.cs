@@ -248,7 +248,7 @@ public sealed class Connection
 
             var (start, recovered) = StartOffset(s, low, high);
             if (start < 0) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
-            var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay);
+            var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
             if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);

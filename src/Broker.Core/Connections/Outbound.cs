@@ -47,6 +47,28 @@ public sealed class Outbound
         }
     }
 
+    /// <summary>
+    /// Enqueues a history frame (replay), waiting for room at most <paramref name="stall"/>: a client
+    /// that stops reading during a replay is closed as a slow consumer instead of holding a replay
+    /// reader forever. Returns false once the connection is closing.
+    /// </summary>
+    public async ValueTask<bool> EnqueueHistoryAsync(byte[] frame, TimeSpan stall, CancellationToken ct)
+    {
+        if (_channel.Writer.TryWrite(frame)) return true;
+        if (CloseRequested is not null) return false;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(stall);
+        try
+        {
+            return await EnqueueAsync(frame, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            RequestClose(1013, "slow_consumer");
+            return false;
+        }
+    }
+
     /// <summary>Offers a live frame; a full buffer closes the connection as a slow consumer.</summary>
     public bool TryEnqueueLive(byte[] frame)
     {

@@ -6,7 +6,7 @@ namespace Broker.Core.Connections;
 /// One connection's subscription to one topic: it catches up from its start offset with the
 /// catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
 /// </summary>
-internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay) : IFeedSubscriber
+internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall) : IFeedSubscriber
 {
     private readonly CancellationTokenSource _cts = new();
     private Task _run = Task.CompletedTask;
@@ -49,7 +49,7 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
 
     private async ValueTask WriteHistory(byte[] frame, CancellationToken ct)
     {
-        if (!await outbound.EnqueueAsync(frame, ct).ConfigureAwait(false)) _cts.Cancel();
+        if (!await outbound.EnqueueHistoryAsync(frame, replayStall, ct).ConfigureAwait(false)) _cts.Cancel();
     }
 
     /// <summary>Stops the subscription; when this completes, nothing more of the topic is written to the connection.</summary>

@@ -26,6 +26,9 @@ public sealed record ConnectionSettings
     /// <summary>How long a request (publish ack, subscribe set-up) may take before the client gets <c>unavailable</c>.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>A replay whose client has not made room for the next history frame within this time is closed as a slow consumer.</summary>
+    public TimeSpan ReplayStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     public ProtocolLimits Limits => new(MaxDataBytes, MaxLast);
 }
 

@@ -68,6 +68,7 @@ public static class BrokerConfig
         IdleTimeout = c.GetTimeSpan("broker.websocket.idle-timeout"),
         CloseTimeout = c.GetTimeSpan("broker.websocket.close-timeout"),
         RequestTimeout = c.GetTimeSpan("broker.websocket.request-timeout"),
+        ReplayStallTimeout = c.GetTimeSpan("broker.websocket.replay-stall-timeout"),
     };
 
     public static KafkaSettings Kafka(Config c, string bootstrapServers) => new()
