@@ -92,16 +92,24 @@ public sealed class KafkaLog : IDisposable
     }
 
     /// <summary>Writes one record; completes when Kafka acknowledged it (acks=all) or fails after the produce timeout.</summary>
-    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue)
+    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue) =>
+        _producer.ProduceAsync(kafkaTopic, Record(key, jsonValue));
+
+    /// <summary>
+    /// Writes one record and calls <paramref name="onDelivery"/> when Kafka acknowledged it or it failed.
+    /// Unlike the tasks of <see cref="ProduceAsync"/> (whose continuations run on the thread pool),
+    /// the callbacks run on the producer's poll thread in the order the records were written.
+    /// Throws <see cref="KafkaException"/> when the record cannot even be queued.
+    /// </summary>
+    public void Produce(string kafkaTopic, string? key, byte[] jsonValue, Action<DeliveryReport<byte[]?, byte[]?>> onDelivery) =>
+        _producer.Produce(kafkaTopic, Record(key, jsonValue), onDelivery);
+
+    private static Message<byte[]?, byte[]?> Record(string? key, byte[] jsonValue) => new()
     {
-        var message = new Message<byte[]?, byte[]?>
-        {
-            Key = key is null ? null : Encoding.UTF8.GetBytes(key),
-            Value = jsonValue,
-            Headers = new Headers { { ContentTypeHeader, JsonContentType } },
-        };
-        return _producer.ProduceAsync(kafkaTopic, message);
-    }
+        Key = key is null ? null : Encoding.UTF8.GetBytes(key),
+        Value = jsonValue,
+        Headers = new Headers { { ContentTypeHeader, JsonContentType } },
+    };
 
     /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
     public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>

@@ -10,7 +10,8 @@ namespace Broker.Core.Topics;
 /// The sharded actor of one topic: the single writer of client publishes to the topic's Kafka
 /// topic. It makes sure the Kafka topic exists, produces with the node's idempotent producer
 /// (acks=all) and answers <see cref="TopicCommands.PublishAck"/> only once Kafka confirmed the
-/// record. Publishes are pipelined: order is kept by the idempotent producer.
+/// record. Publishes are pipelined: order is kept by the idempotent producer, and acks
+/// are sent in the same order (delivery reports come in produce order).
 /// </summary>
 public sealed class TopicActor : ReceiveActor, IWithStash
 {
@@ -68,24 +69,24 @@ public sealed class TopicActor : ReceiveActor, IWithStash
         Receive<TopicCommands.Publish>(p =>
         {
             var replyTo = Sender;
-            _log.ProduceAsync(_kafkaTopic, p.Key, p.Data).ContinueWith(
-                static (t, state) =>
-                {
-                    var (topic, to) = ((string, IActorRef))state!;
-                    to.Tell(t.IsCompletedSuccessfully
-                        ? new TopicCommands.PublishAck(topic, Position.Single(t.Result.Offset.Value + 1).Encode())
-                        : Rejection(topic, t.Exception?.InnerException));
-                },
-                (_topic, replyTo),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+            var topic = _topic;
+            try
+            {
+                // Delivery reports arrive in produce order on one thread, so acks keep the publish order.
+                _log.Produce(_kafkaTopic, p.Key, p.Data, report => replyTo.Tell(report.Error.IsError
+                    ? Rejection(topic, report.Error.Code)
+                    : new TopicCommands.PublishAck(topic, Position.Single(report.Offset.Value + 1).Encode())));
+            }
+            catch (KafkaException e)
+            {
+                replyTo.Tell(Rejection(topic, e.Error.Code));
+            }
         });
     }
 
-    private static TopicCommands.PublishRejected Rejection(string topic, Exception? e) => e switch
+    private static TopicCommands.PublishRejected Rejection(string topic, ErrorCode code) => code switch
     {
-        ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.MsgSizeTooLarge } =>
+        ErrorCode.MsgSizeTooLarge =>
             new(topic, ErrorCodes.TooLarge, "the message is larger than the log accepts"),
         _ => new(topic, ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry"),
     };
