@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 
 namespace Broker.Protocol;
@@ -49,15 +50,8 @@ public readonly struct Position : IEquatable<Position>
         position = default;
         if (text.Length is 0 or > 16_000) return false;
         Span<byte> raw = stackalloc byte[Base64Url.GetMaxDecodedLength(text.Length)];
-        int len;
-        try
-        {
-            if (!Base64Url.TryDecodeFromChars(text, raw, out len)) return false;
-        }
-        catch (FormatException)
-        {
-            return false; // TryDecodeFromChars throws, rather than returning false, on characters outside base64url
-        }
+        // The OperationStatus overload reports invalid input instead of throwing FormatException.
+        if (Base64Url.DecodeFromChars(text, raw, out var consumed, out var len) != OperationStatus.Done || consumed != text.Length) return false;
         raw = raw[..len];
         if (raw.Length < 2 || raw[0] != Version) return false;
         var at = 1;
@@ -70,8 +64,10 @@ public readonly struct Position : IEquatable<Position>
         }
         if (at != raw.Length) return false;
         // Reject non-canonical encodings so that a position has exactly one spelling.
-        position = new Position(next);
-        return position.Encode().AsSpan().SequenceEqual(text);
+        var parsed = new Position(next);
+        if (!parsed.Encode().AsSpan().SequenceEqual(text)) return false;
+        position = parsed;
+        return true;
     }
 
     public bool Equals(Position other)

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Broker.Protocol;
 
@@ -25,6 +26,8 @@ public static class RequestDecoder
 
     public static DecodeResult Decode(ReadOnlySpan<byte> utf8, ProtocolLimits limits)
     {
+        // Utf8JsonReader does not validate strings it skips (data) and GetString() throws on invalid UTF-8.
+        if (!Utf8.IsValid(utf8)) return DecodeResult.Fail(null, ErrorCodes.BadRequest, "malformed JSON: invalid UTF-8");
         Fields f = default;
         try
         {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Broker.Protocol;
 
@@ -139,10 +140,11 @@ public static class ServerFrames
         return Finish(w);
     }
 
-    /// <summary>True when <paramref name="utf8"/> is exactly one JSON value.</summary>
+    /// <summary>True when <paramref name="utf8"/> is exactly one JSON value (and valid UTF-8: it is sent in a text frame).</summary>
     public static bool IsJsonValue(ReadOnlySpan<byte> utf8)
     {
-        if (utf8.IsEmpty) return false;
+        // Utf8JsonReader does not validate the bytes inside strings; a text frame must be valid UTF-8.
+        if (utf8.IsEmpty || !Utf8.IsValid(utf8)) return false;
         try
         {
             var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 64 });

@@ -95,7 +95,19 @@ public sealed class KafkaLog : IDisposable
     }
 
     /// <summary>Writes one record; completes when Kafka acknowledged it (acks=all) or fails after the produce timeout.</summary>
-    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue, string? clientId = null, string? requestId = null)
+    public Task<DeliveryResult<byte[]?, byte[]?>> ProduceAsync(string kafkaTopic, string? key, byte[] jsonValue, string? clientId = null, string? requestId = null) =>
+        _producer.ProduceAsync(kafkaTopic, Record(key, jsonValue, clientId, requestId));
+
+    /// <summary>
+    /// Writes one record and calls <paramref name="onDelivery"/> when Kafka acknowledged it or it failed.
+    /// Unlike the tasks of <see cref="ProduceAsync"/> (whose continuations run on the thread pool),
+    /// the callbacks run on the producer's poll thread in the order the records were written.
+    /// Throws <see cref="KafkaException"/> when the record cannot even be queued.
+    /// </summary>
+    public void Produce(string kafkaTopic, string? key, byte[] jsonValue, string? clientId, string? requestId, Action<DeliveryReport<byte[]?, byte[]?>> onDelivery) =>
+        _producer.Produce(kafkaTopic, Record(key, jsonValue, clientId, requestId), onDelivery);
+
+    private static Message<byte[]?, byte[]?> Record(string? key, byte[] jsonValue, string? clientId, string? requestId)
     {
         var headers = new Headers { { ContentTypeHeader, JsonContentType } };
         if (clientId is not null && requestId is not null)
@@ -103,13 +115,12 @@ public sealed class KafkaLog : IDisposable
             headers.Add(ClientHeader, Encoding.UTF8.GetBytes(clientId));
             headers.Add(RequestIdHeader, Encoding.UTF8.GetBytes(requestId));
         }
-        var message = new Message<byte[]?, byte[]?>
+        return new Message<byte[]?, byte[]?>
         {
             Key = key is null ? null : Encoding.UTF8.GetBytes(key),
             Value = jsonValue,
             Headers = headers,
         };
-        return _producer.ProduceAsync(kafkaTopic, message);
     }
 
     /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>

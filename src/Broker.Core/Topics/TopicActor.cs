@@ -130,8 +130,20 @@ public sealed class TopicActor : ReceiveActor, IWithStash
                 _inFlight[(client, id)] = [Sender];
             }
             var replyTo = Sender;
-            _deps.Log.ProduceAsync(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId)
-                .PipeTo(Self, success: r => new Produced(p, replyTo, r.Offset.Value, null), failure: e => new Produced(p, replyTo, -1, e));
+            var self = Self;
+            try
+            {
+                // Delivery reports come on the producer's poll thread in write order, so the
+                // Produced messages (and the acks) keep the order of the publishes.
+                _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, report => self.Tell(
+                    report.Error.IsError
+                        ? new Produced(p, replyTo, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))
+                        : new Produced(p, replyTo, report.Offset.Value, null)));
+            }
+            catch (KafkaException e)
+            {
+                Self.Tell(new Produced(p, replyTo, -1, e));
+            }
         });
         Receive<Produced>(done =>
         {

@@ -1,0 +1,255 @@
+using System.Text;
+using System.Text.Json;
+using Broker.Core.Log;
+using Broker.Core.Settings;
+using Broker.DevKafka;
+using Broker.Protocol;
+using Broker.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Broker.Tests.Log;
+
+public sealed class FeedHubTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private readonly MockKafkaCluster _cluster;
+    private readonly KafkaSettings _settings;
+    private readonly KafkaLog _log;
+    private readonly FeedHub _hub;
+    private readonly CatchUpReader _replay;
+
+    public FeedHubTests()
+    {
+        _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
+        _settings = new KafkaSettings { BootstrapServers = _cluster.BootstrapServers };
+        _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
+        _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
+        _replay = new CatchUpReader(_settings);
+    }
+
+    /// <summary>Writes records whose data is {"n":offset} on a fresh topic (n counts from <paramref name="first"/>).</summary>
+    private async Task Produce(string topic, int first, int count)
+    {
+        await _log.EnsureTopicAsync(topic);
+        var pending = new List<Task>();
+        for (var n = first; n < first + count; n++) pending.Add(_log.ProduceAsync(topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}""")));
+        await Task.WhenAll(pending).WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task A_subscriber_joining_an_idle_topic_is_joined_and_gets_every_record_from_its_start()
+    {
+        await Produce("idle", 0, 5);
+        var sub = new Recorder();
+        var join = await _hub.JoinAsync("idle", "idle", 2, sub).WaitAsync(Timeout);
+        Assert.Equal(new JoinResult(true, 2), join);
+        await sub.WaitForCount(3);
+
+        await Produce("idle", 5, 3);
+        await sub.WaitForCount(6);
+        Assert.Equal([2L, 3, 4, 5, 6, 7], sub.Offsets);
+        Assert.All(sub.Frames, f => Assert.Equal("idle", f.Topic));
+        Assert.Equal(sub.Offsets, sub.Frames.Select(f => f.N));
+        Assert.Equal(1, _hub.ActiveFeeds);
+    }
+
+    [Fact]
+    public async Task A_subscriber_joining_at_the_head_gets_what_is_published_next()
+    {
+        await _log.EnsureTopicAsync("head");
+        var sub = new Recorder();
+        Assert.True((await _hub.JoinAsync("head", "head", 0, sub).WaitAsync(Timeout)).Joined);
+        await Produce("head", 0, 10);
+        await sub.WaitForCount(10);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), sub.Offsets);
+    }
+
+    [Fact]
+    public async Task A_subscriber_joining_behind_a_running_feed_catches_up_and_gets_everything_exactly_once()
+    {
+        const int total = 2000;
+        await _log.EnsureTopicAsync("busy");
+        var live = new Recorder();
+        Assert.True((await _hub.JoinAsync("busy", "busy", 0, live).WaitAsync(Timeout)).Joined);
+
+        var producing = Task.Run(async () =>
+        {
+            for (var n = 0; n < total; n += 20) await Produce("busy", n, 20);
+        });
+        await live.WaitForCount(200); // the feed is now well past offset 0
+
+        var late = new Recorder();
+        var start = 0L;
+        var catchUps = new List<long>();
+        while (true)
+        {
+            var join = await _hub.JoinAsync("busy", "busy", start, late).WaitAsync(Timeout);
+            if (join.Joined)
+            {
+                Assert.Equal(start, join.CatchUpTo);
+                break;
+            }
+            Assert.True(join.CatchUpTo > start, $"catch up to {join.CatchUpTo} from {start}");
+            catchUps.Add(join.CatchUpTo);
+            using var cts = new CancellationTokenSource(Timeout);
+            await _replay.ReadAsync("busy", "busy", start, join.CatchUpTo, late.WriteHistory, cts.Token);
+            Assert.Equal(join.CatchUpTo, late.Count); // history [start, F) read completely
+            start = join.CatchUpTo;
+            Assert.True(catchUps.Count < 1000, "the catch-up never converged");
+        }
+        Assert.NotEmpty(catchUps);
+        Assert.True(catchUps[0] >= 200, $"first catch-up target {catchUps[0]}");
+
+        await producing.WaitAsync(Timeout);
+        await live.WaitForCount(total);
+        await late.WaitForCount(total);
+        var expected = Enumerable.Range(0, total).Select(i => (long)i).ToArray();
+        Assert.Equal(expected, live.Offsets);
+        Assert.Equal(expected, late.Offsets);
+        Assert.Equal(expected, late.Frames.Select(f => f.N));
+    }
+
+    [Fact]
+    public async Task Leave_stops_deliveries()
+    {
+        await _log.EnsureTopicAsync("leave");
+        var leaving = new Recorder();
+        var staying = new Recorder();
+        Assert.True((await _hub.JoinAsync("leave", "leave", 0, leaving).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("leave", "leave", 0, staying).WaitAsync(Timeout)).Joined);
+        await Produce("leave", 0, 3);
+        await leaving.WaitForCount(3);
+        await staying.WaitForCount(3);
+
+        await _hub.LeaveAsync("leave", leaving).WaitAsync(Timeout);
+        await Produce("leave", 3, 3);
+        // Every record is offered to all members in one pass on the feed thread: once the staying
+        // subscriber has record 5, the one that left would have had it too.
+        await staying.WaitForCount(6);
+        Assert.Equal([0L, 1, 2], leaving.Offsets);
+        Assert.Equal(3, leaving.Calls);
+        Assert.Equal([0L, 1, 2, 3, 4, 5], staying.Offsets);
+
+        await _hub.LeaveAsync("leave", leaving).WaitAsync(Timeout); // leaving twice is harmless
+        await _hub.LeaveAsync("unknown-topic", leaving).WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task A_subscriber_that_refuses_a_frame_is_dropped_and_the_others_keep_receiving()
+    {
+        await _log.EnsureTopicAsync("slow");
+        var slow = new Recorder { Accept = call => call <= 2 };
+        var fast = new Recorder();
+        Assert.True((await _hub.JoinAsync("slow", "slow", 0, slow).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("slow", "slow", 0, fast).WaitAsync(Timeout)).Joined);
+
+        await Produce("slow", 0, 5);
+        await fast.WaitForCount(5);
+        await Produce("slow", 5, 5);
+        await fast.WaitForCount(10);
+
+        Assert.Equal([0L, 1], slow.Offsets);
+        Assert.Equal(3, slow.Calls); // two taken, the third refused, nothing offered after that
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), fast.Offsets);
+
+        // The dropped subscriber can join again where it left off (through a catch-up).
+        slow.Accept = _ => true;
+        var join = await _hub.JoinAsync("slow", "slow", 2, slow).WaitAsync(Timeout);
+        Assert.Equal(new JoinResult(false, 10), join);
+    }
+
+    [Fact]
+    public async Task Catch_up_reads_exactly_the_requested_range()
+    {
+        await Produce("range", 0, 10);
+        var sub = new Recorder();
+        using var cts = new CancellationTokenSource(Timeout);
+        await _replay.ReadAsync("range", "range", 3, 7, sub.WriteHistory, cts.Token);
+        Assert.Equal([3L, 4, 5, 6], sub.Offsets);
+        await _replay.ReadAsync("range", "range", 7, 7, sub.WriteHistory, cts.Token); // empty range
+        await _replay.ReadAsync("range", "range", 9, 10, sub.WriteHistory, cts.Token); // the last record
+        Assert.Equal([3L, 4, 5, 6, 9], sub.Offsets);
+    }
+
+    public void Dispose()
+    {
+        _hub.Dispose();
+        _replay.Dispose();
+        _log.Dispose();
+        _cluster.Dispose();
+    }
+
+    /// <summary>Records delivered frames (live and history) by the offset their <c>pos</c> names.</summary>
+    private sealed class Recorder : IFeedSubscriber
+    {
+        private readonly Lock _gate = new();
+        private readonly List<Frame> _frames = [];
+        private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
+        private int _calls;
+
+        public Func<int, bool> Accept { get; set; } = _ => true;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public bool TryDeliver(byte[] frame)
+        {
+            if (!Accept(Interlocked.Increment(ref _calls))) return false;
+            Record(frame);
+            return true;
+        }
+
+        public ValueTask WriteHistory(byte[] frame)
+        {
+            Record(frame);
+            return ValueTask.CompletedTask;
+        }
+
+        public List<Frame> Frames
+        {
+            get { lock (_gate) return [.. _frames]; }
+        }
+
+        public List<long> Offsets => Frames.ConvertAll(f => f.Offset);
+
+        public int Count
+        {
+            get { lock (_gate) return _frames.Count; }
+        }
+
+        public Task WaitForCount(int count)
+        {
+            lock (_gate)
+            {
+                if (_frames.Count >= count) return Task.CompletedTask;
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiters.Add((count, done));
+                return done.Task.WaitAsync(Timeout).ContinueWith(t =>
+                {
+                    if (t.IsFaulted) Assert.Fail($"received {Count} of {count} frames within {Timeout}");
+                }, TaskScheduler.Default);
+            }
+        }
+
+        private void Record(byte[] frame)
+        {
+            using var doc = JsonDocument.Parse(frame);
+            var root = doc.RootElement;
+            Assert.Equal("message", root.GetProperty("type").GetString());
+            Assert.True(Position.TryParse(root.GetProperty("pos").GetString(), out var pos));
+            var parsed = new Frame(root.GetProperty("topic").GetString()!, pos.NextOffset(0) - 1, root.GetProperty("data").GetProperty("n").GetInt64());
+            lock (_gate)
+            {
+                _frames.Add(parsed);
+                for (var i = _waiters.Count - 1; i >= 0; i--)
+                {
+                    if (_frames.Count < _waiters[i].Count) continue;
+                    _waiters[i].Done.TrySetResult();
+                    _waiters.RemoveAt(i);
+                }
+            }
+        }
+    }
+
+    private sealed record Frame(string Topic, long Offset, long N);
+}
