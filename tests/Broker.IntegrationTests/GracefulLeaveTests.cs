@@ -1,0 +1,81 @@
+using System.Net.WebSockets;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Hosting;
+using Broker.Core.Serialization;
+using Broker.Core.Topics;
+using Broker.IntegrationTests.Infrastructure;
+using Broker.Server.Hosting;
+
+namespace Broker.IntegrationTests;
+
+/// <summary>A node leaving a three-node cluster on SIGTERM (host stop): clients move, shards move, nothing is lost or written twice.</summary>
+public sealed class GracefulLeaveTests : IAsyncLifetime
+{
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(3);
+
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
+
+    private static IActorRef Region(TestBroker node) => node.App.Services.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef;
+
+    /// <summary>The node whose shard region hosts <paramref name="topic"/>'s actor.</summary>
+    private async Task<TestBroker> HostOf(string topic)
+    {
+        foreach (var node in _cluster.Nodes)
+        {
+            var state = await Region(node).Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+            if (state.Shards.Any(s => s.EntityIds.Contains(topic))) return node;
+        }
+        throw new InvalidOperationException($"no node hosts {topic}");
+    }
+
+    [Fact]
+    public async Task Cross_node_messages_use_the_broker_serializer()
+    {
+        var system = _cluster.Nodes[0].App.Services.GetRequiredService<ActorSystem>();
+        foreach (var message in new object[] { new TopicCommands.Publish("t", [1], null, null, null), new TopicCommands.PublishAck("t", "AQEB"), new TopicCommands.PublishRejected("t", "c", "m") })
+            Assert.IsType<BrokerSerializer>(system.Serialization.FindSerializerFor(message));
+    }
+
+    [Fact]
+    public async Task Leaving_node_closes_its_clients_with_1001_they_resume_elsewhere_and_its_topics_move()
+    {
+        const string topic = "leave.topic";
+        await using var pub = await _cluster.Nodes[0].ConnectAsync("?client=leave-publisher");
+        var firstPos = await pub.PublishAsync(topic, new { i = 0 }, "m0"); // the topic actor now lives somewhere
+        var leaving = await HostOf(topic);
+        var stays = _cluster.Nodes.First(n => n != leaving && n != _cluster.Nodes[0]) ;
+
+        await using var sub = await leaving.ConnectAsync();
+        await sub.SubscribeAsync(topic, "s", new { since = firstPos });
+        var p1 = await pub.PublishAsync(topic, new { i = 1 }, "m1");
+        var m1 = await sub.ExpectAsync("message");
+        Assert.Equal(p1, (string?)m1["pos"]);
+
+        // SIGTERM on the node that hosts the topic and the subscriber.
+        var stopping = leaving.App.StopAsync();
+        var (status, _) = await sub.Closed.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
+        await stopping.WaitAsync(TimeSpan.FromSeconds(60));
+        _cluster.Nodes.Remove(leaving);
+        await leaving.App.DisposeAsync();
+        await _cluster.AwaitUpAsync(2);
+
+        // Publishing goes on through the actor that moved; a retry of m1 is recognised there.
+        Assert.Equal(p1, await pub.PublishAsync(topic, new { i = 1 }, "m1"));
+        var p2 = await pub.PublishAsync(topic, new { i = 2 }, "m2");
+        Assert.NotEqual(leaving, await HostOf(topic));
+
+        // The subscriber resumes on another node from the last position it processed.
+        await using var resumed = await stays.ConnectAsync();
+        var subscribed = await resumed.SubscribeAsync(topic, "s", new { since = p1 });
+        Assert.True((bool)subscribed["recovered"]!);
+        var m2 = await resumed.ExpectAsync("message");
+        Assert.Equal(p2, (string?)m2["pos"]);
+        Assert.Equal(2, (int)m2["data"]!["i"]!);
+        Assert.Equal(["m0", "m1", "m2"], ClusterTests.RequestIds(_cluster.Kafka.BootstrapServers, topic));
+    }
+}

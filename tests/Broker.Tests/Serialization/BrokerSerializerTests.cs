@@ -1,0 +1,59 @@
+using Akka.Actor;
+using Akka.Serialization;
+using Broker.Core.Serialization;
+using Broker.Core.Topics;
+
+namespace Broker.Tests.Serialization;
+
+public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
+    """
+    akka.actor {
+      serializers.broker = "Broker.Core.Serialization.BrokerSerializer, Broker.Core"
+      serialization-bindings { "Broker.Core.Topics.IBrokerMessage, Broker.Core" = broker }
+      serialization-identifiers { "Broker.Core.Serialization.BrokerSerializer, Broker.Core" = 4711 }
+    }
+    """)
+{
+    public static TheoryData<object> Messages() => new()
+    {
+        new TopicCommands.Publish("orders.eu", "{\"n\":1,\"s\":\"café ✓\"}"u8.ToArray(), "customer-7", "client-1", "req-1"),
+        new TopicCommands.Publish("t", "null"u8.ToArray(), null, null, null),
+        new TopicCommands.Publish("t", new byte[100_000], "", "c", ""),
+        new TopicCommands.PublishAck("orders.eu", "AQEB"),
+        new TopicCommands.PublishAck("t", "AQEC", Duplicate: true),
+        new TopicCommands.PublishRejected("t", "unavailable", "the log is unavailable; retry"),
+    };
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Every_cross_node_message_round_trips_through_the_serializer_bound_to_it(object message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<BrokerSerializer>(serializer);
+        Assert.Equal(BrokerSerializer.Id, serializer.Identifier);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        var bytes = serializer.ToBinary(message);
+        var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);
+        switch (message)
+        {
+            case TopicCommands.Publish p:
+                var q = Assert.IsType<TopicCommands.Publish>(back);
+                Assert.Equal(p.Data, q.Data);
+                Assert.Equal(p with { Data = q.Data }, q);
+                break;
+            default:
+                Assert.Equal(message, back);
+                break;
+        }
+    }
+
+    [Fact]
+    public void Unknown_manifest_and_truncated_bytes_are_rejected()
+    {
+        var serializer = new BrokerSerializer((ExtendedActorSystem)Sys);
+        Assert.ThrowsAny<Exception>(() => serializer.FromBinary([1, 0], "nope"));
+        var bytes = serializer.ToBinary(new TopicCommands.PublishAck("topic", "AQEB"));
+        Assert.ThrowsAny<Exception>(() => serializer.FromBinary(bytes[..^3], "ta"));
+        Assert.ThrowsAny<Exception>(() => serializer.ToBinary("not a broker message"));
+    }
+}
