@@ -10,6 +10,7 @@ const string Usage = """
       fanout:  --subscribers 1000 --rate 100 (msg/s) --seconds 10 --window 64 --drain 10 (s to wait after the last publish)
                --join-parallel 8 (subscribers connecting+subscribing at once)
       replay:  --count 5000 (messages retained) --clients 50 (subscribe from earliest at once) --window 64
+               --warm 1 (a live subscriber joins first, so the node already reads the topic)
     """;
 
 Options o;
@@ -49,7 +50,7 @@ namespace Broker.Bench
     public sealed class Options
     {
         private static readonly HashSet<string> Known =
-            ["port", "timeout", "size", "publishers", "messages", "window", "subscribers", "rate", "seconds", "drain", "join-parallel", "count", "clients"];
+            ["port", "timeout", "size", "publishers", "messages", "window", "subscribers", "rate", "seconds", "drain", "join-parallel", "count", "clients", "warm"];
 
         private readonly Dictionary<string, string> _values = [];
 

@@ -15,7 +15,7 @@ public static class Scenarios
 
         var pubs = await OpenAll(p, _ => Publisher.OpenAsync(o.Uri, topic, s, m, w, deadline), ConnectParallelism, deadline);
         var start = Stopwatch.GetTimestamp();
-        var finished = await Finish(Task.WhenAll(pubs.Select(x => x.RunAsync(0, deadline))), r);
+        var finished = await Finish(Task.WhenAll(pubs.Select(x => x.RunAsync(0, deadline))), r, deadline);
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
 
         var acked = pubs.Sum(x => x.Acked);
@@ -47,7 +47,7 @@ public static class Scenarios
 
         var pub = await Publisher.OpenAsync(o.Uri, topic, s, total, o.Int("window", 64), deadline);
         var start = Stopwatch.GetTimestamp();
-        await Finish(pub.RunAsync(rate, deadline), r);
+        await Finish(pub.RunAsync(rate, deadline), r, deadline);
         var publishSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         using (var drainLimit = CancellationTokenSource.CreateLinkedTokenSource(deadline))
         {
@@ -68,6 +68,7 @@ public static class Scenarios
         if (subs.Sum(x => x.Duplicates) is var dups and > 0) r.Problem($"{dups} duplicate deliveries");
         if (subs.Sum(x => x.OutOfOrder) is var ooo and > 0) r.Problem($"{ooo} deliveries out of publish order");
         ReportErrors(r, [pub]);
+        ReportSubscribeErrors(r, subs);
         await ReportEnds(r, subs.Select(x => x.Ended).Append(pub.Ended));
         await CloseAll(subs.Select(x => (Func<Task>)x.CloseAsync).Append(pub.CloseAsync));
     }
@@ -80,26 +81,37 @@ public static class Scenarios
 
         var pub = await Publisher.OpenAsync(o.Uri, topic, s, k, o.Int("window", 64), deadline);
         var fill = Stopwatch.GetTimestamp();
-        await Finish(pub.RunAsync(0, deadline), r);
+        await Finish(pub.RunAsync(0, deadline), r, deadline);
         r.Metric("fill publishes/s", pub.Acked / Stopwatch.GetElapsedTime(fill).TotalSeconds);
         if (pub.Acked != k) r.Problem($"only {pub.Acked} of {k} messages acked before the replay");
         ReportErrors(r, [pub]);
 
+        // --warm 1: a live subscriber first, so the node already reads the topic when the replay starts
+        // and history goes through the catch-up reader (the cold case is the first subscriber of the node).
+        var warm = o.Int("warm", 0) > 0 ? await Subscriber.OpenAsync(o.Uri, 1, deadline) : null;
+        if (warm is not null)
+        {
+            await warm.SubscribeAsync(topic, "latest", deadline);
+            await warm.Subscribed.WaitAsync(deadline);
+        }
+        r.Param("node feed", warm is null ? "cold" : "warm");
         var subs = await OpenAll(c, _ => Subscriber.OpenAsync(o.Uri, k, deadline), ConnectParallelism, deadline);
         var start = Stopwatch.GetTimestamp();
         await Task.WhenAll(subs.Select(x => x.SubscribeAsync(topic, "earliest", deadline).AsTask()));
-        await Finish(Task.WhenAll(subs.Select(x => x.Done)), r);
+        await Finish(Task.WhenAll(subs.Select(x => x.Done)), r, deadline);
         var doneSeconds = subs.Where(x => x.DoneAt != 0).Select(x => Stopwatch.GetElapsedTime(start, x.DoneAt).TotalSeconds).Order().ToArray();
         var seconds = doneSeconds.Length == c ? doneSeconds[^1] : Stopwatch.GetElapsedTime(start).TotalSeconds;
 
         var delivered = subs.Sum(x => (long)x.Received);
         r.Metric("clients with all", $"{doneSeconds.Length} / {c}").Metric("all done s", seconds)
-         .Metric("first client done s", doneSeconds.FirstOrDefault()).Metric("median client done s", doneSeconds.Length > 0 ? doneSeconds[doneSeconds.Length / 2] : 0)
-         .Metric("messages/s", delivered / seconds);
+         .Metric("first / median client done s", doneSeconds.Length == 0 ? "-" : $"{doneSeconds[0]:0.00} / {doneSeconds[doneSeconds.Length / 2]:0.00}")
+         .Metric("delivered", $"{delivered} / {(long)k * c}").Metric("messages/s", delivered / seconds);
         if (subs.Sum(x => x.Duplicates) is var dups and > 0) r.Problem($"{dups} duplicate deliveries");
         if (subs.Sum(x => x.OutOfOrder) is var ooo and > 0) r.Problem($"{ooo} deliveries out of order");
+        ReportSubscribeErrors(r, subs);
         await ReportEnds(r, subs.Select(x => x.Ended).Append(pub.Ended));
         await CloseAll(subs.Select(x => (Func<Task>)x.CloseAsync).Append(pub.CloseAsync));
+        if (warm is not null) await warm.CloseAsync();
     }
 
     // ---- helpers --------------------------------------------------------------------------
@@ -115,11 +127,11 @@ public static class Scenarios
     }
 
     /// <summary>Waits for <paramref name="work"/>; false (and a problem noted) when the deadline came first.</summary>
-    private static async Task<bool> Finish(Task work, Result r, CancellationToken? limit = null, string? what = null)
+    private static async Task<bool> Finish(Task work, Result r, CancellationToken limit, string? what = null)
     {
         try
         {
-            await work.WaitAsync(limit ?? CancellationToken.None);
+            await work.WaitAsync(limit);
             return true;
         }
         catch (OperationCanceledException)
@@ -133,6 +145,12 @@ public static class Scenarios
     {
         var errors = pubs.SelectMany(x => x.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key} ×{g.Sum(e => e.Value)}").ToArray();
         if (errors.Length > 0) r.Problem($"publish errors: {string.Join(", ", errors)}");
+    }
+
+    private static void ReportSubscribeErrors(Result r, IEnumerable<Subscriber> subs)
+    {
+        var errors = subs.Select(x => x.Error).OfType<string>().GroupBy(e => e).Select(g => $"{g.Key} ×{g.Count()}").ToArray();
+        if (errors.Length > 0) r.Problem($"subscribe errors: {string.Join(", ", errors)}");
     }
 
     /// <summary>Connections the server closed (or that failed) before the bench closed them.</summary>
