@@ -145,6 +145,7 @@ public sealed class Subscriber
             case FrameType.Error:
                 Error ??= f.Code;
                 _subscribed.TrySetException(new InvalidOperationException($"subscribe failed: {f.Code}"));
+                _done.TrySetResult(); // nothing more will come: do not wait for it (DoneAt stays 0)
                 break;
             case FrameType.Message:
                 var now = Stopwatch.GetTimestamp();
