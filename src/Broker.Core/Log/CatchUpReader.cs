@@ -35,6 +35,21 @@ public sealed class CatchUpReader : IDisposable
     {
         if (from >= to) return;
         await _slots.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            // Consume() blocks: each replay gets a thread of its own (their number is bounded by the
+            // slots) instead of blocking the thread pool that connections and actors run on.
+            await Task.Factory.StartNew(() => ReadLoop(kafkaTopic, from, to, handle, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private void ReadLoop(string kafkaTopic, long from, long to, Func<ConsumeResult<byte[]?, byte[]?>, ValueTask> handle, CancellationToken ct)
+    {
         var consumer = Rent();
         var tp = new TopicPartition(kafkaTopic, 0);
         try
@@ -44,8 +59,7 @@ public sealed class CatchUpReader : IDisposable
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                // Consume blocks its thread: run it off the caller's context.
-                var record = await Task.Run(() => consumer.Consume(poll), ct).ConfigureAwait(false);
+                var record = consumer.Consume(poll);
                 if (record is null)
                 {
                     // Nothing within the poll: the range may end in offsets without records.
@@ -53,14 +67,14 @@ public sealed class CatchUpReader : IDisposable
                     continue;
                 }
                 if (record.Offset.Value >= to) return;
-                await handle(record).ConfigureAwait(false);
+                var written = handle(record);
+                if (!written.IsCompletedSuccessfully) written.AsTask().GetAwaiter().GetResult(); // backpressure: this thread waits
                 if (record.Offset.Value + 1 >= to) return;
             }
         }
         finally
         {
             Return(consumer);
-            _slots.Release();
         }
     }
 

@@ -51,6 +51,7 @@ public sealed class KafkaLog : IDisposable
     private readonly IProducer<byte[]?, byte[]?> _producer;
     private readonly IConsumer<byte[]?, byte[]?> _metadata;
     private readonly ConcurrentDictionary<string, Task> _ensured = new();
+    private readonly BlockingCalls _queries = new(4, "broker-kafka-query");
 
     public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner)
     {
@@ -81,7 +82,7 @@ public sealed class KafkaLog : IDisposable
         EnableAutoOffsetStore = false,
         EnablePartitionEof = false,
         AutoOffsetReset = AutoOffsetReset.Earliest,
-        FetchWaitMaxMs = 100,
+        FetchWaitMaxMs = (int)s.FetchWaitMax.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = clientId,
     };
@@ -125,12 +126,13 @@ public sealed class KafkaLog : IDisposable
 
     /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
     public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>
-        Task.Run(() => _metadata.QueryWatermarkOffsets(new TopicPartition(kafkaTopic, partition), _settings.QueryTimeout), ct);
+        _queries.Run(() => _metadata.QueryWatermarkOffsets(new TopicPartition(kafkaTopic, partition), _settings.QueryTimeout), ct);
 
     public void Dispose()
     {
         try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
         _producer.Dispose();
+        _queries.Dispose();
         _metadata.Close();
         _metadata.Dispose();
     }

@@ -47,6 +47,8 @@ public sealed record KafkaSettings
     public TimeSpan ProduceTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Node-local feeds keep reading this long after their last local subscriber left.</summary>
     public TimeSpan FeedLinger { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Longest a fetch waits for new records (lower: less delivery latency, more idle fetches).</summary>
+    public TimeSpan FetchWaitMax { get; init; } = TimeSpan.FromMilliseconds(10);
     /// <summary>Timeout of metadata and watermark queries.</summary>
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>

@@ -81,6 +81,7 @@ public static class BrokerConfig
         ProduceTimeout = c.GetTimeSpan("broker.kafka.produce-timeout"),
         FeedLinger = c.GetTimeSpan("broker.kafka.feed-linger"),
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
+        FetchWaitMax = c.GetTimeSpan("broker.kafka.fetch-wait-max"),
         MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
     };
 

@@ -1,0 +1,55 @@
+using System.Threading.Channels;
+
+namespace Broker.Core.Log;
+
+/// <summary>
+/// A few dedicated threads for Kafka client calls that block (watermark queries): they must not
+/// run on the thread pool, where many at once would starve connections, actors and timers.
+/// </summary>
+public sealed class BlockingCalls : IDisposable
+{
+    private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly Thread[] _threads;
+
+    public BlockingCalls(int threads, string name)
+    {
+        _threads = new Thread[threads];
+        for (var i = 0; i < threads; i++)
+        {
+            _threads[i] = new Thread(Run) { IsBackground = true, Name = $"{name}-{i}" };
+            _threads[i].Start();
+        }
+    }
+
+    public Task<T> Run<T>(Func<T> call, CancellationToken ct = default)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_work.Writer.TryWrite(() =>
+            {
+                if (ct.IsCancellationRequested)
+                {
+                    tcs.TrySetCanceled(ct);
+                    return;
+                }
+                try { tcs.TrySetResult(call()); }
+                catch (Exception e) { tcs.TrySetException(e); }
+            }))
+            tcs.TrySetException(new ObjectDisposedException(nameof(BlockingCalls)));
+        return tcs.Task.WaitAsync(ct);
+    }
+
+    private void Run()
+    {
+        var reader = _work.Reader;
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            while (reader.TryRead(out var work)) work();
+        }
+    }
+
+    public void Dispose()
+    {
+        _work.Writer.TryComplete();
+        foreach (var t in _threads) t.Join(TimeSpan.FromSeconds(5));
+    }
+}
