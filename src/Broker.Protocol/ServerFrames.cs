@@ -111,22 +111,22 @@ public static class ServerFrames
     /// </summary>
     public static byte[] Message(string topic, string pos, long timestampMs, ReadOnlySpan<byte> jsonData, string? key)
     {
-        var w = Rent();
-        w.WriteStartObject();
-        w.WriteString("type"u8, "message"u8);
-        w.WriteString("topic"u8, topic);
-        w.WriteString("pos"u8, pos);
-        w.WriteNumber("ts"u8, timestampMs);
+        var w = StartMessage(topic, pos, timestampMs);
         w.WritePropertyName("data"u8);
         if (jsonData.IsEmpty) w.WriteNullValue();
         else w.WriteRawValue(jsonData, skipInputValidation: true);
-        if (key is not null) w.WriteString("key"u8, key);
-        w.WriteEndObject();
-        return Finish(w);
+        return EndMessage(w, key);
     }
 
     /// <summary>A delivered message whose value is not JSON: written as a JSON string (UTF-8 text).</summary>
     public static byte[] MessageText(string topic, string pos, long timestampMs, ReadOnlySpan<byte> utf8Text, string? key)
+    {
+        var w = StartMessage(topic, pos, timestampMs);
+        w.WriteString("data"u8, utf8Text);
+        return EndMessage(w, key);
+    }
+
+    private static Utf8JsonWriter StartMessage(string topic, string pos, long timestampMs)
     {
         var w = Rent();
         w.WriteStartObject();
@@ -134,7 +134,11 @@ public static class ServerFrames
         w.WriteString("topic"u8, topic);
         w.WriteString("pos"u8, pos);
         w.WriteNumber("ts"u8, timestampMs);
-        w.WriteString("data"u8, utf8Text);
+        return w;
+    }
+
+    private static byte[] EndMessage(Utf8JsonWriter w, string? key)
+    {
         if (key is not null) w.WriteString("key"u8, key);
         w.WriteEndObject();
         return Finish(w);

@@ -10,34 +10,20 @@ namespace Broker.IntegrationTests;
 /// The buffer must still absorb the bursts in which the node feed hands a batch of records to
 /// every subscriber at once, or healthy readers are closed too (16 frames does not).
 /// </summary>
-public sealed class SlowConsumerBrokerFixture : IAsyncLifetime
+public sealed class SlowConsumerBrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>
 {
-    public TestBroker Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(new Dictionary<string, string>
-    {
-        ["broker.websocket.outbound-buffer-frames"] = "256",
-        // The non-reading client is stuck for as long as the publishing takes: give it time to
-        // start reading before the server gives up on the close handshake (or on its pings).
-        ["broker.websocket.close-timeout"] = "90s",
-        ["broker.websocket.idle-timeout"] = "5m",
-    });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
-}
+    ["broker.websocket.outbound-buffer-frames"] = "256",
+    // The non-reading client is stuck for as long as the publishing takes: give it time to
+    // start reading before the server gives up on the close handshake (or on its pings).
+    ["broker.websocket.close-timeout"] = "90s",
+    ["broker.websocket.idle-timeout"] = "5m",
+});
 
 /// <summary>A broker whose outbound buffer (16 frames) is smaller than the requests a connection may have in flight (64).</summary>
-public sealed class TinyBufferBrokerFixture : IAsyncLifetime
+public sealed class TinyBufferBrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>
 {
-    public TestBroker Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(new Dictionary<string, string>
-    {
-        ["broker.websocket.outbound-buffer-frames"] = "16",
-    });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
-}
+    ["broker.websocket.outbound-buffer-frames"] = "16",
+});
 
 /// <summary>A client that never reads is closed as a slow consumer; the others get every message.</summary>
 [Collection(BadInputCollection.Name)]

@@ -3,20 +3,13 @@ using Broker.IntegrationTests.Infrastructure;
 namespace Broker.IntegrationTests;
 
 /// <summary>One replay reader per node and a short stall timeout: a client that stops reading mid-replay must not hold the reader.</summary>
-public sealed class ReplayStallBrokerFixture : IAsyncLifetime
+public sealed class ReplayStallBrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>
 {
-    public TestBroker Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(new Dictionary<string, string>
-    {
-        ["broker.kafka.max-concurrent-replays"] = "1",
-        ["broker.websocket.outbound-buffer-frames"] = "16",
-        ["broker.websocket.replay-stall-timeout"] = "1s",
-        ["broker.websocket.close-timeout"] = "1s",
-    });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
-}
+    ["broker.kafka.max-concurrent-replays"] = "1",
+    ["broker.websocket.outbound-buffer-frames"] = "16",
+    ["broker.websocket.replay-stall-timeout"] = "1s",
+    ["broker.websocket.close-timeout"] = "1s",
+});
 
 [Collection(BadInputCollection.Name)]
 public sealed class ReplayStallTests(ReplayStallBrokerFixture fixture) : IClassFixture<ReplayStallBrokerFixture>

@@ -48,12 +48,15 @@ public sealed class TestBroker : IAsyncDisposable
     }
 }
 
-/// <summary>One broker shared by the tests of a class (tests use distinct topic names).</summary>
-public sealed class BrokerFixture : IAsyncLifetime
+/// <summary>One broker with the default settings shared by the tests of a class (tests use distinct topic names).</summary>
+public sealed class BrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>());
+
+/// <summary>One broker with its own settings (HOCON keys), shared by the tests of a class.</summary>
+public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides) : IAsyncLifetime
 {
     public TestBroker Broker { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync();
+    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(overrides);
 
     public async Task DisposeAsync() => await Broker.DisposeAsync();
 }
