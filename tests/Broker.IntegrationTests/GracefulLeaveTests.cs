@@ -44,10 +44,14 @@ public sealed class GracefulLeaveTests : IAsyncLifetime
     public async Task Leaving_node_closes_its_clients_with_1001_they_resume_elsewhere_and_its_topics_move()
     {
         const string topic = "leave.topic";
-        await using var pub = await _cluster.Nodes[0].ConnectAsync("?client=leave-publisher");
-        var firstPos = await pub.PublishAsync(topic, new { i = 0 }, "m0"); // the topic actor now lives somewhere
+        string firstPos;
+        await using (var first = await _cluster.Nodes[0].ConnectAsync("?client=leave-publisher"))
+            firstPos = await first.PublishAsync(topic, new { i = 0 }, "m0"); // the topic actor now lives somewhere
         var leaving = await HostOf(topic);
-        var stays = _cluster.Nodes.First(n => n != leaving && n != _cluster.Nodes[0]) ;
+        var others = _cluster.Nodes.Where(n => n != leaving).ToArray();
+        // The publisher (same identity) and the resuming subscriber use the two nodes that stay.
+        await using var pub = await others[0].ConnectAsync("?client=leave-publisher");
+        var stays = others[1];
 
         await using var sub = await leaving.ConnectAsync();
         await sub.SubscribeAsync(topic, "s", new { since = firstPos });

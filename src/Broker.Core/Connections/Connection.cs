@@ -100,8 +100,16 @@ public sealed class Connection
 
     private async Task<NotUsed> Send(byte[] frame)
     {
-        if (_outbound.CloseRequested is null)
+        if (_outbound.CloseRequested is not null) return NotUsed.Instance;
+        try
+        {
             await _socket.SendAsync(frame, WebSocketMessageType.Text, true, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer is gone (or the socket was aborted): close; the rest of the buffer is dropped.
+            _outbound.RequestClose(CloseCodes.InternalError, "send failed");
+        }
         return NotUsed.Instance;
     }
 
