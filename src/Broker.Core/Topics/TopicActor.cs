@@ -88,6 +88,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash
         Receive<TopicReady>(ready =>
         {
             foreach (var (client, id, pos) in ready.Recovered) _window.Add(client, id, pos);
+            _logger.Info("Topic {0} ready on {1} ({2} recent publishes recovered from the log)", _topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, ready.Recovered.Count);
             Become(Ready);
             Stash.UnstashAll();
         });
