@@ -42,7 +42,7 @@ public sealed class Connection
         _socket = socket;
         _node = node;
         _logger = logger;
-        _outbound = new Outbound(node.Settings.OutboundBufferFrames);
+        _outbound = new Outbound(node.Settings.OutboundBufferFrames, node.Settings.OutboundBufferBytes);
         _clientId = clientId ?? Guid.NewGuid().ToString("N");
     }
 
@@ -100,6 +100,7 @@ public sealed class Connection
 
     private async Task<NotUsed> Send(byte[] frame)
     {
+        _outbound.Sent(frame);
         if (_outbound.CloseRequested is not null) return NotUsed.Instance;
         try
         {

@@ -15,9 +15,14 @@ public sealed class Outbound
 {
     private readonly Channel<byte[]> _channel;
     private readonly TaskCompletionSource<CloseRequest> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly long _maxBytes;
+    private long _bytes;
 
-    public Outbound(int capacity)
+    /// <param name="capacity">Most frames queued.</param>
+    /// <param name="maxBytes">Most bytes queued before a live message closes the connection as a slow consumer.</param>
+    public Outbound(int capacity, long maxBytes = long.MaxValue)
     {
+        _maxBytes = maxBytes;
         _channel = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
@@ -27,6 +32,12 @@ public sealed class Outbound
     }
 
     public ChannelReader<byte[]> Reader => _channel.Reader;
+
+    /// <summary>Bytes queued and not yet sent.</summary>
+    public long QueuedBytes => Volatile.Read(ref _bytes);
+
+    /// <summary>Called by the sender for each frame it took from <see cref="Reader"/>.</summary>
+    public void Sent(byte[] frame) => Interlocked.Add(ref _bytes, -frame.Length);
 
     /// <summary>Completes with the first close request.</summary>
     public Task<CloseRequest> Closed => _closed.Task;
@@ -39,6 +50,7 @@ public sealed class Outbound
         try
         {
             await _channel.Writer.WriteAsync(frame, ct).ConfigureAwait(false);
+            Interlocked.Add(ref _bytes, frame.Length);
             return true;
         }
         catch (ChannelClosedException)
@@ -54,7 +66,11 @@ public sealed class Outbound
     /// </summary>
     public async ValueTask<bool> EnqueueHistoryAsync(byte[] frame, TimeSpan stall, CancellationToken ct)
     {
-        if (_channel.Writer.TryWrite(frame)) return true;
+        if (_channel.Writer.TryWrite(frame))
+        {
+            Interlocked.Add(ref _bytes, frame.Length);
+            return true;
+        }
         if (CloseRequested is not null) return false;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(stall);
@@ -72,7 +88,11 @@ public sealed class Outbound
     /// <summary>Offers a live frame; a full buffer closes the connection as a slow consumer.</summary>
     public bool TryEnqueueLive(byte[] frame)
     {
-        if (_channel.Writer.TryWrite(frame)) return true;
+        if (Volatile.Read(ref _bytes) + frame.Length <= _maxBytes && _channel.Writer.TryWrite(frame))
+        {
+            Interlocked.Add(ref _bytes, frame.Length);
+            return true;
+        }
         RequestClose(1013, "slow_consumer");
         return false;
     }

@@ -12,7 +12,9 @@ public sealed record ConnectionSettings
     /// <summary>Largest N in <c>subscribe.last</c>.</summary>
     public int MaxLast { get; init; } = 10_000;
     /// <summary>Frames queued for a connection before it is closed with 1013 slow_consumer.</summary>
-    public int OutboundBufferFrames { get; init; } = 1024;
+    public int OutboundBufferFrames { get; init; } = 4096;
+    /// <summary>Bytes queued for a connection before a live message closes it with 1013 slow_consumer.</summary>
+    public long OutboundBufferBytes { get; init; } = 8 * 1024 * 1024;
     /// <summary>Requests of one connection handled at once (publishes awaiting their ack).</summary>
     public int MaxInflightRequests { get; init; } = 64;
     /// <summary>Most topics one connection may subscribe to.</summary>

@@ -62,6 +62,7 @@ public static class BrokerConfig
         MaxDataBytes = Bytes(c, "broker.websocket.max-data-bytes"),
         MaxLast = c.GetInt("broker.websocket.max-last"),
         OutboundBufferFrames = c.GetInt("broker.websocket.outbound-buffer-frames"),
+        OutboundBufferBytes = c.GetByteSize("broker.websocket.outbound-buffer-bytes") ?? long.MaxValue,
         MaxInflightRequests = c.GetInt("broker.websocket.max-inflight-requests"),
         MaxSubscriptions = c.GetInt("broker.websocket.max-subscriptions"),
         KeepAliveInterval = c.GetTimeSpan("broker.websocket.keepalive-interval"),
