@@ -106,6 +106,13 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new SessionCommands.Rejected(_sessionId, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}"));
                 return;
             }
+            // Requests of a connection are handled concurrently, so commits may arrive out of order:
+            // a commit at or before the stored position says nothing new and is not persisted.
+            if (!IsAfter(c.Pos, _topics[c.Topic]))
+            {
+                Sender.Tell(new SessionCommands.Done(_sessionId));
+                return;
+            }
             PersistAndReply(new SessionEvents.Committed(c.Topic, c.Pos));
         });
         Command<Expire>(_ =>
@@ -189,6 +196,17 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
             case SessionEvents.Unsubscribed u: _topics.Remove(u.Topic); break;
             case SessionEvents.Committed c: _topics[c.Topic] = c.Pos; break;
         }
+    }
+
+    /// <summary>True unless both are positions of the same shape and <paramref name="pos"/> is nowhere after <paramref name="stored"/>.</summary>
+    internal static bool IsAfter(string pos, string stored)
+    {
+        if (!Position.TryParse(pos, out var p) || !Position.TryParse(stored, out var s) || p.PartitionCount != s.PartitionCount) return true;
+        for (var i = 0; i < p.PartitionCount; i++)
+        {
+            if (p.NextOffset(i) > s.NextOffset(i)) return true;
+        }
+        return false;
     }
 
     private List<SessionTopic> Topics() => [.. _topics.Select(kv => new SessionTopic(kv.Key, kv.Value))];
