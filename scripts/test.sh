@@ -6,14 +6,29 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests use: kcat (a real Kafka producer that injects records).
+# Debian packages the tests use: kcat (a real Kafka producer that injects records) and PostgreSQL
+# (the durable-session tests run against SQLite and a real PostgreSQL server).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v pg_lsclusters >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# PostgreSQL for the session tests: start the first cluster Debian created, then a role and a
+# database for the tests (idempotent). Tests read the connection string from BROKER_TEST_PG.
+if [ -z "${BROKER_TEST_PG:-}" ]; then
+  read -r pg_version pg_cluster pg_port pg_status _ < <(pg_lsclusters --no-header | head -n1)
+  [ "$pg_status" = online ] || as_root pg_ctlcluster "$pg_version" "$pg_cluster" start
+  as_psql() { as_root su postgres -c "psql -p $pg_port -v ON_ERROR_STOP=1 -qAt -c \"$1\""; }
+  [ "$(as_psql "SELECT 1 FROM pg_roles WHERE rolname = 'broker'")" = 1 ] \
+    || as_psql "CREATE ROLE broker LOGIN PASSWORD 'broker'"
+  [ "$(as_psql "SELECT 1 FROM pg_database WHERE datname = 'broker_test'")" = 1 ] \
+    || as_psql "CREATE DATABASE broker_test OWNER broker"
+  export BROKER_TEST_PG="Host=127.0.0.1;Port=$pg_port;Username=broker;Password=broker;Database=broker_test"
+fi
+
 command -v dotnet >/dev/null 2>&1 || { echo "The .NET 10 SDK is required (dotnet on PATH)." >&2; exit 1; }
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

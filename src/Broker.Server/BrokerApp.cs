@@ -58,7 +58,8 @@ public static class BrokerApp
         builder.Services.AddSingleton<FeedHub>();
         builder.Services.AddSingleton(new CatchUpReader(kafka));
         builder.Services.AddSingleton<ConnectionRegistry>();
-        builder.Services.AddBrokerAkka(config);
+        var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
+        builder.Services.AddBrokerAkka(config, sessionStore);
         builder.Services.AddSingleton(sp =>
         {
             var system = sp.GetRequiredService<ActorSystem>();
@@ -69,7 +70,10 @@ public static class BrokerApp
                 sp.GetRequiredService<CatchUpReader>(),
                 sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef,
                 system.Materializer(),
-                sp.GetRequiredService<ConnectionRegistry>());
+                sp.GetRequiredService<ConnectionRegistry>(),
+                sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
+                system,
+                BrokerConfig.Sessions(config));
         });
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
@@ -87,6 +91,9 @@ public static class BrokerApp
         {
             foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
                 log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            log.LogInformation("Durable sessions stored with {Provider}", BrokerConfig.PersistenceProvider(config));
+            if (sessionStoreProblem is not null)
+                log.LogError("The session store is unavailable ({Problem}): durable-session operations answer `unavailable`", sessionStoreProblem);
             if (embedded is not null)
             {
                 log.LogInformation("Kafka-protocol log (embedded) on {Bootstrap}: use it as bootstrap.servers, e.g. kcat -b {Bootstrap} -P -t <topic>", embedded.BootstrapServers, embedded.BootstrapServers);
@@ -135,6 +142,13 @@ public static class BrokerApp
             await context.Response.WriteAsync("client must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
+        var session = context.Request.Query["session"];
+        if (session.Count > 0 && (session.Count > 1 || !TopicName.IsValidIdentity(session.ToString())))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
+            return;
+        }
         var settings = node.Settings;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
@@ -142,7 +156,7 @@ public static class BrokerApp
             KeepAliveTimeout = settings.IdleTimeout,
         });
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        await new Connection(socket, node, logger, client.Length > 0 ? client : null).RunAsync();
+        await new Connection(socket, node, logger, client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>

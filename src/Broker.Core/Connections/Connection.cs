@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Streams.Dsl;
 using Akka.Util;
+using Broker.Core.Sessions;
 using Broker.Core.Topics;
 using Broker.Protocol;
 using Confluent.Kafka;
@@ -20,6 +21,9 @@ namespace Broker.Core.Connections;
 /// The inbound source reads a frame only when downstream asks for one, so a flooding client is
 /// slowed by TCP. Replies wait for room in the outbound buffer; live messages never wait: a full
 /// buffer closes the connection with 1013 slow_consumer.
+/// With a durable session (<c>?session=</c>) the connection attaches to the session's actor before
+/// it reads any request, resubscribes the session's topics from their committed positions, and
+/// persists every subscribe, unsubscribe and commit there before it answers.
 /// </summary>
 public sealed class Connection
 {
@@ -32,13 +36,19 @@ public sealed class Connection
     private readonly Outbound _outbound;
     private readonly string _clientId;
     private readonly Dictionary<string, Subscription?> _subscriptions = new(StringComparer.Ordinal);
+    private readonly string? _sessionId;
+    private IActorRef? _endpoint;
 
     /// <param name="clientId">
     /// The client's identity for de-duplicating retried publishes across reconnects
     /// (<c>?client=</c>); null gives the connection an identity of its own.
     /// </param>
-    public Connection(WebSocket socket, NodeServices node, ILogger logger, string? clientId = null)
+    /// <param name="sessionId">The durable session (<c>?session=</c>), already validated; null for none.</param>
+    public Connection(WebSocket socket, NodeServices node, ILogger logger, string? clientId = null, string? sessionId = null)
     {
+        if (sessionId is not null && (node.Sessions is null || node.System is null))
+            throw new InvalidOperationException("durable sessions need the session region");
+        _sessionId = sessionId;
         _socket = socket;
         _node = node;
         _logger = logger;
@@ -52,6 +62,8 @@ public sealed class Connection
         try
         {
             var outboundDone = RunOutbound();
+            // The session's restored subscriptions are answered before any request is read.
+            if (_sessionId is not null) await AttachSession().ConfigureAwait(false);
             var inboundDone = RunInbound();
             _ = inboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.Normal, ""), TaskScheduler.Default);
             // The outbound stream ends on its own only when a send fails (peer gone): close, so that
@@ -70,6 +82,11 @@ public sealed class Connection
         {
             _node.Registry.Remove(id);
             await StopSubscriptions().ConfigureAwait(false);
+            if (_endpoint is not null)
+            {
+                _node.Sessions!.Tell(new SessionCommands.Detach(_sessionId!, _endpoint));
+                _node.System!.Stop(_endpoint);
+            }
         }
     }
 
@@ -196,7 +213,7 @@ public sealed class Connection
                 PublishRequest p => await Publish(p).ConfigureAwait(false),
                 SubscribeRequest s => await Subscribe(s).ConfigureAwait(false),
                 UnsubscribeRequest u => await Unsubscribe(u).ConfigureAwait(false),
-                CommitRequest c => ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "commit needs a durable session (connect with ?session=<id>)"),
+                CommitRequest c => await Commit(c).ConfigureAwait(false),
                 _ => ServerFrames.Error(decoded.Id, ErrorCodes.BadRequest, "unsupported request"),
             };
         }
@@ -231,7 +248,9 @@ public sealed class Connection
         };
     }
 
-    private async Task<byte[]> Subscribe(SubscribeRequest s)
+    private Task<byte[]> Subscribe(SubscribeRequest s) => Subscribe(s, restored: false);
+
+    private async Task<byte[]> Subscribe(SubscribeRequest s, bool restored)
     {
         var kafkaTopic = _node.Log.Settings.KafkaTopicFor(s.Topic);
         bool duplicate;
@@ -257,6 +276,12 @@ public sealed class Connection
 
             var (start, recovered) = StartOffset(s, low, high);
             if (start < 0) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
+            if (_sessionId is not null && !restored)
+            {
+                // Durable: the session remembers the topic (resume from where it starts) before the client hears `subscribed`.
+                var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Single(start).Encode())).ConfigureAwait(false);
+                if (stored is not null) return Fail(s, stored);
+            }
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
@@ -298,10 +323,94 @@ public sealed class Connection
         {
             if (!_subscriptions.TryGetValue(u.Topic, out sub) || sub is null)
                 return ServerFrames.Error(u.Id, ErrorCodes.NotFound, $"not subscribed to {u.Topic}");
-            _subscriptions.Remove(u.Topic);
+        }
+        if (_sessionId is not null)
+        {
+            var stored = await AskSession(u.Id, new SessionCommands.RemoveSubscription(_sessionId, u.Topic)).ConfigureAwait(false);
+            if (stored is not null) return stored;
+        }
+        lock (_subscriptions)
+        {
+            if (!_subscriptions.Remove(u.Topic)) return ServerFrames.Error(u.Id, ErrorCodes.NotFound, $"not subscribed to {u.Topic}");
         }
         await sub.StopAsync().ConfigureAwait(false);
         return ServerFrames.Unsubscribed(u.Id, u.Topic);
+    }
+
+    // ---- durable sessions -----------------------------------------------------------------
+
+    /// <summary>
+    /// Attaches to the session (a connection attached before is closed by the session) and
+    /// resubscribes its topics, each strictly after its committed position.
+    /// </summary>
+    private async Task AttachSession()
+    {
+        _endpoint = _node.System!.ActorOf(SessionEndpoint.Props(_outbound));
+        SessionCommands.Attached attached;
+        try
+        {
+            attached = await _node.Sessions!.Ask<SessionCommands.Attached>(
+                new SessionCommands.Attach(_sessionId!, _endpoint), _node.SessionSettings!.RequestTimeout).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            await _outbound.EnqueueAsync(ServerFrames.Error(null, ErrorCodes.Unavailable,
+                "the session store is unavailable: the session's subscriptions were not restored; retry")).ConfigureAwait(false);
+            return;
+        }
+        foreach (var topic in attached.Topics)
+        {
+            if (!Position.TryParse(topic.Pos, out var pos) || !TopicName.IsValid(topic.Topic)) continue;
+            byte[] reply;
+            try
+            {
+                reply = await Subscribe(new SubscribeRequest(null, topic.Topic, StartFrom.Latest, pos, null), restored: true).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
+            {
+                reply = ServerFrames.Error(null, ErrorCodes.Unavailable, $"the log is unavailable: {topic.Topic} was not resubscribed");
+            }
+            if (reply.Length > 0) await _outbound.EnqueueAsync(reply).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<byte[]> Commit(CommitRequest c)
+    {
+        if (_sessionId is null)
+            return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "commit needs a durable session (connect with ?session=<id>)");
+        lock (_subscriptions)
+        {
+            if (!_subscriptions.TryGetValue(c.Topic, out var sub) || sub is null)
+                return ServerFrames.Error(c.Id, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}");
+        }
+        if (c.Pos.PartitionCount != 1) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is not a position of this topic");
+        using (var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout))
+        {
+            var wm = await _node.Log.QueryWatermarksAsync(_node.Log.Settings.KafkaTopicFor(c.Topic), 0, timeout.Token).ConfigureAwait(false);
+            if (c.Pos.NextOffset(0) > Math.Max(0, wm.High.Value))
+                return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is ahead of the topic's head");
+        }
+        return await AskSession(c.Id, new SessionCommands.Commit(_sessionId, c.Topic, c.Pos.Encode())).ConfigureAwait(false) ?? NoReply;
+    }
+
+    /// <summary>Sends a change to the session; null once it is persisted, else the error frame to answer.</summary>
+    private async Task<byte[]?> AskSession(string? requestId, IWithSessionId command)
+    {
+        object reply;
+        try
+        {
+            reply = await _node.Sessions!.Ask<object>(command, _node.SessionSettings!.RequestTimeout).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return ServerFrames.Error(requestId, ErrorCodes.Unavailable, "the session store is unavailable; retry");
+        }
+        return reply switch
+        {
+            SessionCommands.Done => null,
+            SessionCommands.Rejected r => ServerFrames.Error(requestId, r.Code, r.Message),
+            _ => ServerFrames.Error(requestId, ErrorCodes.Internal, "unexpected reply from the session"),
+        };
     }
 
     private async Task StopSubscriptions()

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
+using Broker.Core.Sessions;
 using Broker.Core.Topics;
 
 namespace Broker.Core.Serialization;
@@ -19,6 +20,19 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string PublishManifest = "tp";
     private const string AckManifest = "ta";
     private const string RejectedManifest = "tr";
+    private const string AttachManifest = "sa";
+    private const string AttachedManifest = "sA";
+    private const string DetachManifest = "sd";
+    private const string AddSubscriptionManifest = "ss";
+    private const string RemoveSubscriptionManifest = "su";
+    private const string CommitManifest = "sc";
+    private const string DoneManifest = "sk";
+    private const string SessionRejectedManifest = "sr";
+    private const string TakenOverManifest = "st";
+    private const string SubscribedEventManifest = "eS";
+    private const string UnsubscribedEventManifest = "eU";
+    private const string CommittedEventManifest = "eC";
+    private const string SnapshotManifest = "eN";
 
     public override int Identifier => Id;
 
@@ -27,6 +41,19 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         TopicCommands.Publish => PublishManifest,
         TopicCommands.PublishAck => AckManifest,
         TopicCommands.PublishRejected => RejectedManifest,
+        SessionCommands.Attach => AttachManifest,
+        SessionCommands.Attached => AttachedManifest,
+        SessionCommands.Detach => DetachManifest,
+        SessionCommands.AddSubscription => AddSubscriptionManifest,
+        SessionCommands.RemoveSubscription => RemoveSubscriptionManifest,
+        SessionCommands.Commit => CommitManifest,
+        SessionCommands.Done => DoneManifest,
+        SessionCommands.Rejected => SessionRejectedManifest,
+        SessionCommands.TakenOver => TakenOverManifest,
+        SessionEvents.Subscribed => SubscribedEventManifest,
+        SessionEvents.Unsubscribed => UnsubscribedEventManifest,
+        SessionEvents.Committed => CommittedEventManifest,
+        SessionEvents.Snapshot => SnapshotManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not serialized by {nameof(BrokerSerializer)}"),
     };
 
@@ -44,6 +71,45 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             case TopicCommands.PublishRejected r:
                 w.String(r.Topic); w.String(r.Code); w.String(r.Message);
                 break;
+            case SessionCommands.Attach a:
+                w.String(a.SessionId); w.String(ActorPath(a.Connection));
+                break;
+            case SessionCommands.Attached a:
+                w.String(a.SessionId); Topics(w, a.Topics);
+                break;
+            case SessionCommands.Detach d:
+                w.String(d.SessionId); w.String(ActorPath(d.Connection));
+                break;
+            case SessionCommands.AddSubscription s:
+                w.String(s.SessionId); w.String(s.Topic); w.String(s.Pos);
+                break;
+            case SessionCommands.RemoveSubscription r:
+                w.String(r.SessionId); w.String(r.Topic);
+                break;
+            case SessionCommands.Commit c:
+                w.String(c.SessionId); w.String(c.Topic); w.String(c.Pos);
+                break;
+            case SessionCommands.Done d:
+                w.String(d.SessionId);
+                break;
+            case SessionCommands.Rejected r:
+                w.String(r.SessionId); w.String(r.Code); w.String(r.Message);
+                break;
+            case SessionCommands.TakenOver t:
+                w.String(t.SessionId);
+                break;
+            case SessionEvents.Subscribed e:
+                w.String(e.Topic); w.String(e.Pos);
+                break;
+            case SessionEvents.Unsubscribed e:
+                w.String(e.Topic);
+                break;
+            case SessionEvents.Committed e:
+                w.String(e.Topic); w.String(e.Pos);
+                break;
+            case SessionEvents.Snapshot e:
+                Topics(w, e.Topics);
+                break;
             default:
                 throw new ArgumentException($"{obj.GetType()} is not serialized by {nameof(BrokerSerializer)}");
         }
@@ -58,8 +124,43 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             PublishManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String()),
             AckManifest => new TopicCommands.PublishAck(r.String()!, r.String()!, r.Bool()),
             RejectedManifest => new TopicCommands.PublishRejected(r.String()!, r.String()!, r.String()!),
+            AttachManifest => new SessionCommands.Attach(r.String()!, ResolveActor(r.String()!)),
+            AttachedManifest => new SessionCommands.Attached(r.String()!, Topics(ref r)),
+            DetachManifest => new SessionCommands.Detach(r.String()!, ResolveActor(r.String()!)),
+            AddSubscriptionManifest => new SessionCommands.AddSubscription(r.String()!, r.String()!, r.String()!),
+            RemoveSubscriptionManifest => new SessionCommands.RemoveSubscription(r.String()!, r.String()!),
+            CommitManifest => new SessionCommands.Commit(r.String()!, r.String()!, r.String()!),
+            DoneManifest => new SessionCommands.Done(r.String()!),
+            SessionRejectedManifest => new SessionCommands.Rejected(r.String()!, r.String()!, r.String()!),
+            TakenOverManifest => new SessionCommands.TakenOver(r.String()!),
+            SubscribedEventManifest => new SessionEvents.Subscribed(r.String()!, r.String()!),
+            UnsubscribedEventManifest => new SessionEvents.Unsubscribed(r.String()!),
+            CommittedEventManifest => new SessionEvents.Committed(r.String()!, r.String()!),
+            SnapshotManifest => new SessionEvents.Snapshot(Topics(ref r)),
             _ => throw new SerializationException($"unknown manifest {manifest}"),
         };
+    }
+
+    private static string ActorPath(IActorRef actor) => Akka.Serialization.Serialization.SerializedActorPath(actor);
+
+    private IActorRef ResolveActor(string path) => system.Provider.ResolveActorRef(path);
+
+    private static void Topics(Writer w, IReadOnlyList<SessionTopic> topics)
+    {
+        w.Int(topics.Count);
+        foreach (var t in topics)
+        {
+            w.String(t.Topic); w.String(t.Pos);
+        }
+    }
+
+    private static List<SessionTopic> Topics(ref Reader r)
+    {
+        var n = r.Int();
+        if (n < 0 || n > 1_000_000) throw new SerializationException("bad topic count");
+        var topics = new List<SessionTopic>(n);
+        for (var i = 0; i < n; i++) topics.Add(new SessionTopic(r.String()!, r.String()!));
+        return topics;
     }
 
     private sealed class Writer
@@ -78,6 +179,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         }
 
         public void Bool(bool v) => Take(1)[0] = v ? (byte)1 : (byte)0;
+
+        public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
 
         public void Bytes(byte[]? v)
         {
@@ -121,6 +224,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         }
 
         public bool Bool() => Take(1)[0] != 0;
+
+        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
 
         public byte[]? Bytes()
         {

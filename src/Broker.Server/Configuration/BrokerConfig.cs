@@ -26,6 +26,9 @@ public static class BrokerConfig
         ["BROKER_DEVKAFKA_ADMIN"] = "broker.kafka.devkafka-admin",
         ["BROKER_MAX_FRAME_BYTES"] = "broker.websocket.max-frame-bytes",
         ["BROKER_OUTBOUND_BUFFER"] = "broker.websocket.outbound-buffer-frames",
+        ["BROKER_DB_PROVIDER"] = "broker.persistence.provider",
+        ["BROKER_DB_CONNECTION"] = "broker.persistence.connection-string",
+        ["BROKER_DB_PATH"] = "broker.persistence.sqlite.path",
     };
 
     public static Config Load(IReadOnlyDictionary<string, string>? overrides = null, Func<string, string?>? environment = null)
@@ -90,6 +93,38 @@ public static class BrokerConfig
     {
         DedupWindow = c.GetInt("broker.topics.dedup-window"),
     };
+
+    public static Broker.Core.Sessions.SessionSettings Sessions(Config c) => new()
+    {
+        ExpireAfter = c.GetTimeSpan("broker.sessions.expire-after"),
+        SnapshotEvery = c.GetInt("broker.sessions.snapshot-every"),
+        RequestTimeout = c.GetTimeSpan("broker.sessions.request-timeout"),
+    };
+
+    /// <summary>The persistence provider: <c>sqlite</c> or <c>postgresql</c>.</summary>
+    public static string PersistenceProvider(Config c) => c.GetString("broker.persistence.provider", "sqlite").Trim().ToLowerInvariant() switch
+    {
+        "sqlite" => "sqlite",
+        "postgresql" or "postgres" => "postgresql",
+        var other => throw new ConfigurationException($"broker.persistence.provider: unknown provider '{other}' (sqlite or postgresql)"),
+    };
+
+    /// <summary>
+    /// The Akka.Persistence.Sql configuration of the provider: <c>hocon/persistence-&lt;provider&gt;.conf</c>
+    /// with the connection string set (for SQLite built from <c>broker.persistence.sqlite.path</c>
+    /// when no connection string is given).
+    /// </summary>
+    public static Config Persistence(Config c, string connectionString)
+    {
+        var provider = PersistenceProvider(c);
+        var file = Path.Combine(AppContext.BaseDirectory, "hocon", $"persistence-{provider}.conf");
+        var plugin = ConfigurationFactory.ParseString(File.ReadAllText(file));
+        var conn = Quote(connectionString);
+        return ConfigurationFactory.ParseString($"""
+            akka.persistence.journal.sql.connection-string = {conn}
+            akka.persistence.snapshot-store.sql.connection-string = {conn}
+            """).WithFallback(plugin);
+    }
 
     /// <summary>Seed nodes: a list in HOCON, or a comma-separated string (an override or BROKER_SEEDS).</summary>
     public static string[] SeedNodes(Config c)

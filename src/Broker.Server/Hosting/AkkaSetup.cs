@@ -6,6 +6,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Broker.Core.Log;
 using Broker.Core.Serialization;
+using Broker.Core.Sessions;
 using Broker.Core.Topics;
 using Broker.Server.Configuration;
 
@@ -14,13 +15,20 @@ namespace Broker.Server.Hosting;
 /// <summary>Marker for the topic shard region in the Akka.Hosting registry.</summary>
 public sealed class TopicRegion;
 
+/// <summary>Marker for the durable-session shard region in the Akka.Hosting registry.</summary>
+public sealed class SessionRegion;
+
 public static class AkkaSetup
 {
     public const string SystemName = "broker";
     public const string TopicTypeName = "topic";
+    public const string SessionTypeName = "session";
 
-    /// <summary>The actor system: remoting, the cluster (of one unless seed nodes are given), serialization, the topic shard region.</summary>
-    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, Config config)
+    /// <summary>
+    /// The actor system: remoting, the cluster (of one unless seed nodes are given), serialization,
+    /// the topic shard region, the session store and the durable-session shard region.
+    /// </summary>
+    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, Config config, string sessionStoreConnection)
     {
         services.AddAkka(SystemName, (builder, sp) =>
         {
@@ -40,8 +48,10 @@ public static class AkkaSetup
                 })
                 .WithClustering(new ClusterOptions { SeedNodes = seeds })
                 .AddBrokerSerialization()
+                .AddSessionPersistence(config, sessionStoreConnection)
                 .AddTopicRegion(config, new TopicDependencies(
-                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)));
+                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)))
+                .AddSessionRegion(config);
             if (seeds.Length == 0)
             {
                 // A cluster of one: join ourselves.
@@ -77,4 +87,23 @@ public static class AkkaSetup
                 PassivateIdleEntityAfter = config.GetTimeSpan("broker.cluster.passivate-idle-after"),
                 ShouldPassivateIdleEntities = true,
             });
+
+    /// <summary>
+    /// Durable sessions: one persistent actor per session id. Sharding state stays in DData; session
+    /// actors are not passivated when idle (they expire on their own, see <see cref="SessionSettings.ExpireAfter"/>).
+    /// </summary>
+    public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, Config config)
+    {
+        var settings = BrokerConfig.Sessions(config);
+        return builder.WithShardRegion<SessionRegion>(
+            SessionTypeName,
+            session => SessionActor.Props(session, settings),
+            new SessionMessageExtractor(config.GetInt("broker.sessions.shards")),
+            new ShardOptions
+            {
+                StateStoreMode = StateStoreMode.DData,
+                RememberEntities = false,
+                ShouldPassivateIdleEntities = false,
+            });
+    }
 }

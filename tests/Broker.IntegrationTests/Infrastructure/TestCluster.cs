@@ -13,8 +13,11 @@ namespace Broker.IntegrationTests.Infrastructure;
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
-    private TestCluster(MockKafkaCluster kafka, AdminEndpoint admin, string[] seeds)
+    private readonly bool _ownsKafka;
+
+    private TestCluster(MockKafkaCluster kafka, AdminEndpoint admin, string[] seeds, bool ownsKafka = true)
     {
+        _ownsKafka = ownsKafka;
         Kafka = kafka;
         Admin = admin;
         Seeds = seeds;
@@ -32,13 +35,24 @@ public sealed class TestCluster : IAsyncDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    public static async Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null)
+    public static Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null)
     {
         var kafka = MockKafkaCluster.Start("127.0.0.1", 0);
-        var admin = new AdminEndpoint(kafka, "127.0.0.1", 0);
+        return StartAsync(nodes, overrides, kafka, new AdminEndpoint(kafka, "127.0.0.1", 0), ownsKafka: true);
+    }
+
+    /// <summary>
+    /// A new cluster (new nodes, new ports) on this cluster's Kafka-protocol log, which stays
+    /// owned by this cluster: a full restart of every broker while the log keeps its messages.
+    /// </summary>
+    public Task<TestCluster> StartAnotherOnSameLogAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null) =>
+        StartAsync(nodes, overrides, Kafka, Admin, ownsKafka: false);
+
+    private static async Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides, MockKafkaCluster kafka, AdminEndpoint admin, bool ownsKafka)
+    {
         var ports = Enumerable.Range(0, nodes).Select(_ => FreePort()).ToArray();
         var seeds = ports.Select(p => $"akka.tcp://broker@127.0.0.1:{p}").ToArray();
-        var cluster = new TestCluster(kafka, admin, seeds);
+        var cluster = new TestCluster(kafka, admin, seeds, ownsKafka);
         var started = await Task.WhenAll(ports.Select(p => TestBroker.StartAsync(cluster.NodeSettings(p, overrides))));
         cluster.Nodes.AddRange(started);
         await cluster.AwaitUpAsync(nodes);
@@ -79,6 +93,7 @@ public sealed class TestCluster : IAsyncDisposable
         {
             try { await node.DisposeAsync(); } catch (Exception) { /* already stopped by the test */ }
         }
+        if (!_ownsKafka) return;
         Admin.Dispose();
         Kafka.Dispose();
     }

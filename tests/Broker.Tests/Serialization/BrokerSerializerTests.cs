@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Serialization;
 using Broker.Core.Serialization;
+using Broker.Core.Sessions;
 using Broker.Core.Topics;
 
 namespace Broker.Tests.Serialization;
@@ -22,6 +23,18 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new TopicCommands.PublishAck("orders.eu", "AQEB"),
         new TopicCommands.PublishAck("t", "AQEC", Duplicate: true),
         new TopicCommands.PublishRejected("t", "unavailable", "the log is unavailable; retry"),
+        new SessionCommands.AddSubscription("session-1", "orders.eu", "AQEB"),
+        new SessionCommands.RemoveSubscription("session-1", "orders.eu"),
+        new SessionCommands.Commit("s", "t", "AQEC"),
+        new SessionCommands.Done("s"),
+        new SessionCommands.Rejected("s", "not_found", "the session is not subscribed to t"),
+        new SessionCommands.TakenOver("s"),
+        new SessionCommands.Attached("s", [new SessionTopic("a", "AQEA"), new SessionTopic("b.c", "AQEB")]),
+        new SessionCommands.Attached("s", []),
+        new SessionEvents.Subscribed("t", "AQEA"),
+        new SessionEvents.Unsubscribed("t"),
+        new SessionEvents.Committed("t", "AQEB"),
+        new SessionEvents.Snapshot([new SessionTopic("café", "AQEB")]),
     };
 
     [Theory]
@@ -41,9 +54,32 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                 Assert.Equal(p.Data, q.Data);
                 Assert.Equal(p with { Data = q.Data }, q);
                 break;
+            case SessionCommands.Attached a:
+                var b = Assert.IsType<SessionCommands.Attached>(back);
+                Assert.Equal(a.SessionId, b.SessionId);
+                Assert.Equal(a.Topics, b.Topics);
+                break;
+            case SessionEvents.Snapshot a:
+                Assert.Equal(a.Topics, Assert.IsType<SessionEvents.Snapshot>(back).Topics);
+                break;
             default:
                 Assert.Equal(message, back);
                 break;
+        }
+    }
+
+    [Fact]
+    public void Session_messages_carrying_a_connection_round_trip_with_a_resolvable_actor_ref()
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(new SessionCommands.Attach("s", TestActor));
+        foreach (var message in new object[] { new SessionCommands.Attach("s", TestActor), new SessionCommands.Detach("s", TestActor) })
+        {
+            var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+            var back = Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+            Assert.Equal(message, back);
+            var connection = back is SessionCommands.Attach a ? a.Connection : ((SessionCommands.Detach)back).Connection;
+            connection.Tell("hello");
+            ExpectMsg("hello");
         }
     }
 

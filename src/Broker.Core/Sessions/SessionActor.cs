@@ -1,0 +1,234 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Broker.Protocol;
+
+namespace Broker.Core.Sessions;
+
+/// <summary>Settings of durable sessions (HOCON <c>broker.sessions</c>).</summary>
+public sealed record SessionSettings
+{
+    /// <summary>A session with no connection attached for this long is deleted.</summary>
+    public TimeSpan ExpireAfter { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted).</summary>
+    public int SnapshotEvery { get; init; } = 100;
+
+    /// <summary>How long a connection waits for the session store before answering <c>unavailable</c>.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
+/// the session's topics and, per topic, the position to resume after (the last commit, or where
+/// the subscription started). It knows the connection attached to it: a newer connection takes
+/// the session over and the older one is told to close. With no connection attached for
+/// <see cref="SessionSettings.ExpireAfter"/> it deletes its events and snapshots and stops.
+/// </summary>
+public sealed class SessionActor : ReceivePersistentActor, IWithTimers
+{
+    private const string ExpiryTimer = "expire";
+
+    private readonly string _sessionId;
+    private readonly SessionSettings _settings;
+    private readonly Dictionary<string, string> _topics = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IActorRef? _connection;
+    private bool _messagesDeleted, _snapshotsDeleted;
+
+    public SessionActor(string sessionId, SessionSettings settings)
+    {
+        _sessionId = sessionId;
+        _settings = settings;
+        PersistenceId = PersistenceIdFor(sessionId);
+
+        Recover<SessionEvents.Subscribed>(Apply);
+        Recover<SessionEvents.Unsubscribed>(Apply);
+        Recover<SessionEvents.Committed>(Apply);
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is not SessionEvents.Snapshot s) return;
+            _topics.Clear();
+            foreach (var t in s.Topics) _topics[t.Topic] = t.Pos;
+        });
+        Recover<RecoveryCompleted>(_ => ScheduleExpiry());
+        Active();
+    }
+
+    public static string PersistenceIdFor(string sessionId) => "session-" + sessionId;
+
+    public override string PersistenceId { get; }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(string sessionId, SessionSettings settings) =>
+        Akka.Actor.Props.Create(() => new SessionActor(sessionId, settings));
+
+    private void Active()
+    {
+        Command<SessionCommands.Attach>(a =>
+        {
+            Timers.Cancel(ExpiryTimer);
+            if (_connection is not null && !_connection.Equals(a.Connection))
+                _connection.Tell(new SessionCommands.TakenOver(_sessionId));
+            _connection = a.Connection;
+            Sender.Tell(new SessionCommands.Attached(_sessionId, Topics()));
+        });
+        Command<SessionCommands.Detach>(d =>
+        {
+            if (_connection is null || !_connection.Equals(d.Connection)) return; // an older, taken-over connection
+            _connection = null;
+            ScheduleExpiry();
+        });
+        Command<SessionCommands.AddSubscription>(s =>
+        {
+            if (_topics.ContainsKey(s.Topic))
+            {
+                Sender.Tell(new SessionCommands.Done(_sessionId));
+                return;
+            }
+            PersistAndReply(new SessionEvents.Subscribed(s.Topic, s.Pos));
+        });
+        Command<SessionCommands.RemoveSubscription>(r =>
+        {
+            if (!_topics.ContainsKey(r.Topic))
+            {
+                Sender.Tell(new SessionCommands.Done(_sessionId));
+                return;
+            }
+            PersistAndReply(new SessionEvents.Unsubscribed(r.Topic));
+        });
+        Command<SessionCommands.Commit>(c =>
+        {
+            if (!_topics.ContainsKey(c.Topic))
+            {
+                Sender.Tell(new SessionCommands.Rejected(_sessionId, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}"));
+                return;
+            }
+            // Requests of a connection are handled concurrently, so commits may arrive out of order:
+            // a commit at or before the stored position says nothing new and is not persisted.
+            if (!IsAfter(c.Pos, _topics[c.Topic]))
+            {
+                Sender.Tell(new SessionCommands.Done(_sessionId));
+                return;
+            }
+            PersistAndReply(new SessionEvents.Committed(c.Topic, c.Pos));
+        });
+        Command<Expire>(_ =>
+        {
+            if (_connection is not null) return;
+            _log.Info("Session {0} expired: deleting its state", _sessionId);
+            _messagesDeleted = _snapshotsDeleted = false;
+            DeleteMessages(LastSequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(long.MaxValue));
+            Become(Expiring);
+        });
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            // The snapshot holds everything: older events and snapshots are not needed for recovery.
+            DeleteMessages(s.Metadata.SequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+        });
+        Command<SaveSnapshotFailure>(f => _log.Warning("Session {0}: snapshot failed: {1}", _sessionId, f.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning("Session {0}: deleting events failed: {1}", _sessionId, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("Session {0}: deleting snapshots failed: {1}", _sessionId, f.Cause.Message));
+        Command<Stop>(_ => Context.Stop(Self));
+    }
+
+    /// <summary>Deleting the session's state; commands wait until it is done.</summary>
+    private void Expiring()
+    {
+        Command<DeleteMessagesSuccess>(d =>
+        {
+            if (d.ToSequenceNr >= LastSequenceNr) _messagesDeleted = true;
+            Expired();
+        });
+        Command<DeleteSnapshotsSuccess>(d =>
+        {
+            if (d.Criteria.MaxSequenceNr == long.MaxValue) _snapshotsDeleted = true;
+            Expired();
+        });
+        Command<DeleteMessagesFailure>(f => DeleteFailed(f.Cause));
+        Command<DeleteSnapshotsFailure>(f => DeleteFailed(f.Cause));
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(_ => { });
+        CommandAny(_ => Stash.Stash());
+    }
+
+    private void Expired()
+    {
+        if (!_messagesDeleted || !_snapshotsDeleted) return;
+        _topics.Clear();
+        Become(Active);
+        Stash.UnstashAll();
+        // Sharding buffers what arrives from now on and starts a fresh incarnation for it.
+        Context.Parent.Tell(new Passivate(Stop.Instance));
+    }
+
+    private void DeleteFailed(Exception cause)
+    {
+        _log.Warning("Session {0}: deleting the expired session failed ({1}); retrying after the expiry time", _sessionId, cause.Message);
+        Become(Active);
+        Stash.UnstashAll();
+        ScheduleExpiry();
+    }
+
+    private void PersistAndReply(object e)
+    {
+        var replyTo = Sender;
+        Persist(e, persisted =>
+        {
+            Apply(persisted);
+            replyTo.Tell(new SessionCommands.Done(_sessionId));
+            if (_settings.SnapshotEvery > 0 && LastSequenceNr % _settings.SnapshotEvery == 0)
+                SaveSnapshot(new SessionEvents.Snapshot(Topics()));
+        });
+    }
+
+    private void Apply(object e)
+    {
+        switch (e)
+        {
+            case SessionEvents.Subscribed s: _topics[s.Topic] = s.Pos; break;
+            case SessionEvents.Unsubscribed u: _topics.Remove(u.Topic); break;
+            case SessionEvents.Committed c: _topics[c.Topic] = c.Pos; break;
+        }
+    }
+
+    /// <summary>True unless both are positions of the same shape and <paramref name="pos"/> is nowhere after <paramref name="stored"/>.</summary>
+    internal static bool IsAfter(string pos, string stored)
+    {
+        if (!Position.TryParse(pos, out var p) || !Position.TryParse(stored, out var s) || p.PartitionCount != s.PartitionCount) return true;
+        for (var i = 0; i < p.PartitionCount; i++)
+        {
+            if (p.NextOffset(i) > s.NextOffset(i)) return true;
+        }
+        return false;
+    }
+
+    private List<SessionTopic> Topics() => [.. _topics.Select(kv => new SessionTopic(kv.Key, kv.Value))];
+
+    private void ScheduleExpiry()
+    {
+        if (_connection is null) Timers.StartSingleTimer(ExpiryTimer, Expire.Instance, _settings.ExpireAfter);
+    }
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Warning("Session {0}: recovery failed (the session store is unavailable?): {1}", _sessionId, reason.Message);
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    private sealed class Expire
+    {
+        public static readonly Expire Instance = new();
+    }
+
+    private sealed class Stop
+    {
+        public static readonly Stop Instance = new();
+    }
+}

@@ -1,0 +1,60 @@
+using Akka.Actor;
+using Broker.Core.Topics;
+
+namespace Broker.Core.Sessions;
+
+/// <summary>Marks messages routed to a durable session's sharded actor (entity id = session id).</summary>
+public interface IWithSessionId
+{
+    string SessionId { get; }
+}
+
+/// <summary>A topic of a session and the position to resume it from (exclusive, like <c>since</c>).</summary>
+public sealed record SessionTopic(string Topic, string Pos);
+
+/// <summary>Commands handled by the session actor, and its replies.</summary>
+public static class SessionCommands
+{
+    /// <summary>
+    /// A connection with this session id opened. The session replies <see cref="Attached"/> with its
+    /// topics; a connection attached before is told <see cref="TakenOver"/>.
+    /// </summary>
+    public sealed record Attach(string SessionId, IActorRef Connection) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>Reply to <see cref="Attach"/>: the topics to resubscribe, each from its resume position.</summary>
+    public sealed record Attached(string SessionId, IReadOnlyList<SessionTopic> Topics) : IBrokerMessage;
+
+    /// <summary>The connection closed; the session expires after its idle time unless a connection attaches again.</summary>
+    public sealed record Detach(string SessionId, IActorRef Connection) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>The connection subscribed to <paramref name="Topic"/> starting after <paramref name="Pos"/>: persisted before <c>subscribed</c> is sent.</summary>
+    public sealed record AddSubscription(string SessionId, string Topic, string Pos) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>The connection unsubscribed: persisted before <c>unsubscribed</c> is sent.</summary>
+    public sealed record RemoveSubscription(string SessionId, string Topic) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>The client processed everything of <paramref name="Topic"/> up to <paramref name="Pos"/>.</summary>
+    public sealed record Commit(string SessionId, string Topic, string Pos) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>Reply: the change is persisted.</summary>
+    public sealed record Done(string SessionId) : IBrokerMessage;
+
+    /// <summary>Reply: nothing changed; <paramref name="Code"/> is a protocol error code.</summary>
+    public sealed record Rejected(string SessionId, string Code, string Message) : IBrokerMessage;
+
+    /// <summary>To a connection: a newer connection attached to its session; it closes.</summary>
+    public sealed record TakenOver(string SessionId) : IBrokerMessage;
+}
+
+/// <summary>What the session actor persists.</summary>
+public static class SessionEvents
+{
+    public sealed record Subscribed(string Topic, string Pos) : IBrokerMessage;
+
+    public sealed record Unsubscribed(string Topic) : IBrokerMessage;
+
+    public sealed record Committed(string Topic, string Pos) : IBrokerMessage;
+
+    /// <summary>The whole state, saved every N events.</summary>
+    public sealed record Snapshot(IReadOnlyList<SessionTopic> Topics) : IBrokerMessage;
+}

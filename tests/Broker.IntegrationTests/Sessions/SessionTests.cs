@@ -1,0 +1,288 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+using Broker.IntegrationTests.Infrastructure;
+using Broker.Protocol;
+
+namespace Broker.IntegrationTests.Sessions;
+
+/// <summary>Durable sessions, run against every session store (SQLite and PostgreSQL).</summary>
+public abstract class SessionTests<TStore> : IDisposable where TStore : SessionStore, new()
+{
+    private static readonly TimeSpan RowsDeadline = TimeSpan.FromSeconds(60);
+
+    protected TStore Store { get; } = new();
+
+    public void Dispose() => Store.Dispose();
+
+    private static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
+
+    private Dictionary<string, string> Settings(string expireAfter = "1h", bool unreachable = false)
+    {
+        var values = unreachable ? Store.UnreachableOverrides : Store.Overrides;
+        values["broker.sessions.expire-after"] = expireAfter;
+        values["broker.sessions.request-timeout"] = "3s";
+        values["broker.sessions.snapshot-every"] = "3"; // recovery goes through snapshots in these tests
+        return values;
+    }
+
+    private static Task<WsClient> Connect(TestBroker broker, string session) => broker.ConnectAsync("?session=" + session);
+
+    private static async Task<List<JsonObject>> Messages(WsClient client, int count)
+    {
+        var list = new List<JsonObject>();
+        while (list.Count < count) list.Add(await client.ExpectAsync("message"));
+        return list;
+    }
+
+    /// <summary>Waits until everything sent before has been handled (replies keep request order).</summary>
+    private static async Task Sync(WsClient client)
+    {
+        var id = "sync-" + Guid.NewGuid().ToString("N");
+        var pong = await client.RequestAsync(new { type = "ping", id }, id);
+        Assert.Equal("pong", (string?)pong["type"]);
+    }
+
+    private static Task Commit(WsClient client, string topic, string pos) =>
+        client.SendAsync(new { type = "commit", topic, pos });
+
+    [Fact]
+    public async Task Session_reconnect_resubscribes_and_resumes_strictly_after_the_last_commit()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings());
+        var session = NewId("s");
+        var topic = NewId("t");
+        await using var publisher = await broker.ConnectAsync();
+
+        string[] pos;
+        await using (var first = await Connect(broker, session))
+        {
+            await first.SubscribeAsync(topic);
+            pos = [await publisher.PublishAsync(topic, 1, "p1"), await publisher.PublishAsync(topic, 2, "p2"), await publisher.PublishAsync(topic, 3, "p3")];
+            var got = await Messages(first, 3);
+            Assert.Equal(pos, got.Select(m => (string)m["pos"]!));
+            await Commit(first, topic, pos[0]);
+            await Commit(first, topic, pos[1]);
+            await Sync(first);
+            Assert.True(await Store.RowsAsync("session-" + session) > 0);
+        }
+        // Published while the session is away.
+        var away = await publisher.PublishAsync(topic, 4, "p4");
+
+        await using var second = await Connect(broker, session);
+        var restored = await second.ExpectAsync("subscribed");
+        Assert.Null(restored["id"]);
+        Assert.Equal(topic, (string?)restored["topic"]);
+        Assert.True((bool?)restored["recovered"]);
+        var resumed = await Messages(second, 2);
+        Assert.Equal([pos[2], away], resumed.Select(m => (string)m["pos"]!));
+        Assert.Equal([3, 4], resumed.Select(m => (int)m["data"]!));
+    }
+
+    [Fact]
+    public async Task Session_without_commit_resumes_from_where_it_subscribed_and_unsubscribe_is_remembered()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings());
+        var session = NewId("s");
+        string kept = NewId("kept"), dropped = NewId("dropped");
+        await using var publisher = await broker.ConnectAsync();
+        await publisher.PublishAsync(kept, "before", "b0");
+
+        await using (var first = await Connect(broker, session))
+        {
+            await first.SubscribeAsync(kept, "k");
+            await first.SubscribeAsync(dropped, "d");
+            var reply = await first.RequestAsync(new { type = "unsubscribe", id = "u", topic = dropped }, "u");
+            Assert.Equal("unsubscribed", (string?)reply["type"]);
+        }
+        var away = await publisher.PublishAsync(kept, "away", "a1");
+
+        await using var second = await Connect(broker, session);
+        var restored = await second.ExpectAsync("subscribed");
+        Assert.Equal(kept, (string?)restored["topic"]);
+        var m = await second.ExpectAsync("message");
+        Assert.Equal(away, (string?)m["pos"]);
+        await Sync(second); // the unsubscribed topic was not restored: nothing else came before the pong
+    }
+
+    [Fact]
+    public async Task Session_resumes_on_another_node_of_the_cluster()
+    {
+        await using var cluster = await TestCluster.StartAsync(3, Settings());
+        var session = NewId("s");
+        var topic = NewId("t");
+        await using var publisher = await cluster.Nodes[1].ConnectAsync();
+        string[] pos;
+        await using (var first = await Connect(cluster.Nodes[0], session))
+        {
+            await first.SubscribeAsync(topic);
+            pos = [await publisher.PublishAsync(topic, 1, "p1"), await publisher.PublishAsync(topic, 2, "p2")];
+            await Messages(first, 2);
+            await Commit(first, topic, pos[0]);
+            await Sync(first);
+        }
+        var away = await publisher.PublishAsync(topic, 3, "p3");
+
+        await using var second = await Connect(cluster.Nodes[2], session);
+        var restored = await second.ExpectAsync("subscribed");
+        Assert.Equal(topic, (string?)restored["topic"]);
+        Assert.Equal([pos[1], away], (await Messages(second, 2)).Select(m => (string)m["pos"]!));
+    }
+
+    [Fact]
+    public async Task Session_resumes_after_every_broker_restarted_on_the_same_database()
+    {
+        var settings = Settings();
+        await using var before = await TestCluster.StartAsync(3, settings);
+        var session = NewId("s");
+        var topic = NewId("t");
+        string[] pos;
+        await using (var publisher = await before.Nodes[0].ConnectAsync())
+        await using (var client = await Connect(before.Nodes[1], session))
+        {
+            await client.SubscribeAsync(topic);
+            pos = [await publisher.PublishAsync(topic, 1, "p1"), await publisher.PublishAsync(topic, 2, "p2"), await publisher.PublishAsync(topic, 3, "p3")];
+            await Messages(client, 3);
+            await Commit(client, topic, pos[0]);
+            await Sync(client);
+        }
+        // Every broker stops; the Kafka-protocol log (in this process) keeps the messages.
+        foreach (var node in before.Nodes) await node.DisposeAsync();
+        before.Nodes.Clear();
+
+        await using var after = await before.StartAnotherOnSameLogAsync(3, settings);
+        await using var again = await Connect(after.Nodes[2], session);
+        var restored = await again.ExpectAsync("subscribed");
+        Assert.Equal(topic, (string?)restored["topic"]);
+        Assert.True((bool?)restored["recovered"]);
+        Assert.Equal([pos[1], pos[2]], (await Messages(again, 2)).Select(m => (string)m["pos"]!));
+        await Sync(again);
+    }
+
+    [Fact]
+    public async Task Session_expires_and_its_state_is_deleted()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings(expireAfter: "2s"));
+        var session = NewId("s");
+        var topic = NewId("t");
+        await using (var client = await Connect(broker, session))
+        {
+            await client.SubscribeAsync(topic);
+            var pos = await client.PublishAsync(topic, 1, "p1");
+            await client.ExpectAsync("message");
+            await Commit(client, topic, pos);
+            await Sync(client);
+            Assert.True(await Store.RowsAsync("session-" + session) > 0);
+        }
+        // Nothing is attached: the session expires and deletes its events and snapshots.
+        var deadline = DateTime.UtcNow + RowsDeadline;
+        while (await Store.RowsAsync("session-" + session) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the expired session's rows were not deleted");
+            await Task.Delay(200);
+        }
+
+        await using var again = await Connect(broker, session);
+        await Sync(again); // no `subscribed` was restored before the pong
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a/b")]
+    [InlineData("a%20b")]
+    [InlineData("%C3%A9")]
+    [InlineData("TOO_LONG")]
+    public async Task Session_id_that_is_invalid_is_rejected_with_400_before_the_upgrade(string session)
+    {
+        if (session == "TOO_LONG") session = new string('s', 129);
+        await using var broker = await TestBroker.StartAsync(Settings());
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(new Uri(broker.WsUri + "?session=" + session), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.BadRequest, socket.HttpStatusCode);
+
+        // The longest valid id is accepted.
+        await using var ok = await Connect(broker, new string('s', 128));
+        await Sync(ok);
+    }
+
+    [Fact]
+    public async Task Session_commit_bad_input_is_answered_and_the_connection_stays_open()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings());
+        var topic = NewId("t");
+        await using var client = await Connect(broker, NewId("s"));
+        await client.SubscribeAsync(topic);
+        var pos = await client.PublishAsync(topic, 1, "p1");
+
+        async Task<JsonObject> CommitReply(string id, string t, string p) =>
+            await client.RequestAsync(new { type = "commit", id, topic = t, pos = p }, id);
+
+        var notSubscribed = await CommitReply("c1", NewId("other"), pos);
+        Assert.Equal("not_found", (string?)notSubscribed["code"]);
+        var garbage = await CommitReply("c2", topic, "not-a-position");
+        Assert.Equal("bad_request", (string?)garbage["code"]);
+        var otherShape = await CommitReply("c3", topic, new Position([1, 1]).Encode());
+        Assert.Equal("bad_request", (string?)otherShape["code"]);
+        var ahead = await CommitReply("c4", topic, Position.Single(1_000_000).Encode());
+        Assert.Equal("bad_request", (string?)ahead["code"]);
+        Assert.Contains("ahead", (string?)ahead["message"]);
+
+        // A valid commit has no reply: the ping after it is answered next.
+        await client.SendAsync(new { type = "commit", id = "c5", topic, pos });
+        await Sync(client);
+
+        await using var sessionless = await broker.ConnectAsync();
+        var noSession = await sessionless.RequestAsync(new { type = "commit", id = "c6", topic, pos }, "c6");
+        Assert.Equal("bad_request", (string?)noSession["code"]);
+    }
+
+    [Fact]
+    public async Task Session_taken_over_by_a_newer_connection_closes_the_older_one()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings());
+        var session = NewId("s");
+        var topic = NewId("t");
+        await using var older = await Connect(broker, session);
+        await older.SubscribeAsync(topic);
+
+        await using var newer = await Connect(broker, session);
+        var restored = await newer.ExpectAsync("subscribed");
+        Assert.Equal(topic, (string?)restored["topic"]);
+        var (status, reason) = await older.Closed.WaitAsync(WsClient.DefaultTimeout);
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
+        Assert.Equal("session_taken_over", reason);
+
+        // The newer connection owns the session: its commit is accepted.
+        await using var publisher = await broker.ConnectAsync();
+        var pos = await publisher.PublishAsync(topic, 1, "p1");
+        await newer.ExpectAsync("message");
+        await Commit(newer, topic, pos);
+        await Sync(newer);
+    }
+
+    [Fact]
+    public async Task Session_store_unavailable_answers_unavailable_while_clients_without_session_keep_working()
+    {
+        await using var broker = await TestBroker.StartAsync(Settings(unreachable: true));
+        var topic = NewId("t");
+
+        await using var durable = await Connect(broker, NewId("s"));
+        var attach = await durable.ExpectAsync("error");
+        Assert.Equal("unavailable", (string?)attach["code"]);
+        var subscribe = await durable.RequestAsync(new { type = "subscribe", id = "d1", topic }, "d1");
+        Assert.Equal("error", (string?)subscribe["type"]);
+        Assert.Equal("unavailable", (string?)subscribe["code"]);
+
+        await using var plain = await broker.ConnectAsync();
+        await plain.SubscribeAsync(topic);
+        await using var publisher = await broker.ConnectAsync();
+        var pos = await publisher.PublishAsync(topic, "still works", "p1");
+        var m = await plain.ExpectAsync("message");
+        Assert.Equal(pos, (string?)m["pos"]);
+    }
+}
+
+public sealed class SqliteSessionTests : SessionTests<SqliteStore>;
+
+public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>;
