@@ -10,7 +10,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # (the durable-session tests run against SQLite and a real PostgreSQL server).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
-command -v pg_lsclusters >/dev/null 2>&1 || missing+=(postgresql)
+dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -19,6 +19,9 @@ fi
 # PostgreSQL for the session tests: start the first cluster Debian created, then a role and a
 # database for the tests (idempotent). Tests read the connection string from BROKER_TEST_PG.
 if [ -z "${BROKER_TEST_PG:-}" ]; then
+  if [ -z "$(pg_lsclusters --no-header)" ]; then
+    as_root pg_createcluster "$(ls /usr/lib/postgresql | sort -V | tail -n1)" main >/dev/null
+  fi
   read -r pg_version pg_cluster pg_port pg_status _ < <(pg_lsclusters --no-header | head -n1)
   [ "$pg_status" = online ] || as_root pg_ctlcluster "$pg_version" "$pg_cluster" start
   as_psql() { as_root su postgres -c "psql -p $pg_port -v ON_ERROR_STOP=1 -qAt -c \"$1\""; }
