@@ -40,7 +40,8 @@ public static class BrokerApp
         {
             embedded = MockKafkaCluster.Start(config.GetString("broker.kafka.embedded.host"), config.GetInt("broker.kafka.embedded.port"));
             bootstrap = embedded.BootstrapServers;
-            builder.Services.AddSingleton(embedded);
+            // A factory registration, resolved first below: the container disposes it, and last.
+            builder.Services.AddSingleton(_ => embedded);
         }
         var kafka = BrokerConfig.Kafka(config, bootstrap);
         var connection = BrokerConfig.Connection(config);
@@ -56,7 +57,7 @@ public static class BrokerApp
         });
         builder.Services.AddSingleton<KafkaLog>();
         builder.Services.AddSingleton<FeedHub>();
-        builder.Services.AddSingleton(new CatchUpReader(kafka));
+        builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(config, sessionStore);
@@ -81,6 +82,7 @@ public static class BrokerApp
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = deadline + TimeSpan.FromSeconds(30));
 
         var app = builder.Build();
+        if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseWebSockets();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.Map("/ws", (Delegate)HandleWebSocket);
