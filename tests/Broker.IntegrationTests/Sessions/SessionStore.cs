@@ -78,6 +78,14 @@ public sealed class SqliteStore : SessionStore
 
     protected override string False => "0";
 
+    /// <summary>Turns the unreachable location of <see cref="UnreachableOverrides"/> into a usable directory.</summary>
+    public void MakeReachable()
+    {
+        var file = Path.Combine(_dir, "not-a-directory");
+        File.Delete(file);
+        Directory.CreateDirectory(file);
+    }
+
     protected override DbConnection Open() => new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DbPath, Pooling = false }.ToString());
 
     public override void Dispose()

@@ -283,6 +283,35 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     }
 }
 
-public sealed class SqliteSessionTests : SessionTests<SqliteStore>;
+public sealed class SqliteSessionTests : SessionTests<SqliteStore>
+{
+    [Fact]
+    public async Task When_the_database_returns_sessions_work_again_without_a_restart()
+    {
+        var values = Store.UnreachableOverrides;
+        values["broker.sessions.request-timeout"] = "3s";
+        await using var broker = await TestBroker.StartAsync(values);
+        var session = $"back-{Guid.NewGuid():N}";
+        await using (var during = await broker.ConnectAsync("?session=" + session))
+            Assert.Equal("unavailable", (string?)(await during.ExpectAsync("error"))["code"]);
+
+        Store.MakeReachable();
+
+        // The same node, no restart: the session store answers again.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            await using var client = await broker.ConnectAsync("?session=" + session);
+            var reply = await client.RequestAsync(new { type = "subscribe", id = "s", topic = "db.back" }, "s");
+            if ((string?)reply["type"] == "subscribed") break;
+            Assert.Equal("unavailable", (string?)reply["code"]);
+            await Task.Delay(500, deadline.Token); // retry like a client would, within the deadline
+        }
+        // And it remembers: a reconnect is resubscribed without asking.
+        await using var again = await broker.ConnectAsync("?session=" + session);
+        var restored = await again.ExpectAsync("subscribed");
+        Assert.Equal("db.back", (string?)restored["topic"]);
+    }
+}
 
 public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>;
