@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests use: kcat (a real Kafka producer that injects records) and PostgreSQL
-# (the durable-session tests run against SQLite and a real PostgreSQL server).
+# Debian packages the tests use: kcat (a real Kafka producer that injects records), PostgreSQL
+# (the durable-session tests run against SQLite and a real PostgreSQL server) and chromium (the
+# dashboard test drives it headless through Playwright, whose own browser download is not used).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq
