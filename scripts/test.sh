@@ -6,11 +6,17 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests use: kcat (a real Kafka producer that injects records) and PostgreSQL
-# (the durable-session tests run against SQLite and a real PostgreSQL server).
+# Debian packages the tests use: kcat (a real Kafka producer that injects records), PostgreSQL
+# (the durable-session tests run against SQLite and a real PostgreSQL server) and chromium (the
+# dashboard test drives it headless through Playwright, whose own browser download is not used),
+# nginx (the production-topology test runs deploy/nginx.conf in front of three broker processes)
+# and docker-compose (its `config` validates docker-compose.yml; no Docker engine is needed).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -9,6 +9,7 @@ using Broker.Core.Settings;
 using Broker.DevKafka;
 using Broker.Protocol;
 using Broker.Server.Configuration;
+using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -86,6 +87,7 @@ public static class BrokerApp
         app.UseWebSockets();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.Map("/ws", (Delegate)HandleWebSocket);
+        if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
 
         var lifetime = app.Lifetime;
         var log = app.Logger;

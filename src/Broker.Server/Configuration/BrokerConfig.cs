@@ -15,6 +15,7 @@ public static class BrokerConfig
     {
         ["BROKER_HTTP_HOST"] = "broker.http.host",
         ["BROKER_HTTP_PORT"] = "broker.http.port",
+        ["BROKER_DASHBOARD"] = "broker.http.dashboard",
         ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
         ["BROKER_KAFKA_EMBEDDED"] = "broker.kafka.embedded.enabled",
         ["BROKER_EMBEDDED_KAFKA_PORT"] = "broker.kafka.embedded.port",
