@@ -42,7 +42,8 @@ public sealed class FeedHub : IDisposable
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
     private long _lastLingerCheck;
-    private bool _consumeErrorLogged;
+    /// <summary>When the current outage of the log began (Stopwatch ticks); 0 while the log is reachable.</summary>
+    private long _outageSince;
 
     public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger)
     {
@@ -140,7 +141,7 @@ public sealed class FeedHub : IDisposable
         var offset = record.Offset.Value;
         if (offset < feed.Next) return; // already delivered (cannot happen with one reader; cheap guard)
         feed.Next = offset + 1;
-        _consumeErrorLogged = false;
+        if (_outageSince != 0) LogRecovered(record);
         var members = feed.Subscribers;
         if (members.Count == 0) return;
         var frame = RecordFrames.Build(feed.Topic, record);
@@ -172,12 +173,23 @@ public sealed class FeedHub : IDisposable
         _activeFeeds = _feeds.Count;
     }
 
+    // The error handler runs inside Consume(), on the feed thread, like Dispatch.
     private void LogKafkaError(Error e)
     {
-        // Log an outage once, not once per poll or per message.
-        if (_consumeErrorLogged) return;
-        _consumeErrorLogged = true;
-        _logger.LogWarning("Kafka feed reader: {Reason} ({Code}); retrying", e.Reason, e.Code);
+        // Log an outage once, not once per poll or per message; its end is logged once too.
+        if (_outageSince != 0) return;
+        _outageSince = Math.Max(1, Stopwatch.GetTimestamp());
+        _logger.LogWarning("Kafka feed reader: the log is unreachable: {Reason} ({Code}); subscribers stay connected, their feeds resume where they stopped when it returns",
+            e.Reason, e.Code);
+    }
+
+    private void LogRecovered(ConsumeResult<byte[]?, byte[]?> first)
+    {
+        var lasted = Stopwatch.GetElapsedTime(_outageSince);
+        _outageSince = 0;
+        // A warning like the outage, so that an operator who sees one sees the other.
+        _logger.LogWarning("Kafka feed reader: the log is reachable again after {Seconds:F1} s; feeds resumed ({Topic} at offset {Offset})",
+            lasted.TotalSeconds, first.Topic, first.Offset.Value);
     }
 
     public void Dispose()

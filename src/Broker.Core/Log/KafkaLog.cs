@@ -72,7 +72,13 @@ public sealed class KafkaLog : IDisposable
         MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = "broker-producer",
+        ReconnectBackoffMs = ReconnectBackoffMs(s),
+        ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
     };
+
+    // librdkafka's default backoff grows to 10 s: after an outage the log would be back long
+    // before the broker noticed. The initial backoff must not exceed the maximum.
+    private static int ReconnectBackoffMs(KafkaSettings s) => (int)Math.Min(100, s.ReconnectBackoffMax.TotalMilliseconds);
 
     public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => new()
     {
@@ -85,6 +91,8 @@ public sealed class KafkaLog : IDisposable
         FetchWaitMaxMs = (int)s.FetchWaitMax.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = clientId,
+        ReconnectBackoffMs = ReconnectBackoffMs(s),
+        ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
     };
 
     /// <summary>Ensures the Kafka topic exists (once per node and topic, retried after a failure).</summary>

@@ -53,6 +53,8 @@ public sealed record KafkaSettings
     public TimeSpan FetchWaitMax { get; init; } = TimeSpan.FromMilliseconds(10);
     /// <summary>Timeout of metadata and watermark queries.</summary>
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Longest wait between reconnection attempts to an unreachable Kafka broker (librdkafka <c>reconnect.backoff.max.ms</c>).</summary>
+    public TimeSpan ReconnectBackoffMax { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>
     public int MaxConcurrentReplays { get; init; } = 16;
 

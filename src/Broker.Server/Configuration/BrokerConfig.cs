@@ -87,6 +87,7 @@ public static class BrokerConfig
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
         FetchWaitMax = c.GetTimeSpan("broker.kafka.fetch-wait-max"),
         MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
+        ReconnectBackoffMax = c.GetTimeSpan("broker.kafka.reconnect-backoff-max", TimeSpan.FromSeconds(1)),
     };
 
     public static Broker.Core.Topics.TopicSettings Topics(Config c) => new()
