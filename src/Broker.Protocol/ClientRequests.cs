@@ -10,7 +10,8 @@ public enum StartFrom
 /// <summary>A decoded, validated client request (PROTOCOL.md, "Client → server").</summary>
 public abstract record ClientRequest(string? Id);
 
-public sealed record SubscribeRequest(string? Id, string Topic, StartFrom From, Position? Since, int? Last) : ClientRequest(Id);
+/// <param name="Key">Only messages whose Kafka key is exactly this string (UTF-8) are delivered; null: every message.</param>
+public sealed record SubscribeRequest(string? Id, string Topic, StartFrom From, Position? Since, int? Last, string? Key = null) : ClientRequest(Id);
 
 public sealed record UnsubscribeRequest(string? Id, string Topic) : ClientRequest(Id);
 

@@ -154,7 +154,9 @@ public static class RequestDecoder
                     if (l < 0 || l > limits.MaxLast) return DecodeResult.Fail(id, ErrorCodes.BadRequest, $"last must be between 0 and {limits.MaxLast}");
                     last = (int)l;
                 }
-                return DecodeResult.Ok(new SubscribeRequest(id, f.Topic!, from, since, last));
+                if (f.Key is not null && Encoding.UTF8.GetByteCount(f.Key) > limits.MaxKeyBytes)
+                    return DecodeResult.Fail(id, ErrorCodes.BadRequest, $"key must be at most {limits.MaxKeyBytes} bytes");
+                return DecodeResult.Ok(new SubscribeRequest(id, f.Topic!, from, since, last, f.Key));
             }
             case "unsubscribe":
                 if (CheckTopic(f.Topic, id) is { } badU) return badU;

@@ -15,6 +15,12 @@ public interface IFeedSubscriber
     /// slow consumer); the feed then drops the subscriber.
     /// </summary>
     bool TryDeliver(byte[] frame);
+
+    /// <summary>
+    /// When not null, only records whose Kafka key is exactly these bytes are delivered to this
+    /// subscriber (read once, when it joins).
+    /// </summary>
+    byte[]? KeyFilter => null;
 }
 
 /// <summary>The answer to a join: either the subscriber is live, or it must first catch up to <see cref="CatchUpTo"/>.</summary>
@@ -77,7 +83,7 @@ public sealed class FeedHub : IDisposable
                 tcs.TrySetResult(new JoinResult(false, feed.Next));
                 return;
             }
-            feed.Subscribers.Add(new Member(subscriber, startOffset));
+            feed.Subscribers.Add(new Member(subscriber, startOffset, subscriber.KeyFilter));
             feed.EmptySince = 0;
             tcs.TrySetResult(new JoinResult(true, startOffset));
         }, () => tcs.TrySetException(new ObjectDisposedException(nameof(FeedHub))));
@@ -144,12 +150,18 @@ public sealed class FeedHub : IDisposable
         if (_outageSince != 0) LogRecovered(record);
         var members = feed.Subscribers;
         if (members.Count == 0) return;
-        var frame = RecordFrames.Build(feed.Topic, record);
+        // Encoded once per record, and only when some subscriber takes it.
+        byte[]? frame = null;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
             if (offset < m.Next) continue;
-            if (m.Subscriber.TryDeliver(frame)) m.Next = offset + 1;
+            if (m.KeyFilter is { } key && !RecordFrames.KeyEquals(record, key))
+            {
+                m.Next = offset + 1;
+                continue;
+            }
+            if (m.Subscriber.TryDeliver(frame ??= RecordFrames.Build(feed.Topic, record))) m.Next = offset + 1;
             else members.RemoveAt(i);
         }
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
@@ -223,9 +235,10 @@ public sealed class FeedHub : IDisposable
         }
     }
 
-    private sealed class Member(IFeedSubscriber subscriber, long next)
+    private sealed class Member(IFeedSubscriber subscriber, long next, byte[]? keyFilter)
     {
         public readonly IFeedSubscriber Subscriber = subscriber;
+        public readonly byte[]? KeyFilter = keyFilter;
         public long Next = next;
     }
 }

@@ -21,6 +21,10 @@ public static class RecordFrames
         return ServerFrames.MessageText(topic, pos, ts, Encoding.ASCII.GetBytes(Convert.ToBase64String(value)), key);
     }
 
+    /// <summary>True when the record's key is exactly <paramref name="key"/> (a record without a key never matches).</summary>
+    public static bool KeyEquals(ConsumeResult<byte[]?, byte[]?> record, byte[] key) =>
+        record.Message.Key is { } k && k.AsSpan().SequenceEqual(key);
+
     private static string DecodeKey(byte[] key) =>
         Utf8.IsValid(key) ? Encoding.UTF8.GetString(key) : Convert.ToBase64String(key);
 
