@@ -253,8 +253,8 @@ public sealed class Connection
     private async Task<byte[]> Subscribe(SubscribeRequest s, bool restored)
     {
         // A session remembers topics and positions, not filters: a restored subscription would lose it.
-        if (s.Key is not null && _sessionId is not null)
-            return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "key filters are not supported with durable sessions");
+        if ((s.Key is not null || s.Headers) && _sessionId is not null)
+            return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "key filters and headers are not supported with durable sessions");
         var kafkaTopic = _node.Log.Settings.KafkaTopicFor(s.Topic);
         bool duplicate;
         lock (_subscriptions)
@@ -286,7 +286,7 @@ public sealed class Connection
                 if (stored is not null) return Fail(s, stored);
             }
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout,
-                s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key));
+                s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
             if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);

@@ -21,6 +21,9 @@ public interface IFeedSubscriber
     /// subscriber (read once, when it joins).
     /// </summary>
     byte[]? KeyFilter => null;
+
+    /// <summary>Whether this subscriber's frames carry the records' headers (read once, when it joins).</summary>
+    bool WithHeaders => false;
 }
 
 /// <summary>The answer to a join: either the subscriber is live, or it must first catch up to <see cref="CatchUpTo"/>.</summary>
@@ -83,7 +86,7 @@ public sealed class FeedHub : IDisposable
                 tcs.TrySetResult(new JoinResult(false, feed.Next));
                 return;
             }
-            feed.Subscribers.Add(new Member(subscriber, startOffset, subscriber.KeyFilter));
+            feed.Subscribers.Add(new Member(subscriber, startOffset, subscriber.KeyFilter, subscriber.WithHeaders));
             feed.EmptySince = 0;
             tcs.TrySetResult(new JoinResult(true, startOffset));
         }, () => tcs.TrySetException(new ObjectDisposedException(nameof(FeedHub))));
@@ -150,8 +153,9 @@ public sealed class FeedHub : IDisposable
         if (_outageSince != 0) LogRecovered(record);
         var members = feed.Subscribers;
         if (members.Count == 0) return;
-        // Encoded once per record, and only when some subscriber takes it.
-        byte[]? frame = null;
+        // Encoded at most once per record and variant (with or without headers), and only when
+        // some subscriber takes it; a record without visible headers has one variant.
+        byte[]? frame = null, withHeaders = null;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
@@ -161,7 +165,10 @@ public sealed class FeedHub : IDisposable
                 m.Next = offset + 1;
                 continue;
             }
-            if (m.Subscriber.TryDeliver(frame ??= RecordFrames.Build(feed.Topic, record))) m.Next = offset + 1;
+            var f = m.WithHeaders
+                ? withHeaders ??= RecordFrames.HasVisibleHeaders(record) ? RecordFrames.Build(feed.Topic, record, withHeaders: true) : frame ??= RecordFrames.Build(feed.Topic, record)
+                : frame ??= RecordFrames.Build(feed.Topic, record);
+            if (m.Subscriber.TryDeliver(f)) m.Next = offset + 1;
             else members.RemoveAt(i);
         }
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
@@ -235,10 +242,11 @@ public sealed class FeedHub : IDisposable
         }
     }
 
-    private sealed class Member(IFeedSubscriber subscriber, long next, byte[]? keyFilter)
+    private sealed class Member(IFeedSubscriber subscriber, long next, byte[]? keyFilter, bool withHeaders)
     {
         public readonly IFeedSubscriber Subscriber = subscriber;
         public readonly byte[]? KeyFilter = keyFilter;
+        public readonly bool WithHeaders = withHeaders;
         public long Next = next;
     }
 }

@@ -85,6 +85,17 @@ public sealed class RequestDecoderTests
     }
 
     [Fact]
+    public void Subscribe_with_headers()
+    {
+        Assert.True(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":true}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":false}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":null}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t"}""").Headers);
+        Fails("""{"type":"subscribe","id":"h","topic":"t","headers":"yes"}""", ErrorCodes.BadRequest, "h");
+        Fails("""{"type":"subscribe","id":"h","topic":"t","headers":1}""", ErrorCodes.BadRequest, "h");
+    }
+
+    [Fact]
     public void Null_optional_fields_are_absent()
     {
         var s = Ok<SubscribeRequest>("""{"type":"subscribe","id":null,"topic":"t","from":null,"since":null,"last":null}""");
