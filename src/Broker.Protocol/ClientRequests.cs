@@ -10,7 +10,9 @@ public enum StartFrom
 /// <summary>A decoded, validated client request (PROTOCOL.md, "Client → server").</summary>
 public abstract record ClientRequest(string? Id);
 
-public sealed record SubscribeRequest(string? Id, string Topic, StartFrom From, Position? Since, int? Last) : ClientRequest(Id);
+/// <param name="Key">Only messages whose Kafka key is exactly this string (UTF-8) are delivered; null: every message.</param>
+/// <param name="Headers">Whether delivered messages carry the Kafka record headers (<c>headers</c>).</param>
+public sealed record SubscribeRequest(string? Id, string Topic, StartFrom From, Position? Since, int? Last, string? Key = null, bool Headers = false) : ClientRequest(Id);
 
 public sealed record UnsubscribeRequest(string? Id, string Topic) : ClientRequest(Id);
 

@@ -61,6 +61,7 @@ public static class RequestDecoder
         public string? Pos;
         public string? Key;
         public long? Last;
+        public bool Headers;
         public bool HasData;
         public int DataStart;
         public int DataLength;
@@ -93,6 +94,12 @@ public static class RequestDecoder
             {
                 if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var last)) f.Last = last;
                 else if (reader.TokenType != JsonTokenType.Null) err = "last must be an integer";
+                reader.Skip();
+            }
+            else if (prop.SequenceEqual("headers"u8))
+            {
+                if (reader.TokenType is JsonTokenType.True or JsonTokenType.False) f.Headers = reader.GetBoolean();
+                else if (reader.TokenType != JsonTokenType.Null) err = "headers must be a boolean";
                 reader.Skip();
             }
             else if (prop.SequenceEqual("data"u8))
@@ -154,7 +161,9 @@ public static class RequestDecoder
                     if (l < 0 || l > limits.MaxLast) return DecodeResult.Fail(id, ErrorCodes.BadRequest, $"last must be between 0 and {limits.MaxLast}");
                     last = (int)l;
                 }
-                return DecodeResult.Ok(new SubscribeRequest(id, f.Topic!, from, since, last));
+                if (f.Key is not null && Encoding.UTF8.GetByteCount(f.Key) > limits.MaxKeyBytes)
+                    return DecodeResult.Fail(id, ErrorCodes.BadRequest, $"key must be at most {limits.MaxKeyBytes} bytes");
+                return DecodeResult.Ok(new SubscribeRequest(id, f.Topic!, from, since, last, f.Key, f.Headers));
             }
             case "unsubscribe":
                 if (CheckTopic(f.Topic, id) is { } badU) return badU;

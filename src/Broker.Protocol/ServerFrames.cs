@@ -107,23 +107,38 @@ public static class ServerFrames
     /// A delivered message. <paramref name="jsonData"/> must be one valid JSON value
     /// (the broker validated it on publish, or the feed validated an external record);
     /// when <paramref name="jsonData"/> is not JSON, pass it as <paramref name="textData"/> instead
-    /// and it is written as a JSON string.
+    /// and it is written as a JSON string. <paramref name="headers"/>: see <see cref="EndMessage"/>.
     /// </summary>
-    public static byte[] Message(string topic, string pos, long timestampMs, ReadOnlySpan<byte> jsonData, string? key)
+    public static byte[] Message(string topic, string pos, long timestampMs, ReadOnlySpan<byte> jsonData, string? key,
+        IReadOnlyList<KeyValuePair<string, byte[]?>>? headers = null)
     {
         var w = StartMessage(topic, pos, timestampMs);
         w.WritePropertyName("data"u8);
         if (jsonData.IsEmpty) w.WriteNullValue();
         else w.WriteRawValue(jsonData, skipInputValidation: true);
-        return EndMessage(w, key);
+        return EndMessage(w, key, headers);
     }
 
     /// <summary>A delivered message whose value is not JSON: written as a JSON string (UTF-8 text).</summary>
-    public static byte[] MessageText(string topic, string pos, long timestampMs, ReadOnlySpan<byte> utf8Text, string? key)
+    public static byte[] MessageText(string topic, string pos, long timestampMs, ReadOnlySpan<byte> utf8Text, string? key,
+        IReadOnlyList<KeyValuePair<string, byte[]?>>? headers = null)
     {
         var w = StartMessage(topic, pos, timestampMs);
         w.WriteString("data"u8, utf8Text);
-        return EndMessage(w, key);
+        return EndMessage(w, key, headers);
+    }
+
+    /// <summary>
+    /// A delivered message whose value is neither JSON nor UTF-8 text: <c>data</c> is the value in
+    /// base64 (standard alphabet, padded) and <c>encoding</c> is <c>"base64"</c>.
+    /// </summary>
+    public static byte[] MessageBinary(string topic, string pos, long timestampMs, ReadOnlySpan<byte> value, string? key,
+        IReadOnlyList<KeyValuePair<string, byte[]?>>? headers = null)
+    {
+        var w = StartMessage(topic, pos, timestampMs);
+        w.WriteBase64String("data"u8, value);
+        w.WriteString("encoding"u8, "base64"u8);
+        return EndMessage(w, key, headers);
     }
 
     private static Utf8JsonWriter StartMessage(string topic, string pos, long timestampMs)
@@ -137,9 +152,36 @@ public static class ServerFrames
         return w;
     }
 
-    private static byte[] EndMessage(Utf8JsonWriter w, string? key)
+    /// <summary>
+    /// Ends a message with its optional <c>key</c> and <c>headers</c>: an object of the record's
+    /// headers (names unique; a null value as null, UTF-8 values as strings, other values in
+    /// base64, whose names are then listed in <c>headers_base64</c>). No headers: no field.
+    /// </summary>
+    private static byte[] EndMessage(Utf8JsonWriter w, string? key, IReadOnlyList<KeyValuePair<string, byte[]?>>? headers)
     {
         if (key is not null) w.WriteString("key"u8, key);
+        if (headers is { Count: > 0 })
+        {
+            List<string>? base64 = null;
+            w.WriteStartObject("headers"u8);
+            foreach (var (name, value) in headers)
+            {
+                if (value is null) w.WriteNull(name);
+                else if (Utf8.IsValid(value)) w.WriteString(name, value);
+                else
+                {
+                    w.WriteBase64String(name, value);
+                    (base64 ??= []).Add(name);
+                }
+            }
+            w.WriteEndObject();
+            if (base64 is not null)
+            {
+                w.WriteStartArray("headers_base64"u8);
+                foreach (var name in base64) w.WriteStringValue(name);
+                w.WriteEndArray();
+            }
+        }
         w.WriteEndObject();
         return Finish(w);
     }

@@ -4,7 +4,9 @@ using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Streams.Dsl;
 using Akka.Util;
+using Broker.Core.Log;
 using Broker.Core.Sessions;
+using Broker.Core.Settings;
 using Broker.Core.Topics;
 using Broker.Protocol;
 using Confluent.Kafka;
@@ -217,6 +219,10 @@ public sealed class Connection
                 _ => ServerFrames.Error(decoded.Id, ErrorCodes.BadRequest, "unsupported request"),
             };
         }
+        catch (TopicNotFoundException e)
+        {
+            return ServerFrames.Error(decoded.Id, ErrorCodes.NotFound, e.Message);
+        }
         catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
         {
             return ServerFrames.Error(decoded.Id, ErrorCodes.Unavailable, "the log is unavailable; retry");
@@ -228,8 +234,27 @@ public sealed class Connection
         }
     }
 
+    /// <summary>The topic's Kafka mapping, or the error refusing it (unmapped topics with namespaces-default not_found or forbidden).</summary>
+    private (TopicMapping? Mapping, byte[]? Error) Map(string? id, string topic)
+    {
+        var settings = _node.Log.Settings;
+        if (settings.Resolve(topic) is { } mapping) return (mapping, null);
+        return settings.Unmapped == UnmappedTopics.Forbidden
+            ? (null, ServerFrames.Error(id, ErrorCodes.Forbidden, $"topic {topic} is in no namespace"))
+            : (null, ServerFrames.Error(id, ErrorCodes.NotFound, $"topic {topic} is in no namespace"));
+    }
+
     private async Task<byte[]> Publish(PublishRequest p)
     {
+        var (mapping, refused) = Map(p.Id, p.Topic);
+        if (refused is not null) return refused;
+        if (mapping!.ReadOnly) return ServerFrames.Error(p.Id, ErrorCodes.Forbidden, $"topic {p.Topic} is read-only");
+        if (!mapping.Create)
+        {
+            // A topic that must exist: checked once per node (cached), so a missing one is not_found, not unavailable.
+            using var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout);
+            await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
+        }
         object reply;
         try
         {
@@ -252,7 +277,12 @@ public sealed class Connection
 
     private async Task<byte[]> Subscribe(SubscribeRequest s, bool restored)
     {
-        var kafkaTopic = _node.Log.Settings.KafkaTopicFor(s.Topic);
+        // A session remembers topics and positions, not filters: a restored subscription would lose it.
+        if ((s.Key is not null || s.Headers) && _sessionId is not null)
+            return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "key filters and headers are not supported with durable sessions");
+        var (mapping, refused) = Map(s.Id, s.Topic);
+        if (refused is not null) return refused;
+        var kafkaTopic = mapping!.KafkaTopic;
         bool duplicate;
         lock (_subscriptions)
         {
@@ -267,7 +297,7 @@ public sealed class Connection
         try
         {
             using var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout);
-            await _node.Log.EnsureTopicAsync(kafkaTopic, timeout.Token).ConfigureAwait(false);
+            await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
             var wm = await _node.Log.QueryWatermarksAsync(kafkaTopic, 0, timeout.Token).ConfigureAwait(false);
             long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);
             var head = Position.Single(high);
@@ -282,7 +312,8 @@ public sealed class Connection
                 var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Single(start).Encode())).ConfigureAwait(false);
                 if (stored is not null) return Fail(s, stored);
             }
-            var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout);
+            var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout,
+                s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
             if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);

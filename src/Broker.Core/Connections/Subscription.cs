@@ -6,7 +6,7 @@ namespace Broker.Core.Connections;
 /// One connection's subscription to one topic: it catches up from its start offset with the
 /// catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
 /// </summary>
-internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall) : IFeedSubscriber
+internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall, byte[]? keyFilter = null, bool withHeaders = false) : IFeedSubscriber
 {
     private readonly CancellationTokenSource _cts = new();
     private Task _run = Task.CompletedTask;
@@ -14,6 +14,10 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
     public string Topic { get; } = topic;
 
     public bool TryDeliver(byte[] frame) => outbound.TryEnqueueLive(frame);
+
+    public byte[]? KeyFilter => keyFilter;
+
+    public bool WithHeaders => withHeaders;
 
     /// <summary>Starts at <paramref name="startOffset"/>; <paramref name="head"/> is the log end at subscribe time.</summary>
     public void Start(long startOffset, long head) => _run = RunAsync(startOffset, head);
@@ -28,14 +32,14 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
             // that closes the connection as a slow consumer once it exceeds the outbound buffer.
             if (start < head)
             {
-                await replay.ReadAsync(kafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct).ConfigureAwait(false);
+                await replay.ReadAsync(kafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct, keyFilter, withHeaders).ConfigureAwait(false);
                 start = head;
             }
             while (!ct.IsCancellationRequested)
             {
                 var join = await feeds.JoinAsync(kafkaTopic, Topic, start, this).ConfigureAwait(false);
                 if (join.Joined) return;
-                await replay.ReadAsync(kafkaTopic, Topic, start, join.CatchUpTo, f => WriteHistory(f, ct), ct).ConfigureAwait(false);
+                await replay.ReadAsync(kafkaTopic, Topic, start, join.CatchUpTo, f => WriteHistory(f, ct), ct, keyFilter, withHeaders).ConfigureAwait(false);
                 start = join.CatchUpTo;
             }
         }

@@ -25,10 +25,13 @@ public sealed class CatchUpReader : IDisposable
     /// <summary>
     /// Hands every record with offset in [<paramref name="from"/>, <paramref name="to"/>) of partition 0
     /// to <paramref name="write"/> in order, as <c>message</c> frames. <paramref name="write"/> may wait
-    /// (backpressure from the subscriber's connection).
+    /// (backpressure from the subscriber's connection). With <paramref name="keyFilter"/>, only records
+    /// with exactly that key are written; with <paramref name="withHeaders"/>, frames carry the records' headers.
     /// </summary>
-    public Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct) =>
-        ReadRecordsAsync(kafkaTopic, from, to, record => write(RecordFrames.Build(topic, record)), ct);
+    public Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct,
+        byte[]? keyFilter = null, bool withHeaders = false) =>
+        ReadRecordsAsync(kafkaTopic, from, to, record =>
+            keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter) ? ValueTask.CompletedTask : write(RecordFrames.Build(topic, record, withHeaders)), ct);
 
     /// <summary>Hands every record of partition 0 with offset in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="handle"/>, in order.</summary>
     public async Task ReadRecordsAsync(string kafkaTopic, long from, long to, Func<ConsumeResult<byte[]?, byte[]?>, ValueTask> handle, CancellationToken ct)

@@ -15,6 +15,15 @@ public interface IFeedSubscriber
     /// slow consumer); the feed then drops the subscriber.
     /// </summary>
     bool TryDeliver(byte[] frame);
+
+    /// <summary>
+    /// When not null, only records whose Kafka key is exactly these bytes are delivered to this
+    /// subscriber (read once, when it joins).
+    /// </summary>
+    byte[]? KeyFilter => null;
+
+    /// <summary>Whether this subscriber's frames carry the records' headers (read once, when it joins).</summary>
+    bool WithHeaders => false;
 }
 
 /// <summary>The answer to a join: either the subscriber is live, or it must first catch up to <see cref="CatchUpTo"/>.</summary>
@@ -42,7 +51,8 @@ public sealed class FeedHub : IDisposable
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
     private long _lastLingerCheck;
-    private bool _consumeErrorLogged;
+    /// <summary>When the current outage of the log began (Stopwatch ticks); 0 while the log is reachable.</summary>
+    private long _outageSince;
 
     public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger)
     {
@@ -76,7 +86,7 @@ public sealed class FeedHub : IDisposable
                 tcs.TrySetResult(new JoinResult(false, feed.Next));
                 return;
             }
-            feed.Subscribers.Add(new Member(subscriber, startOffset));
+            feed.Subscribers.Add(new Member(subscriber, startOffset, subscriber.KeyFilter, subscriber.WithHeaders));
             feed.EmptySince = 0;
             tcs.TrySetResult(new JoinResult(true, startOffset));
         }, () => tcs.TrySetException(new ObjectDisposedException(nameof(FeedHub))));
@@ -140,15 +150,25 @@ public sealed class FeedHub : IDisposable
         var offset = record.Offset.Value;
         if (offset < feed.Next) return; // already delivered (cannot happen with one reader; cheap guard)
         feed.Next = offset + 1;
-        _consumeErrorLogged = false;
+        if (_outageSince != 0) LogRecovered(record);
         var members = feed.Subscribers;
         if (members.Count == 0) return;
-        var frame = RecordFrames.Build(feed.Topic, record);
+        // Encoded at most once per record and variant (with or without headers), and only when
+        // some subscriber takes it; a record without visible headers has one variant.
+        byte[]? frame = null, withHeaders = null;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
             if (offset < m.Next) continue;
-            if (m.Subscriber.TryDeliver(frame)) m.Next = offset + 1;
+            if (m.KeyFilter is { } key && !RecordFrames.KeyEquals(record, key))
+            {
+                m.Next = offset + 1;
+                continue;
+            }
+            var f = m.WithHeaders
+                ? withHeaders ??= RecordFrames.HasVisibleHeaders(record) ? RecordFrames.Build(feed.Topic, record, withHeaders: true) : frame ??= RecordFrames.Build(feed.Topic, record)
+                : frame ??= RecordFrames.Build(feed.Topic, record);
+            if (m.Subscriber.TryDeliver(f)) m.Next = offset + 1;
             else members.RemoveAt(i);
         }
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
@@ -172,12 +192,23 @@ public sealed class FeedHub : IDisposable
         _activeFeeds = _feeds.Count;
     }
 
+    // The error handler runs inside Consume(), on the feed thread, like Dispatch.
     private void LogKafkaError(Error e)
     {
-        // Log an outage once, not once per poll or per message.
-        if (_consumeErrorLogged) return;
-        _consumeErrorLogged = true;
-        _logger.LogWarning("Kafka feed reader: {Reason} ({Code}); retrying", e.Reason, e.Code);
+        // Log an outage once, not once per poll or per message; its end is logged once too.
+        if (_outageSince != 0) return;
+        _outageSince = Math.Max(1, Stopwatch.GetTimestamp());
+        _logger.LogWarning("Kafka feed reader: the log is unreachable: {Reason} ({Code}); subscribers stay connected, their feeds resume where they stopped when it returns",
+            e.Reason, e.Code);
+    }
+
+    private void LogRecovered(ConsumeResult<byte[]?, byte[]?> first)
+    {
+        var lasted = Stopwatch.GetElapsedTime(_outageSince);
+        _outageSince = 0;
+        // A warning like the outage, so that an operator who sees one sees the other.
+        _logger.LogWarning("Kafka feed reader: the log is reachable again after {Seconds:F1} s; feeds resumed ({Topic} at offset {Offset})",
+            lasted.TotalSeconds, first.Topic, first.Offset.Value);
     }
 
     public void Dispose()
@@ -211,9 +242,11 @@ public sealed class FeedHub : IDisposable
         }
     }
 
-    private sealed class Member(IFeedSubscriber subscriber, long next)
+    private sealed class Member(IFeedSubscriber subscriber, long next, byte[]? keyFilter, bool withHeaders)
     {
         public readonly IFeedSubscriber Subscriber = subscriber;
+        public readonly byte[]? KeyFilter = keyFilter;
+        public readonly bool WithHeaders = withHeaders;
         public long Next = next;
     }
 }

@@ -10,19 +10,31 @@ namespace Broker.Core.Log;
 public interface ITopicProvisioner
 {
     Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct);
+
+    /// <summary>Creates the topic of <paramref name="mapping"/> with its settings (replication factor, retention) where the provisioner can.</summary>
+    Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct) => EnsureTopicAsync(mapping.KafkaTopic, ct);
 }
+
+/// <summary>The Kafka topic of a namespace with <c>create = false</c> does not exist.</summary>
+public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the Kafka topic {kafkaTopic} does not exist");
 
 /// <summary>Creates topics through the Kafka AdminClient (real Kafka); "already exists" is success.</summary>
 public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
 {
     private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }).Build();
 
-    public async Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct)
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) =>
+        EnsureTopicAsync(new TopicMapping(kafkaTopic, settings.Partitions, settings.ReplicationFactor, true, false, null), ct);
+
+    public async Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {
+        var spec = new TopicSpecification { Name = mapping.KafkaTopic, NumPartitions = mapping.Partitions, ReplicationFactor = mapping.ReplicationFactor };
+        if (mapping.Retention is { } retention)
+            spec.Configs = new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) };
         try
         {
             await _admin.CreateTopicsAsync(
-                [new TopicSpecification { Name = kafkaTopic, NumPartitions = settings.Partitions, ReplicationFactor = settings.ReplicationFactor }],
+                [spec],
                 new CreateTopicsOptions { RequestTimeout = settings.QueryTimeout, OperationTimeout = settings.QueryTimeout }).WaitAsync(ct);
         }
         catch (CreateTopicsException e) when (e.Results.TrueForAll(r => r.Error.Code is ErrorCode.NoError or ErrorCode.TopicAlreadyExists))
@@ -72,7 +84,13 @@ public sealed class KafkaLog : IDisposable
         MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = "broker-producer",
+        ReconnectBackoffMs = ReconnectBackoffMs(s),
+        ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
     };
+
+    // librdkafka's default backoff grows to 10 s: after an outage the log would be back long
+    // before the broker noticed. The initial backoff must not exceed the maximum.
+    private static int ReconnectBackoffMs(KafkaSettings s) => (int)Math.Min(100, s.ReconnectBackoffMax.TotalMilliseconds);
 
     public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => new()
     {
@@ -85,13 +103,30 @@ public sealed class KafkaLog : IDisposable
         FetchWaitMaxMs = (int)s.FetchWaitMax.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = clientId,
+        ReconnectBackoffMs = ReconnectBackoffMs(s),
+        ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
     };
 
     /// <summary>Ensures the Kafka topic exists (once per node and topic, retried after a failure).</summary>
-    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct = default)
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct = default) =>
+        EnsureTopicAsync(new TopicMapping(kafkaTopic, _settings.Partitions, _settings.ReplicationFactor, true, false, null), ct);
+
+    /// <summary>
+    /// Ensures the topic of <paramref name="mapping"/> exists: creates it, or with <c>create = false</c>
+    /// checks that it exists (<see cref="TopicNotFoundException"/> otherwise). Once per node and topic;
+    /// retried after a failure.
+    /// </summary>
+    public Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct = default)
     {
-        var task = _ensured.GetOrAdd(kafkaTopic, t => _provisioner.EnsureTopicAsync(t, CancellationToken.None));
-        if (task.IsFaulted || task.IsCanceled) _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, task));
+        var kafkaTopic = mapping.KafkaTopic;
+        var task = _ensured.GetOrAdd(kafkaTopic, _ =>
+        {
+            var ensure = mapping.Create ? _provisioner.EnsureTopicAsync(mapping, CancellationToken.None) : CheckExistsAsync(kafkaTopic);
+            // A failure is not cached: the next use tries again (the topic may exist by then).
+            ensure.ContinueWith(t => _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, t)),
+                CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion, TaskScheduler.Default);
+            return ensure;
+        });
         return task.WaitAsync(ct);
     }
 
@@ -123,6 +158,17 @@ public sealed class KafkaLog : IDisposable
             Headers = headers,
         };
     }
+
+    private Task CheckExistsAsync(string kafkaTopic) => _queries.Run(() =>
+    {
+        // The metadata consumer has allow.auto.create.topics off: asking does not create the topic.
+        using var admin = new DependentAdminClientBuilder(_metadata.Handle).Build();
+        var meta = admin.GetMetadata(kafkaTopic, _settings.QueryTimeout);
+        var topic = meta.Topics.Find(t => t.Topic == kafkaTopic);
+        if (topic is null || topic.Error.Code == ErrorCode.UnknownTopicOrPart || topic.Partitions.Count == 0) throw new TopicNotFoundException(kafkaTopic);
+        if (topic.Error.IsError) throw new KafkaException(topic.Error);
+        return true;
+    });
 
     /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
     public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>

@@ -8,18 +8,58 @@ namespace Broker.Core.Log;
 /// <summary>Turns a Kafka record into the <c>message</c> frame every subscriber of the topic receives.</summary>
 public static class RecordFrames
 {
-    public static byte[] Build(string topic, ConsumeResult<byte[]?, byte[]?> record)
+    /// <summary>
+    /// The frame of <paramref name="record"/>; with <paramref name="withHeaders"/> it carries the
+    /// record's headers (except the broker's own) as <c>headers</c>.
+    /// </summary>
+    public static byte[] Build(string topic, ConsumeResult<byte[]?, byte[]?> record, bool withHeaders = false)
     {
         var pos = Position.Single(record.Offset.Value + 1).Encode();
         var m = record.Message;
         var ts = m.Timestamp.UnixTimestampMs;
         var key = m.Key is null ? null : DecodeKey(m.Key);
+        var headers = withHeaders ? VisibleHeaders(m.Headers) : null;
         var value = m.Value;
-        if (value is null) return ServerFrames.Message(topic, pos, ts, default, key); // tombstone: data null
-        if (IsBrokerJson(m.Headers) || ServerFrames.IsJsonValue(value)) return ServerFrames.Message(topic, pos, ts, value, key);
-        if (Utf8.IsValid(value)) return ServerFrames.MessageText(topic, pos, ts, value, key);
-        return ServerFrames.MessageText(topic, pos, ts, Encoding.ASCII.GetBytes(Convert.ToBase64String(value)), key);
+        if (value is null) return ServerFrames.Message(topic, pos, ts, default, key, headers); // tombstone: data null
+        if (IsBrokerJson(m.Headers) || ServerFrames.IsJsonValue(value)) return ServerFrames.Message(topic, pos, ts, value, key, headers);
+        if (Utf8.IsValid(value)) return ServerFrames.MessageText(topic, pos, ts, value, key, headers);
+        return ServerFrames.MessageBinary(topic, pos, ts, value, key, headers);
     }
+
+    /// <summary>True when the record has headers a subscriber asking for them would see (the frames with and without them differ).</summary>
+    public static bool HasVisibleHeaders(ConsumeResult<byte[]?, byte[]?> record)
+    {
+        var headers = record.Message.Headers;
+        if (headers is null) return false;
+        for (var i = 0; i < headers.Count; i++)
+            if (!IsInternal(headers[i].Key)) return true;
+        return false;
+    }
+
+    /// <summary>True when the record's key is exactly <paramref name="key"/> (a record without a key never matches).</summary>
+    public static bool KeyEquals(ConsumeResult<byte[]?, byte[]?> record, byte[] key) =>
+        record.Message.Key is { } k && k.AsSpan().SequenceEqual(key);
+
+    /// <summary>The record's headers minus the broker's own; a name given twice keeps its last value.</summary>
+    private static List<KeyValuePair<string, byte[]?>>? VisibleHeaders(Headers? headers)
+    {
+        if (headers is null) return null;
+        List<KeyValuePair<string, byte[]?>>? visible = null;
+        for (var i = 0; i < headers.Count; i++)
+        {
+            var h = headers[i];
+            if (IsInternal(h.Key)) continue;
+            visible ??= [];
+            var at = visible.FindIndex(v => v.Key == h.Key);
+            var entry = new KeyValuePair<string, byte[]?>(h.Key, h.GetValueBytes());
+            if (at >= 0) visible[at] = entry;
+            else visible.Add(entry);
+        }
+        return visible;
+    }
+
+    private static bool IsInternal(string name) =>
+        name is KafkaLog.ContentTypeHeader or KafkaLog.ClientHeader or KafkaLog.RequestIdHeader;
 
     private static string DecodeKey(byte[] key) =>
         Utf8.IsValid(key) ? Encoding.UTF8.GetString(key) : Convert.ToBase64String(key);

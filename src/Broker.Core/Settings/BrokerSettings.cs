@@ -53,8 +53,26 @@ public sealed record KafkaSettings
     public TimeSpan FetchWaitMax { get; init; } = TimeSpan.FromMilliseconds(10);
     /// <summary>Timeout of metadata and watermark queries.</summary>
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Longest wait between reconnection attempts to an unreachable Kafka broker (librdkafka <c>reconnect.backoff.max.ms</c>).</summary>
+    public TimeSpan ReconnectBackoffMax { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>
     public int MaxConcurrentReplays { get; init; } = 16;
 
-    public string KafkaTopicFor(string topic) => TopicPrefix.Length == 0 ? topic : TopicPrefix + topic;
+    /// <summary>Namespaces (HOCON <c>broker.namespaces</c>): the first rule whose pattern matches a topic maps it.</summary>
+    public IReadOnlyList<NamespaceRule> Namespaces { get; init; } = [];
+    /// <summary>What happens to topics no namespace matches.</summary>
+    public UnmappedTopics Unmapped { get; init; } = UnmappedTopics.Allow;
+
+    /// <summary>The topic's Kafka mapping: the first matching namespace, else the default mapping (null when unmapped topics are refused).</summary>
+    public TopicMapping? Resolve(string topic)
+    {
+        foreach (var rule in Namespaces)
+            if (rule.Matches(topic)) return rule.Map(topic);
+        return Unmapped == UnmappedTopics.Allow
+            ? new TopicMapping(TopicPrefix.Length == 0 ? topic : TopicPrefix + topic, Partitions, ReplicationFactor, Create: true, ReadOnly: false, Retention: null)
+            : null;
+    }
+
+    /// <summary>The Kafka topic of a broker topic (the default mapping when it is refused; callers check <see cref="Resolve"/> first).</summary>
+    public string KafkaTopicFor(string topic) => Resolve(topic)?.KafkaTopic ?? (TopicPrefix.Length == 0 ? topic : TopicPrefix + topic);
 }

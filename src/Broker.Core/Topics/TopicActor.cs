@@ -29,6 +29,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 {
     private readonly string _topic;
     private readonly string _kafkaTopic;
+    private readonly Broker.Core.Settings.TopicMapping? _mapping;
     private readonly TopicDependencies _deps;
     private readonly DedupWindow _window;
     private readonly Dictionary<(string, string), List<IActorRef>> _inFlight = new();
@@ -40,7 +41,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash
     {
         _topic = topic;
         _deps = deps;
-        _kafkaTopic = deps.Log.Settings.KafkaTopicFor(topic);
+        _mapping = deps.Log.Settings.Resolve(topic);
+        _kafkaTopic = _mapping?.KafkaTopic ?? deps.Log.Settings.KafkaTopicFor(topic);
         _window = new DedupWindow(deps.Settings.DedupWindow);
         Initializing();
     }
@@ -54,7 +56,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash
     /// <summary>Ensures the Kafka topic and reads the tail of the log back into the de-duplication window.</summary>
     private async Task<List<(string Client, string Id, string Pos)>> Recover()
     {
-        await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
+        if (_mapping is not null) await _deps.Log.EnsureTopicAsync(_mapping).ConfigureAwait(false);
+        else await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
         if (_deps.Settings.DedupWindow <= 0) return [];
         var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, 0).ConfigureAwait(false);
         long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);

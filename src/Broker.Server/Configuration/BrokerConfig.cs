@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Akka.Configuration.Hocon;
 using Broker.Core.Settings;
 
 namespace Broker.Server.Configuration;
@@ -88,7 +89,44 @@ public static class BrokerConfig
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
         FetchWaitMax = c.GetTimeSpan("broker.kafka.fetch-wait-max"),
         MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
+        ReconnectBackoffMax = c.GetTimeSpan("broker.kafka.reconnect-backoff-max", TimeSpan.FromSeconds(1)),
+        Namespaces = Namespaces(c),
+        Unmapped = c.GetString("broker.namespaces-default", "allow").Trim().ToLowerInvariant() switch
+        {
+            "allow" => UnmappedTopics.Allow,
+            "not_found" or "not-found" => UnmappedTopics.NotFound,
+            "forbidden" => UnmappedTopics.Forbidden,
+            var other => throw new ConfigurationException($"broker.namespaces-default: '{other}' is not allow, not_found or forbidden"),
+        },
     };
+
+    /// <summary>
+    /// <c>broker.namespaces</c>: a list of objects {pattern, kafka-topic (template with {topic}) or
+    /// kafka-prefix, partitions, replication-factor, create, read-only, retention}, first match wins.
+    /// </summary>
+    public static IReadOnlyList<NamespaceRule> Namespaces(Config c)
+    {
+        var value = c.GetValue("broker.namespaces");
+        if (value is null || value.IsEmpty) return [];
+        var prefix = c.GetString("broker.kafka.topic-prefix", "");
+        var rules = new List<NamespaceRule>();
+        foreach (var item in value.GetArray())
+        {
+            var n = new Config(new HoconRoot(item));
+            var pattern = n.GetString("pattern", "");
+            if (string.IsNullOrWhiteSpace(pattern)) throw new ConfigurationException("broker.namespaces: every namespace needs a pattern");
+            var kafkaPrefix = n.GetString("kafka-prefix", null);
+            var template = n.GetString("kafka-topic", null) ?? (kafkaPrefix ?? prefix) + "{topic}";
+            var partitions = n.GetInt("partitions", c.GetInt("broker.kafka.partitions"));
+            if (partitions != 1)
+                throw new ConfigurationException($"broker.namespaces '{pattern}': partitions = {partitions}; only single-partition topics are supported so far");
+            var retention = n.HasPath("retention") ? n.GetTimeSpan("retention") : (TimeSpan?)null;
+            rules.Add(new NamespaceRule(pattern, template, partitions,
+                (short)n.GetInt("replication-factor", c.GetInt("broker.kafka.replication-factor")),
+                n.GetBoolean("create", true), n.GetBoolean("read-only", false), retention));
+        }
+        return rules;
+    }
 
     public static Broker.Core.Topics.TopicSettings Topics(Config c) => new()
     {

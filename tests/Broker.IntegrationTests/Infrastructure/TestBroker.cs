@@ -23,7 +23,8 @@ public sealed class TestBroker : IAsyncDisposable
 
     public string KafkaBootstrap => App.Services.GetRequiredService<Broker.Core.Settings.KafkaSettings>().BootstrapServers;
 
-    public static async Task<TestBroker> StartAsync(IReadOnlyDictionary<string, string>? overrides = null)
+    /// <param name="hocon">Extra HOCON merged over the configuration (for values that are not strings, e.g. lists of objects).</param>
+    public static async Task<TestBroker> StartAsync(IReadOnlyDictionary<string, string>? overrides = null, string? hocon = null)
     {
         var values = new Dictionary<string, string>
         {
@@ -34,7 +35,9 @@ public sealed class TestBroker : IAsyncDisposable
             ["akka.loglevel"] = "WARNING",
         };
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
-        var app = BrokerApp.Build(BrokerConfig.Load(values, _ => null), ["--Logging:LogLevel:Default=Warning"]);
+        var config = BrokerConfig.Load(values, _ => null);
+        if (hocon is not null) config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(config);
+        var app = BrokerApp.Build(config, ["--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);
     }

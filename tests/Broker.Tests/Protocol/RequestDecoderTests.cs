@@ -67,6 +67,35 @@ public sealed class RequestDecoderTests
     }
 
     [Fact]
+    public void Subscribe_with_a_key_filter()
+    {
+        var s = Ok<SubscribeRequest>("""{"type":"subscribe","id":"s1","topic":"orders","key":"cust-\u00e9","last":5}""");
+        Assert.Equal(new SubscribeRequest("s1", "orders", StartFrom.Latest, null, 5, "cust-é"), s);
+        Assert.Null(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","key":null}""").Key);
+    }
+
+    [Fact]
+    public void Subscribe_key_of_the_wrong_type_or_too_long_is_bad_request()
+    {
+        Fails("""{"type":"subscribe","id":"k","topic":"t","key":5}""", ErrorCodes.BadRequest, "k");
+        Fails("""{"type":"subscribe","id":"k","topic":"t","key":["a"]}""", ErrorCodes.BadRequest, "k");
+        var max = ProtocolLimits.Default.MaxKeyBytes;
+        Assert.NotNull(Ok<SubscribeRequest>($$"""{"type":"subscribe","topic":"t","key":"{{new string('k', max)}}"}""").Key);
+        Fails($$"""{"type":"subscribe","id":"k","topic":"t","key":"{{new string('k', max + 1)}}"}""", ErrorCodes.BadRequest, "k");
+    }
+
+    [Fact]
+    public void Subscribe_with_headers()
+    {
+        Assert.True(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":true}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":false}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","headers":null}""").Headers);
+        Assert.False(Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t"}""").Headers);
+        Fails("""{"type":"subscribe","id":"h","topic":"t","headers":"yes"}""", ErrorCodes.BadRequest, "h");
+        Fails("""{"type":"subscribe","id":"h","topic":"t","headers":1}""", ErrorCodes.BadRequest, "h");
+    }
+
+    [Fact]
     public void Null_optional_fields_are_absent()
     {
         var s = Ok<SubscribeRequest>("""{"type":"subscribe","id":null,"topic":"t","from":null,"since":null,"last":null}""");

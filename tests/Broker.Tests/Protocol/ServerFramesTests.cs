@@ -125,6 +125,43 @@ public sealed class ServerFramesTests
         Assert.Equal(JsonValueKind.Null, f.GetProperty("data").ValueKind);
     }
 
+    [Fact]
+    public void MessageBinary_writes_base64_data_with_the_encoding_flag()
+    {
+        byte[] value = [0xff, 0x00, 0xc3, 0x28, 0x80];
+        var f = Parse(ServerFrames.MessageBinary("t", Pos, 9, value, null));
+        HasExactly(f, "type", "topic", "pos", "ts", "data", "encoding");
+        Assert.Equal(Convert.ToBase64String(value), f.GetProperty("data").GetString());
+        Assert.Equal("base64", f.GetProperty("encoding").GetString());
+    }
+
+    [Fact]
+    public void Headers_are_an_object_of_strings_with_non_utf8_values_in_base64_and_listed()
+    {
+        byte[] binary = [0xff, 0xfe];
+        var f = Parse(ServerFrames.Message("t", Pos, 9, "1"u8, "k",
+        [
+            new("trace", "abc \"é\""u8.ToArray()),
+            new("bin", binary),
+            new("empty", []),
+            new("none", null),
+        ]));
+        HasExactly(f, "type", "topic", "pos", "ts", "data", "key", "headers", "headers_base64");
+        var h = f.GetProperty("headers");
+        Assert.Equal("abc \"é\"", h.GetProperty("trace").GetString());
+        Assert.Equal(Convert.ToBase64String(binary), h.GetProperty("bin").GetString());
+        Assert.Equal("", h.GetProperty("empty").GetString());
+        Assert.Equal(JsonValueKind.Null, h.GetProperty("none").ValueKind);
+        Assert.Equal(["bin"], f.GetProperty("headers_base64").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public void No_headers_means_no_field()
+    {
+        HasExactly(Parse(ServerFrames.Message("t", Pos, 9, "1"u8, null, [])), "type", "topic", "pos", "ts", "data");
+        HasExactly(Parse(ServerFrames.MessageText("t", Pos, 9, "x"u8, null, null)), "type", "topic", "pos", "ts", "data");
+    }
+
     [Theory]
     [InlineData("plain text")]
     [InlineData("")]
