@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Configuration;
@@ -8,10 +9,9 @@ using Broker.Core.Log;
 using Broker.Core.Settings;
 using Broker.DevKafka;
 using Broker.Protocol;
+using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Broker.Server;
 
@@ -28,10 +28,15 @@ public static class BrokerApp
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
-        var host = config.GetString("broker.http.host");
-        var port = config.GetInt("broker.http.port");
-        builder.WebHost.UseUrls($"http://{host}:{port}");
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
+        var endpoints = new BrokerEndpoints();
+        builder.Services.AddSingleton(endpoints);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(ResolveHost(config.GetString("broker.http.host")), config.GetInt("broker.http.port"), o => endpoints.Main = o);
+            k.Listen(ResolveHost(config.GetString("broker.admin.host")), config.GetInt("broker.admin.port"), o => endpoints.Admin = o);
+        });
 
         // The log: embedded (in-process mock cluster) or a real Kafka cluster.
         MockKafkaCluster? embedded = null;
@@ -84,13 +89,15 @@ public static class BrokerApp
         app.UseWebSockets();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.Map("/ws", (Delegate)HandleWebSocket);
+        app.MapAdminApi(config.GetString("broker.admin.token", ""));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;
         lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
-                log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            var url = BrokerEndpoints.Url(endpoints.Main);
+            log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            log.LogInformation("Admin API on {Url}/admin (brokerctl --endpoint {Url})", BrokerEndpoints.Url(endpoints.Admin), BrokerEndpoints.Url(endpoints.Admin));
             log.LogInformation("Durable sessions stored with {Provider}", BrokerConfig.PersistenceProvider(config));
             if (sessionStoreProblem is not null)
                 log.LogError("The session store is unavailable ({Problem}): durable-session operations answer `unavailable`", sessionStoreProblem);
@@ -114,6 +121,14 @@ public static class BrokerApp
         });
         return app;
     }
+
+    private static IPAddress ResolveHost(string host) => host.Trim() switch
+    {
+        "" or "*" or "+" or "0.0.0.0" => IPAddress.Any,
+        "localhost" => IPAddress.Loopback,
+        var h when IPAddress.TryParse(h, out var ip) => ip,
+        var h => Dns.GetHostAddresses(h).FirstOrDefault() ?? throw new ConfigurationException($"cannot resolve the listen address '{h}'"),
+    };
 
     private static string TopicCreation(Config config, MockKafkaCluster? embedded)
     {
@@ -161,5 +176,9 @@ public static class BrokerApp
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>
     public static string HttpAddress(this WebApplication app) =>
-        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Main);
+
+    /// <summary>The address of the admin API (useful with port 0).</summary>
+    public static string AdminAddress(this WebApplication app) =>
+        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Admin);
 }

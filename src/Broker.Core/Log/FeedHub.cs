@@ -21,6 +21,17 @@ public interface IFeedSubscriber
 public readonly record struct JoinResult(bool Joined, long CatchUpTo);
 
 /// <summary>
+/// One feed of a node: the broker topic, its Kafka topic, the local subscribers, the offset of the
+/// next record the feed delivers and the partition's high watermark as last seen by the reader
+/// (-1 when not yet known).
+/// </summary>
+public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark)
+{
+    /// <summary>Records in the log the feed has not yet read (0 when the watermark is unknown).</summary>
+    public long Lag => HighWatermark < 0 ? 0 : Math.Max(0, HighWatermark - Next);
+}
+
+/// <summary>
 /// The node-local feeds: one Kafka reader per topic per node, shared by all local subscribers.
 /// A single consumer (one thread) reads every topic that has local subscribers; topics are
 /// assigned when their first local subscriber joins and unassigned a while after the last one
@@ -92,6 +103,29 @@ public sealed class FeedHub : IDisposable
             if (_feeds.TryGetValue(kafkaTopic, out var feed)) feed.Remove(subscriber);
             tcs.TrySetResult();
         }, () => tcs.TrySetResult());
+        return tcs.Task;
+    }
+
+    /// <summary>The feeds this node reads, taken on the feed thread (for operators and metrics, not the hot path).</summary>
+    public Task<IReadOnlyList<FeedState>> SnapshotAsync()
+    {
+        var tcs = new TaskCompletionSource<IReadOnlyList<FeedState>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            var list = new List<FeedState>(_feeds.Count);
+            foreach (var feed in _feeds.Values)
+            {
+                long high = -1;
+                try
+                {
+                    var wm = _consumer.GetWatermarkOffsets(new TopicPartition(feed.KafkaTopic, 0));
+                    if (wm.High != Offset.Unset) high = wm.High.Value;
+                }
+                catch (KafkaException) { /* not known yet */ }
+                list.Add(new FeedState(feed.Topic, feed.KafkaTopic, feed.Subscribers.Count, feed.Next, high));
+            }
+            tcs.TrySetResult(list);
+        }, () => tcs.TrySetResult([]));
         return tcs.Task;
     }
 

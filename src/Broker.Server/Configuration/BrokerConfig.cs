@@ -15,6 +15,9 @@ public static class BrokerConfig
     {
         ["BROKER_HTTP_HOST"] = "broker.http.host",
         ["BROKER_HTTP_PORT"] = "broker.http.port",
+        ["BROKER_ADMIN_HOST"] = "broker.admin.host",
+        ["BROKER_ADMIN_PORT"] = "broker.admin.port",
+        ["BROKER_ADMIN_TOKEN"] = "broker.admin.token",
         ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
         ["BROKER_KAFKA_EMBEDDED"] = "broker.kafka.embedded.enabled",
         ["BROKER_EMBEDDED_KAFKA_PORT"] = "broker.kafka.embedded.port",
