@@ -6,6 +6,7 @@ using Akka.Hosting;
 using Akka.Streams;
 using Broker.Core.Connections;
 using Broker.Core.Log;
+using Broker.Core.Metrics;
 using Broker.Core.Settings;
 using Broker.DevKafka;
 using Broker.Protocol;
@@ -23,11 +24,27 @@ public static class BrokerApp
         // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
         NativeLibrdkafka.EnsureLoaded();
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        builder.Logging.AddSimpleConsole(o =>
+        // broker.logging.format: text (one line per entry) or json (one JSON object per line, for log shippers).
+        switch (config.GetString("broker.logging.format", "text").Trim().ToLowerInvariant())
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
+            case "json":
+                builder.Logging.ClearProviders();
+                builder.Logging.AddJsonConsole(o =>
+                {
+                    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                    o.UseUtcTimestamp = true;
+                });
+                break;
+            case "text":
+                builder.Logging.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.TimestampFormat = "HH:mm:ss ";
+                });
+                break;
+            case var other:
+                throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
+        }
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
         var endpoints = new BrokerEndpoints();
         builder.Services.AddSingleton(endpoints);
@@ -60,11 +77,14 @@ public static class BrokerApp
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
         });
         builder.Services.AddSingleton<KafkaLog>();
+        var metrics = new BrokerMetrics();
+        builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<FeedHub>();
         builder.Services.AddSingleton(new CatchUpReader(kafka));
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(config, sessionStore);
+        builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
         builder.Services.AddSingleton(sp =>
         {
             var system = sp.GetRequiredService<ActorSystem>();
@@ -78,7 +98,8 @@ public static class BrokerApp
                 sp.GetRequiredService<ConnectionRegistry>(),
                 sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
                 system,
-                BrokerConfig.Sessions(config));
+                BrokerConfig.Sessions(config),
+                metrics);
         });
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
@@ -87,7 +108,7 @@ public static class BrokerApp
 
         var app = builder.Build();
         app.UseWebSockets();
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapHealthAndMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         app.MapAdminApi(config.GetString("broker.admin.token", ""));
 

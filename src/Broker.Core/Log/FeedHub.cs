@@ -54,11 +54,13 @@ public sealed class FeedHub : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private long _lastLingerCheck;
     private bool _consumeErrorLogged;
+    private readonly Metrics.BrokerMetrics _metrics;
 
-    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger)
+    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null)
     {
         _settings = settings;
         _logger = logger;
+        _metrics = metrics ?? new Metrics.BrokerMetrics();
         _consumer = new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(settings, "broker-feed"))
             .SetErrorHandler((_, e) => LogKafkaError(e))
             .Build();
@@ -178,13 +180,22 @@ public sealed class FeedHub : IDisposable
         var members = feed.Subscribers;
         if (members.Count == 0) return;
         var frame = RecordFrames.Build(feed.Topic, record);
+        var delivered = 0;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
             if (offset < m.Next) continue;
-            if (m.Subscriber.TryDeliver(frame)) m.Next = offset + 1;
+            if (m.Subscriber.TryDeliver(frame))
+            {
+                m.Next = offset + 1;
+                delivered++;
+            }
             else members.RemoveAt(i);
         }
+        _metrics.MessagesDelivered(delivered);
+        var produced = record.Message.Timestamp;
+        if (produced.Type != TimestampType.NotAvailable)
+            _metrics.DeliveryLatency.Observe((DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - produced.UnixTimestampMs) / 1000.0);
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
     }
 
