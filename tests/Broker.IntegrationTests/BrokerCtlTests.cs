@@ -213,6 +213,47 @@ public sealed class BrokerCtlChangeTests
     }
 
     [Fact]
+    public async Task A_crashed_node_shows_unreachable_and_down_unreachable_removes_it()
+    {
+        // The split-brain resolver must not act first; a terminated actor system must not leave.
+        await using var cluster = await TestCluster.StartAsync(3, new Dictionary<string, string>
+        {
+            ["broker.cluster.split-brain-resolver.stable-after"] = "5m",
+            ["akka.coordinated-shutdown.run-by-actor-system-terminate"] = "off",
+        });
+        var victim = cluster.Nodes[2];
+        var victimAddress = victim.ClusterAddress;
+        await victim.App.Services.GetRequiredService<Akka.Actor.ActorSystem>().Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        var admin = cluster.Nodes[0].AdminAddress;
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var (_, json, _) = await BrokerCtlTests.Ctl(admin, "cluster", "show", "--json");
+            var node = JsonNode.Parse(json)!;
+            if (node["unreachable"]!.AsArray().Any(a => (string?)a == victimAddress)) break;
+            Assert.True(DateTime.UtcNow < deadline, "the node was not seen unreachable: " + json);
+            await Task.Delay(200);
+        }
+        var (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "show");
+        Assert.True(exit == 0, error);
+        Assert.Contains(output.Split('\n'), l => l.Contains(victimAddress) && l.Contains("NO"));
+
+        (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "down-unreachable");
+        Assert.True(exit == 0, error);
+        Assert.Contains(victimAddress, output);
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var (_, json, _) = await BrokerCtlTests.Ctl(admin, "cluster", "show", "--json");
+            var members = JsonNode.Parse(json)!["members"]!.AsArray();
+            if (members.Count == 2 && members.All(m => (string?)m!["address"] != victimAddress)) break;
+            Assert.True(DateTime.UtcNow < deadline, "the node was not removed: " + json);
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
     public async Task With_a_token_the_admin_api_answers_401_without_it()
     {
         await using var broker = await TestBroker.StartAsync(new Dictionary<string, string> { ["broker.admin.token"] = "s3cret" });
