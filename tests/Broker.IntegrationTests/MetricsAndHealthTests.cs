@@ -107,6 +107,21 @@ public sealed partial class MetricsAndHealthTests
     }
 
     [Fact]
+    public async Task Readyz_is_503_naming_the_session_store_when_it_cannot_be_opened()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "broker-no-such-dir-" + Guid.NewGuid().ToString("N"), "s.db");
+        await using var broker = await TestBroker.StartAsync(new Dictionary<string, string>
+        {
+            ["broker.persistence.connection-string"] = $"Data Source={missing};Mode=ReadWrite",
+        });
+        using var http = new HttpClient();
+        var body = await PollReadyz(http, broker, HttpStatusCode.ServiceUnavailable);
+        Assert.StartsWith("session store (sqlite) unreachable", (string?)body["sessionStore"]);
+        Assert.Equal("ok", (string?)body["cluster"]);
+        Assert.Equal("ok", (string?)body["kafka"]);
+    }
+
+    [Fact]
     public async Task Logging_format_json_uses_the_json_console_formatter_and_an_unknown_format_is_refused()
     {
         var values = new Dictionary<string, string>
