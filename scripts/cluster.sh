@@ -4,14 +4,16 @@
 #
 #   scripts/cluster.sh [N=3]
 #
-# Node i (1..N): WebSocket ws://127.0.0.1:$((HTTP_BASE+i-1))/ws, Akka.Remote 127.0.0.1:$((REMOTE_BASE+i-1)).
-# Environment: HTTP_BASE (8080), REMOTE_BASE (4053), KAFKA_PORT (9092), KAFKA_ADMIN_PORT (10092),
+# Node i (1..N): WebSocket ws://127.0.0.1:$((HTTP_BASE+i-1))/ws, admin API http://127.0.0.1:$((ADMIN_BASE+i-1)),
+# Akka.Remote 127.0.0.1:$((REMOTE_BASE+i-1)).
+# Environment: HTTP_BASE (8080), ADMIN_BASE (9080), REMOTE_BASE (4053), KAFKA_PORT (9092), KAFKA_ADMIN_PORT (10092),
 # LOG_DIR (./data/cluster), CONFIG (Debug|Release, default Release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n=${1:-3}
 http_base=${HTTP_BASE:-8080}
+admin_base=${ADMIN_BASE:-9080}
 remote_base=${REMOTE_BASE:-4053}
 kafka_port=${KAFKA_PORT:-9092}
 admin_port=${KAFKA_ADMIN_PORT:-10092}
@@ -49,6 +51,7 @@ for i in $(seq 1 "$n"); do seeds+="${seeds:+,}akka.tcp://broker@127.0.0.1:$((rem
 
 for i in $(seq 1 "$n"); do
   BROKER_HTTP_PORT=$((http_base + i - 1)) \
+  BROKER_ADMIN_PORT=$((admin_base + i - 1)) \
   BROKER_CLUSTER_PORT=$((remote_base + i - 1)) \
   BROKER_SEEDS="$seeds" \
   BROKER_KAFKA_BOOTSTRAP="127.0.0.1:$kafka_port" \

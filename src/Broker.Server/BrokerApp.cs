@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Configuration;
@@ -5,14 +6,14 @@ using Akka.Hosting;
 using Akka.Streams;
 using Broker.Core.Connections;
 using Broker.Core.Log;
+using Broker.Core.Metrics;
 using Broker.Core.Settings;
 using Broker.DevKafka;
 using Broker.Protocol;
+using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Broker.Server;
 
@@ -24,15 +25,36 @@ public static class BrokerApp
         // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
         NativeLibrdkafka.EnsureLoaded();
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        builder.Logging.AddSimpleConsole(o =>
+        // broker.logging.format: text (one line per entry) or json (one JSON object per line, for log shippers).
+        switch (config.GetString("broker.logging.format", "text").Trim().ToLowerInvariant())
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
+            case "json":
+                builder.Logging.ClearProviders();
+                builder.Logging.AddJsonConsole(o =>
+                {
+                    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                    o.UseUtcTimestamp = true;
+                });
+                break;
+            case "text":
+                builder.Logging.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.TimestampFormat = "HH:mm:ss ";
+                });
+                break;
+            case var other:
+                throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
+        }
+        // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
+        var endpoints = new BrokerEndpoints();
+        builder.Services.AddSingleton(endpoints);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(ResolveHost(config.GetString("broker.http.host")), config.GetInt("broker.http.port"), o => endpoints.Main = o);
+            k.Listen(ResolveHost(config.GetString("broker.admin.host")), config.GetInt("broker.admin.port"), o => endpoints.Admin = o);
         });
-        var host = config.GetString("broker.http.host");
-        var port = config.GetInt("broker.http.port");
-        builder.WebHost.UseUrls($"http://{host}:{port}");
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 
         // The log: embedded (in-process mock cluster) or a real Kafka cluster.
         MockKafkaCluster? embedded = null;
@@ -57,11 +79,14 @@ public static class BrokerApp
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
         });
         builder.Services.AddSingleton<KafkaLog>();
+        var metrics = new BrokerMetrics();
+        builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<FeedHub>();
         builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(config, sessionStore);
+        builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
         builder.Services.AddSingleton(sp =>
         {
             var system = sp.GetRequiredService<ActorSystem>();
@@ -75,7 +100,8 @@ public static class BrokerApp
                 sp.GetRequiredService<ConnectionRegistry>(),
                 sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
                 system,
-                BrokerConfig.Sessions(config));
+                BrokerConfig.Sessions(config),
+                metrics);
         });
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
@@ -85,16 +111,18 @@ public static class BrokerApp
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseWebSockets();
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapHealthAndMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
+        app.MapAdminApi(config.GetString("broker.admin.token", ""));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;
         lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
-                log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            var url = BrokerEndpoints.Url(endpoints.Main);
+            log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
+            log.LogInformation("Admin API on {Url}/admin (brokerctl --endpoint {Url})", BrokerEndpoints.Url(endpoints.Admin), BrokerEndpoints.Url(endpoints.Admin));
             log.LogInformation("Durable sessions stored with {Provider}", BrokerConfig.PersistenceProvider(config));
             if (sessionStoreProblem is not null)
                 log.LogError("The session store is unavailable ({Problem}): durable-session operations answer `unavailable`", sessionStoreProblem);
@@ -118,6 +146,14 @@ public static class BrokerApp
         });
         return app;
     }
+
+    private static IPAddress ResolveHost(string host) => host.Trim() switch
+    {
+        "" or "*" or "+" or "0.0.0.0" => IPAddress.Any,
+        "localhost" => IPAddress.Loopback,
+        var h when IPAddress.TryParse(h, out var ip) => ip,
+        var h => Dns.GetHostAddresses(h).FirstOrDefault() ?? throw new ConfigurationException($"cannot resolve the listen address '{h}'"),
+    };
 
     private static string TopicCreation(Config config, MockKafkaCluster? embedded)
     {
@@ -165,5 +201,9 @@ public static class BrokerApp
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>
     public static string HttpAddress(this WebApplication app) =>
-        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Main);
+
+    /// <summary>The address of the admin API (useful with port 0).</summary>
+    public static string AdminAddress(this WebApplication app) =>
+        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Admin);
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka;
 using System.Buffers;
 using System.Net.WebSockets;
@@ -36,6 +37,7 @@ public sealed class Connection
     private readonly NodeServices _node;
     private readonly ILogger _logger;
     private readonly Outbound _outbound;
+    private readonly Metrics.BrokerMetrics _metrics;
     private readonly string _clientId;
     private readonly Dictionary<string, Subscription?> _subscriptions = new(StringComparer.Ordinal);
     private readonly string? _sessionId;
@@ -56,11 +58,13 @@ public sealed class Connection
         _logger = logger;
         _outbound = new Outbound(node.Settings.OutboundBufferFrames, node.Settings.OutboundBufferBytes);
         _clientId = clientId ?? Guid.NewGuid().ToString("N");
+        _metrics = node.Metrics ?? new Metrics.BrokerMetrics();
     }
 
     public async Task RunAsync()
     {
         var id = _node.Registry.Add(_outbound);
+        _metrics.ConnectionAccepted();
         try
         {
             var outboundDone = RunOutbound();
@@ -73,6 +77,7 @@ public sealed class Connection
             _ = outboundDone.ContinueWith(_ => _outbound.RequestClose(CloseCodes.InternalError, "send failed"), TaskScheduler.Default);
 
             var close = await _outbound.Closed.ConfigureAwait(false);
+            if (close.Code == CloseCodes.TryAgainLater) _metrics.SlowConsumerClosed();
             // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
             using var deadline = new CancellationTokenSource(_node.Settings.CloseTimeout);
             await using var abort = deadline.Token.Register(static s => ((WebSocket)s!).Abort(), _socket);
@@ -168,6 +173,7 @@ public sealed class Connection
                 if (count > max)
                 {
                     _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {max} bytes");
+                    _metrics.BadInput("frame_too_big");
                     await DrainUntilClose(target).ConfigureAwait(false);
                     return Option<(byte[], DecodeResult)>.None;
                 }
@@ -206,7 +212,11 @@ public sealed class Connection
     private async Task<byte[]> Handle(DecodeResult decoded)
     {
         if (_outbound.CloseRequested is not null) return NoReply;
-        if (decoded.IsError) return ServerFrames.Error(decoded.Id, decoded.Error);
+        if (decoded.IsError)
+        {
+            _metrics.BadInput(decoded.Error.Code);
+            return ServerFrames.Error(decoded.Id, decoded.Error);
+        }
         try
         {
             return decoded.Request switch
@@ -256,6 +266,7 @@ public sealed class Connection
             await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
         }
         object reply;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             reply = await _node.Topics.Ask<object>(
@@ -267,10 +278,17 @@ public sealed class Connection
         }
         return reply switch
         {
-            TopicCommands.PublishAck a => ServerFrames.Ack(p.Id, a.Topic, a.Pos),
+            TopicCommands.PublishAck a => Acked(p, a, started),
             TopicCommands.PublishRejected r => ServerFrames.Error(p.Id, r.Code, r.Message),
             _ => ServerFrames.Error(p.Id, ErrorCodes.Internal, "unexpected reply"),
         };
+    }
+
+    private byte[] Acked(PublishRequest p, TopicCommands.PublishAck a, long started)
+    {
+        _metrics.MessageIn();
+        _metrics.PublishAckLatency.ObserveSince(started);
+        return ServerFrames.Ack(p.Id, a.Topic, a.Pos);
     }
 
     private Task<byte[]> Subscribe(SubscribeRequest s) => Subscribe(s, restored: false);

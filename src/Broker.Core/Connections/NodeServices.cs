@@ -20,4 +20,5 @@ public sealed record NodeServices(
     ConnectionRegistry Registry,
     IActorRef? Sessions = null,
     ActorSystem? System = null,
-    SessionSettings? SessionSettings = null);
+    SessionSettings? SessionSettings = null,
+    Metrics.BrokerMetrics? Metrics = null);

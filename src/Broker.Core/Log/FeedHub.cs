@@ -30,6 +30,17 @@ public interface IFeedSubscriber
 public readonly record struct JoinResult(bool Joined, long CatchUpTo);
 
 /// <summary>
+/// One feed of a node: the broker topic, its Kafka topic, the local subscribers, the offset of the
+/// next record the feed delivers and the partition's high watermark as last seen by the reader
+/// (-1 when not yet known).
+/// </summary>
+public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark)
+{
+    /// <summary>Records in the log the feed has not yet read (0 when the watermark is unknown).</summary>
+    public long Lag => HighWatermark < 0 ? 0 : Math.Max(0, HighWatermark - Next);
+}
+
+/// <summary>
 /// The node-local feeds: one Kafka reader per topic per node, shared by all local subscribers.
 /// A single consumer (one thread) reads every topic that has local subscribers; topics are
 /// assigned when their first local subscriber joins and unassigned a while after the last one
@@ -53,11 +64,13 @@ public sealed class FeedHub : IDisposable
     private long _lastLingerCheck;
     /// <summary>When the current outage of the log began (Stopwatch ticks); 0 while the log is reachable.</summary>
     private long _outageSince;
+    private readonly Metrics.BrokerMetrics _metrics;
 
-    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger)
+    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null)
     {
         _settings = settings;
         _logger = logger;
+        _metrics = metrics ?? new Metrics.BrokerMetrics();
         _consumer = new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(settings, "broker-feed"))
             .SetErrorHandler((_, e) => LogKafkaError(e))
             .Build();
@@ -102,6 +115,29 @@ public sealed class FeedHub : IDisposable
             if (_feeds.TryGetValue(kafkaTopic, out var feed)) feed.Remove(subscriber);
             tcs.TrySetResult();
         }, () => tcs.TrySetResult());
+        return tcs.Task;
+    }
+
+    /// <summary>The feeds this node reads, taken on the feed thread (for operators and metrics, not the hot path).</summary>
+    public Task<IReadOnlyList<FeedState>> SnapshotAsync()
+    {
+        var tcs = new TaskCompletionSource<IReadOnlyList<FeedState>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            var list = new List<FeedState>(_feeds.Count);
+            foreach (var feed in _feeds.Values)
+            {
+                long high = -1;
+                try
+                {
+                    var wm = _consumer.GetWatermarkOffsets(new TopicPartition(feed.KafkaTopic, 0));
+                    if (wm.High != Offset.Unset) high = wm.High.Value;
+                }
+                catch (KafkaException) { /* not known yet */ }
+                list.Add(new FeedState(feed.Topic, feed.KafkaTopic, feed.Subscribers.Count, feed.Next, high));
+            }
+            tcs.TrySetResult(list);
+        }, () => tcs.TrySetResult([]));
         return tcs.Task;
     }
 
@@ -156,6 +192,7 @@ public sealed class FeedHub : IDisposable
         // Encoded at most once per record and variant (with or without headers), and only when
         // some subscriber takes it; a record without visible headers has one variant.
         byte[]? frame = null, withHeaders = null;
+        var delivered = 0;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
@@ -168,9 +205,17 @@ public sealed class FeedHub : IDisposable
             var f = m.WithHeaders
                 ? withHeaders ??= RecordFrames.HasVisibleHeaders(record) ? RecordFrames.Build(feed.Topic, record, withHeaders: true) : frame ??= RecordFrames.Build(feed.Topic, record)
                 : frame ??= RecordFrames.Build(feed.Topic, record);
-            if (m.Subscriber.TryDeliver(f)) m.Next = offset + 1;
+            if (m.Subscriber.TryDeliver(f))
+            {
+                m.Next = offset + 1;
+                delivered++;
+            }
             else members.RemoveAt(i);
         }
+        _metrics.MessagesDelivered(delivered);
+        var produced = record.Message.Timestamp;
+        if (produced.Type != TimestampType.NotAvailable)
+            _metrics.DeliveryLatency.Observe((DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - produced.UnixTimestampMs) / 1000.0);
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
     }
 

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
+using Broker.Core.Admin;
 using Broker.Core.Sessions;
 using Broker.Core.Topics;
 
@@ -33,6 +34,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string UnsubscribedEventManifest = "eU";
     private const string CommittedEventManifest = "eC";
     private const string SnapshotManifest = "eN";
+    private const string GetNodeStatusManifest = "nq";
+    private const string NodeStatusManifest = "nS";
+    private const string DrainNodeManifest = "nd";
+    private const string DrainedManifest = "nD";
 
     public override int Identifier => Id;
 
@@ -54,6 +59,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         SessionEvents.Unsubscribed => UnsubscribedEventManifest,
         SessionEvents.Committed => CommittedEventManifest,
         SessionEvents.Snapshot => SnapshotManifest,
+        NodeInfo.GetNodeStatus => GetNodeStatusManifest,
+        NodeInfo.NodeStatus => NodeStatusManifest,
+        NodeInfo.DrainNode => DrainNodeManifest,
+        NodeInfo.Drained => DrainedManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not serialized by {nameof(BrokerSerializer)}"),
     };
 
@@ -110,6 +119,21 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             case SessionEvents.Snapshot e:
                 Topics(w, e.Topics);
                 break;
+            case NodeInfo.GetNodeStatus:
+                break;
+            case NodeInfo.NodeStatus n:
+                w.String(n.Address); w.Int(n.Connections); w.Bool(n.Draining); w.Int(n.Topics.Count);
+                foreach (var t in n.Topics)
+                {
+                    w.String(t.Topic); w.String(t.KafkaTopic); w.Int(t.Subscribers);
+                }
+                break;
+            case NodeInfo.DrainNode d:
+                w.Int(d.TimeoutMs);
+                break;
+            case NodeInfo.Drained d:
+                w.String(d.Address); w.Int(d.Closed); w.Int(d.Remaining);
+                break;
             default:
                 throw new ArgumentException($"{obj.GetType()} is not serialized by {nameof(BrokerSerializer)}");
         }
@@ -137,6 +161,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             UnsubscribedEventManifest => new SessionEvents.Unsubscribed(r.String()!),
             CommittedEventManifest => new SessionEvents.Committed(r.String()!, r.String()!),
             SnapshotManifest => new SessionEvents.Snapshot(Topics(ref r)),
+            GetNodeStatusManifest => NodeInfo.GetNodeStatus.Instance,
+            NodeStatusManifest => NodeStatus(ref r),
+            DrainNodeManifest => new NodeInfo.DrainNode(r.Int()),
+            DrainedManifest => new NodeInfo.Drained(r.String()!, r.Int(), r.Int()),
             _ => throw new SerializationException($"unknown manifest {manifest}"),
         };
     }
@@ -152,6 +180,18 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         {
             w.String(t.Topic); w.String(t.Pos);
         }
+    }
+
+    private static NodeInfo.NodeStatus NodeStatus(ref Reader r)
+    {
+        var address = r.String()!;
+        var connections = r.Int();
+        var draining = r.Bool();
+        var n = r.Int();
+        if (n < 0 || n > 10_000_000) throw new SerializationException("bad topic count");
+        var topics = new List<TopicSubscribers>(n);
+        for (var i = 0; i < n; i++) topics.Add(new TopicSubscribers(r.String()!, r.String()!, r.Int()));
+        return new NodeInfo.NodeStatus(address, connections, draining, topics);
     }
 
     private static List<SessionTopic> Topics(ref Reader r)

@@ -4,6 +4,8 @@ using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
+using Broker.Core.Admin;
+using Broker.Core.Connections;
 using Broker.Core.Log;
 using Broker.Core.Serialization;
 using Broker.Core.Sessions;
@@ -51,7 +53,13 @@ public static class AkkaSetup
                 .AddSessionPersistence(config, sessionStoreConnection)
                 .AddTopicRegion(config, new TopicDependencies(
                     sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)))
-                .AddSessionRegion(config);
+                .AddSessionRegion(config)
+                .AddStartup((system, _) =>
+                {
+                    // /user/broker-node-info: asked by the admin API of any node (connections, subscribers, drain).
+                    system.ActorOf(NodeInfoActor.Props(sp.GetRequiredService<ConnectionRegistry>(), sp.GetRequiredService<FeedHub>(),
+                        Cluster.Get(system).SelfAddress.ToString()), NodeInfo.ActorName);
+                });
             if (seeds.Length == 0)
             {
                 // A cluster of one: join ourselves.

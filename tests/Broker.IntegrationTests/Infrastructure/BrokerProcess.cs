@@ -75,6 +75,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         var env = psi.Environment;
         env["BROKER_HTTP_HOST"] = "127.0.0.1";
         env["BROKER_HTTP_PORT"] = httpPort.ToString();
+        env["BROKER_ADMIN_PORT"] = "0";
         env["BROKER_CLUSTER_HOST"] = "127.0.0.1";
         env["BROKER_CLUSTER_PORT"] = clusterPort.ToString();
         env["BROKER_SEEDS"] = string.Join(",", seeds);

@@ -19,6 +19,8 @@ public sealed class TestBroker : IAsyncDisposable
 
     public WebApplication App { get; }
     public string HttpAddress { get; }
+    public string AdminAddress => App.AdminAddress();
+    public string ClusterAddress => Akka.Cluster.Cluster.Get(App.Services.GetRequiredService<Akka.Actor.ActorSystem>()).SelfAddress.ToString();
     public Uri WsUri { get; }
 
     public string KafkaBootstrap => App.Services.GetRequiredService<Broker.Core.Settings.KafkaSettings>().BootstrapServers;
@@ -29,6 +31,7 @@ public sealed class TestBroker : IAsyncDisposable
         var values = new Dictionary<string, string>
         {
             ["broker.http.port"] = "0",
+            ["broker.admin.port"] = "0",
             ["broker.kafka.embedded.port"] = "0",
             ["broker.cluster.port"] = "0",
             ["broker.shutdown-deadline"] = "5s",

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Serialization;
+using Broker.Core.Admin;
 using Broker.Core.Serialization;
 using Broker.Core.Sessions;
 using Broker.Core.Topics;
@@ -35,6 +36,11 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new SessionEvents.Unsubscribed("t"),
         new SessionEvents.Committed("t", "AQEB"),
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB")]),
+        NodeInfo.GetNodeStatus.Instance,
+        new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4053", 3, false, [new TopicSubscribers("orders", "p.orders", 2), new TopicSubscribers("café", "café", 0)]),
+        new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4054", 0, true, []),
+        new NodeInfo.DrainNode(10_000),
+        new NodeInfo.Drained("akka.tcp://broker@127.0.0.1:4053", 5, 1),
     };
 
     [Theory]
@@ -61,6 +67,11 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                 break;
             case SessionEvents.Snapshot a:
                 Assert.Equal(a.Topics, Assert.IsType<SessionEvents.Snapshot>(back).Topics);
+                break;
+            case NodeInfo.NodeStatus n:
+                var m = Assert.IsType<NodeInfo.NodeStatus>(back);
+                Assert.Equal(n.Topics, m.Topics);
+                Assert.Equal(n with { Topics = m.Topics }, m);
                 break;
             default:
                 Assert.Equal(message, back);

@@ -1,0 +1,260 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Broker.Core.Admin;
+using Broker.Core.Settings;
+using Broker.Protocol;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Broker.Server.Admin;
+
+/// <summary>The two listeners of a node: the main port (WebSockets, metrics, health) and the admin port.</summary>
+public sealed class BrokerEndpoints
+{
+    public ListenOptions? Main { get; set; }
+    public ListenOptions? Admin { get; set; }
+
+    /// <summary>The bound port of a listener (the real one after start, also with port 0).</summary>
+    public static int Port(ListenOptions? o) => (o?.EndPoint as IPEndPoint)?.Port ?? -1;
+
+    public static string Url(ListenOptions? o) => o?.EndPoint is IPEndPoint ip ? $"http://{ip}" : "";
+}
+
+/// <summary>
+/// The admin HTTP API, served only on the admin port (<c>broker.admin</c>): cluster membership,
+/// sharding, topics and connections of every node, drain. JSON in and out; a bearer token when
+/// <c>broker.admin.token</c> is set.
+/// </summary>
+public static class AdminApi
+{
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
+    public static void MapAdminApi(this WebApplication app, string token)
+    {
+        var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
+        var group = app.MapGroup("/admin").AddEndpointFilter(async (ctx, next) =>
+        {
+            var http = ctx.HttpContext;
+            if (http.Connection.LocalPort != BrokerEndpoints.Port(endpoints.Admin)) return Results.NotFound();
+            if (token.Length > 0 && http.Request.Headers.Authorization.ToString() != "Bearer " + token)
+                return Json(new JsonObject { ["error"] = "unauthorized: send Authorization: Bearer <broker.admin.token>" }, StatusCodes.Status401Unauthorized);
+            return await next(ctx);
+        });
+
+        group.MapGet("/cluster", (ActorSystem system) => Json(ClusterView(Cluster.Get(system))));
+        group.MapPost("/cluster/leave", async (HttpRequest req, ActorSystem system) =>
+            await WithMember(req, system, (cluster, member) => cluster.Leave(member.Address), "leaving"));
+        group.MapPost("/cluster/down", async (HttpRequest req, ActorSystem system) =>
+            await WithMember(req, system, (cluster, member) => cluster.Down(member.Address), "downed"));
+        group.MapPost("/cluster/down-unreachable", (ActorSystem system) =>
+        {
+            var cluster = Cluster.Get(system);
+            var downed = new JsonArray();
+            foreach (var m in cluster.State.Unreachable)
+            {
+                cluster.Down(m.Address);
+                downed.Add(m.Address.ToString());
+            }
+            return Json(new JsonObject { ["downed"] = downed });
+        });
+
+        group.MapGet("/sharding/regions", (ActorSystem system) =>
+            Json(new JsonObject { ["regions"] = Array(ClusterSharding.Get(system).ShardTypeNames.OrderBy(n => n, StringComparer.Ordinal)) }));
+        group.MapGet("/sharding/{type}/region-stats", async (string type, ActorSystem system) =>
+        {
+            var stats = await ShardingStats(system, type);
+            if (stats is null) return UnknownType(type);
+            var regions = new JsonArray();
+            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            {
+                regions.Add(new JsonObject
+                {
+                    ["address"] = address.ToString(),
+                    ["shards"] = region.Stats.Count,
+                    ["entities"] = region.Stats.Values.Sum(),
+                    ["failed"] = Array(region.Failed.OrderBy(s => s, StringComparer.Ordinal)),
+                });
+            }
+            return Json(new JsonObject { ["type"] = type, ["regions"] = regions });
+        });
+        group.MapGet("/sharding/{type}/shard-stats", async (string type, ActorSystem system) =>
+        {
+            var stats = await ShardingStats(system, type);
+            if (stats is null) return UnknownType(type);
+            var shards = new JsonArray();
+            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            {
+                foreach (var (shard, entities) in region.Stats.OrderBy(s => s.Key, StringComparer.Ordinal))
+                    shards.Add(new JsonObject { ["address"] = address.ToString(), ["shard"] = shard, ["entities"] = entities });
+            }
+            return Json(new JsonObject { ["type"] = type, ["shards"] = shards });
+        });
+
+        group.MapGet("/topics", async (ActorSystem system, KafkaSettings kafka) =>
+        {
+            var (nodes, errors) = await AskAllNodes(system);
+            var topics = new JsonArray();
+            foreach (var name in nodes.SelectMany(n => n.Topics.Select(t => t.Topic)).Distinct(StringComparer.Ordinal).OrderBy(t => t, StringComparer.Ordinal))
+                topics.Add(TopicView(name, kafka, nodes));
+            return Json(new JsonObject { ["topics"] = topics, ["errors"] = errors });
+        });
+        group.MapGet("/topics/{name}", async (string name, ActorSystem system, KafkaSettings kafka) =>
+        {
+            if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
+            var (nodes, errors) = await AskAllNodes(system);
+            var view = TopicView(name, kafka, nodes);
+            view["errors"] = errors;
+            return Json(view);
+        });
+        group.MapGet("/connections", async (ActorSystem system) =>
+        {
+            var (nodes, errors) = await AskAllNodes(system);
+            var list = new JsonArray();
+            foreach (var n in nodes.OrderBy(n => n.Address, StringComparer.Ordinal))
+                list.Add(new JsonObject { ["address"] = n.Address, ["connections"] = n.Connections, ["draining"] = n.Draining });
+            return Json(new JsonObject { ["nodes"] = list, ["total"] = nodes.Sum(n => n.Connections), ["errors"] = errors });
+        });
+        group.MapPost("/nodes/drain", async (HttpRequest req, ActorSystem system) =>
+        {
+            var (address, problem) = await ReadAddress(req);
+            if (problem is not null) return problem;
+            var member = FindMember(Cluster.Get(system), address!);
+            if (member is null) return Error(StatusCodes.Status404NotFound, $"no cluster member at {address}");
+            try
+            {
+                var drained = await NodeInfoOf(system, member.Address).Ask<NodeInfo.Drained>(new NodeInfo.DrainNode((int)DrainTimeout.TotalMilliseconds), DrainTimeout + AskTimeout);
+                return Json(new JsonObject { ["address"] = drained.Address, ["closed"] = drained.Closed, ["remaining"] = drained.Remaining });
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                return Error(StatusCodes.Status504GatewayTimeout, $"the node {address} did not answer");
+            }
+        });
+    }
+
+    private static JsonObject ClusterView(Cluster cluster)
+    {
+        var state = cluster.State;
+        var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
+        var members = new JsonArray();
+        foreach (var m in state.Members.OrderBy(m => m.Address.ToString(), StringComparer.Ordinal))
+        {
+            members.Add(new JsonObject
+            {
+                ["address"] = m.Address.ToString(),
+                ["status"] = m.Status.ToString(),
+                ["roles"] = Array(m.Roles.OrderBy(r => r, StringComparer.Ordinal)),
+                ["reachable"] = !unreachable.Contains(m.Address),
+                ["leader"] = m.Address.Equals(state.Leader),
+                ["self"] = m.Address.Equals(cluster.SelfAddress),
+            });
+        }
+        return new JsonObject
+        {
+            ["self"] = cluster.SelfAddress.ToString(),
+            ["selfStatus"] = cluster.SelfMember.Status.ToString(),
+            ["leader"] = state.Leader?.ToString(),
+            ["members"] = members,
+            ["unreachable"] = Array(unreachable.Select(a => a.ToString()).OrderBy(a => a, StringComparer.Ordinal)),
+        };
+    }
+
+    private static JsonObject TopicView(string name, KafkaSettings kafka, IReadOnlyList<NodeInfo.NodeStatus> nodes)
+    {
+        var perNode = new JsonArray();
+        var total = 0;
+        foreach (var n in nodes.OrderBy(n => n.Address, StringComparer.Ordinal))
+        {
+            var t = n.Topics.FirstOrDefault(t => t.Topic == name);
+            if (t is null) continue;
+            total += t.Subscribers;
+            perNode.Add(new JsonObject { ["address"] = n.Address, ["subscribers"] = t.Subscribers });
+        }
+        return new JsonObject
+        {
+            ["topic"] = name,
+            ["kafkaTopic"] = kafka.KafkaTopicFor(name),
+            ["subscribers"] = total,
+            ["nodes"] = perNode,
+        };
+    }
+
+    /// <summary>Asks the node-info actor of every member that is not down or removed; nodes that do not answer are listed as errors.</summary>
+    private static async Task<(List<NodeInfo.NodeStatus> Nodes, JsonArray Errors)> AskAllNodes(ActorSystem system)
+    {
+        var members = Cluster.Get(system).State.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving or MemberStatus.Joining)
+            .ToList();
+        var asks = members.Select(async m =>
+        {
+            try
+            {
+                return (Status: await NodeInfoOf(system, m.Address).Ask<NodeInfo.NodeStatus>(NodeInfo.GetNodeStatus.Instance, AskTimeout), Error: (string?)null);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                return (Status: (NodeInfo.NodeStatus?)null, Error: $"{m.Address}: no answer within {AskTimeout.TotalSeconds:0}s");
+            }
+        });
+        var results = await Task.WhenAll(asks);
+        var errors = new JsonArray();
+        foreach (var r in results) if (r.Error is not null) errors.Add(r.Error);
+        return ([.. results.Where(r => r.Status is not null).Select(r => r.Status!)], errors);
+    }
+
+    private static ActorSelection NodeInfoOf(ActorSystem system, Address address) =>
+        system.ActorSelection(new RootActorPath(address) / "user" / NodeInfo.ActorName);
+
+    private static async Task<ClusterShardingStats?> ShardingStats(ActorSystem system, string type)
+    {
+        var sharding = ClusterSharding.Get(system);
+        if (!sharding.ShardTypeNames.Contains(type)) return null;
+        return await sharding.ShardRegion(type).Ask<ClusterShardingStats>(new GetClusterShardingStats(AskTimeout), AskTimeout + TimeSpan.FromSeconds(2));
+    }
+
+    private static async Task<IResult> WithMember(HttpRequest req, ActorSystem system, Action<Cluster, Member> act, string done)
+    {
+        var (address, problem) = await ReadAddress(req);
+        if (problem is not null) return problem;
+        var cluster = Cluster.Get(system);
+        var member = FindMember(cluster, address!);
+        if (member is null) return Error(StatusCodes.Status404NotFound, $"no cluster member at {address}");
+        act(cluster, member);
+        return Json(new JsonObject { ["address"] = member.Address.ToString(), ["result"] = done });
+    }
+
+    private static Member? FindMember(Cluster cluster, string address) =>
+        cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == address);
+
+    private static async Task<(string? Address, IResult? Problem)> ReadAddress(HttpRequest req)
+    {
+        try
+        {
+            var body = await JsonNode.ParseAsync(req.Body);
+            if (body?["address"]?.GetValue<string>() is { Length: > 0 } a) return (a.TrimEnd('/'), null);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            // fall through
+        }
+        return (null, Error(StatusCodes.Status400BadRequest, "expected a JSON body {\"address\": \"akka.tcp://broker@host:port\"}"));
+    }
+
+    private static IResult UnknownType(string type) => Error(StatusCodes.Status404NotFound, $"no shard region of type '{type}'");
+
+    private static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
+
+    private static JsonArray Array(IEnumerable<string> values)
+    {
+        var a = new JsonArray();
+        foreach (var v in values) a.Add(v);
+        return a;
+    }
+
+    private static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
+        Results.Content(node.ToJsonString(), "application/json", statusCode: status);
+}

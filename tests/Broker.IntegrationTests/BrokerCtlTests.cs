@@ -1,0 +1,267 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+using Broker.Cli;
+using Broker.IntegrationTests.Infrastructure;
+
+namespace Broker.IntegrationTests;
+
+/// <summary>brokerctl, run in-process with captured output, against the admin API of a real three-node cluster.</summary>
+public sealed class BrokerCtlTests(ThreeNodeFixture fixture) : IClassFixture<ThreeNodeFixture>
+{
+    private TestCluster Cluster => fixture.Cluster;
+
+    internal static async Task<(int Exit, string Out, string Err)> Ctl(string endpoint, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var exit = await BrokerCtl.RunAsync(["--endpoint", endpoint, .. args], stdout, stderr).WaitAsync(TimeSpan.FromSeconds(60));
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private static async Task<JsonNode> CtlJson(string endpoint, params string[] args)
+    {
+        var (exit, output, error) = await Ctl(endpoint, [.. args, "--json"]);
+        Assert.True(exit == 0, $"exit {exit}: {error}");
+        return JsonNode.Parse(output)!;
+    }
+
+    [Fact]
+    public async Task Cluster_show_lists_the_three_members_up_as_a_table_and_as_json()
+    {
+        var admin = Cluster.Nodes[1].AdminAddress;
+        var (exit, output, error) = await Ctl(admin, "cluster", "show");
+        Assert.True(exit == 0, error);
+        foreach (var node in Cluster.Nodes) Assert.Contains(node.ClusterAddress, output);
+        Assert.Equal(3, output.Split('\n').Count(l => l.Contains(" Up ")));
+
+        var json = await CtlJson(admin, "cluster", "show");
+        var members = json["members"]!.AsArray();
+        Assert.Equal(3, members.Count);
+        Assert.All(members, m => Assert.Equal("Up", (string?)m!["status"]));
+        Assert.All(members, m => Assert.True((bool)m!["reachable"]!));
+        Assert.Equal(Cluster.Nodes[1].ClusterAddress, (string?)json["self"]);
+        Assert.Contains((string?)json["leader"], Cluster.Nodes.Select(n => n.ClusterAddress));
+
+        (exit, output, error) = await Ctl(admin, "cluster", "status");
+        Assert.True(exit == 0, error);
+        Assert.Contains("3 (3 Up)", output);
+    }
+
+    [Fact]
+    public async Task Topics_list_and_topic_show_count_subscribers_on_each_node()
+    {
+        const string topic = "ctl.topics";
+        await using var a1 = await Cluster.Nodes[0].ConnectAsync();
+        await using var a2 = await Cluster.Nodes[0].ConnectAsync();
+        await using var b1 = await Cluster.Nodes[1].ConnectAsync();
+        await a1.SubscribeAsync(topic);
+        await a2.SubscribeAsync(topic);
+        await b1.SubscribeAsync(topic);
+        var admin = Cluster.Nodes[2].AdminAddress;
+
+        var json = await CtlJson(admin, "topics", "list");
+        var t = json["topics"]!.AsArray().Single(x => (string?)x!["topic"] == topic)!;
+        Assert.Equal(3, (int)t["subscribers"]!);
+        Assert.Equal(topic, (string?)t["kafkaTopic"]);
+        var perNode = t["nodes"]!.AsArray().ToDictionary(x => (string)x!["address"]!, x => (int)x!["subscribers"]!);
+        Assert.Equal(2, perNode[Cluster.Nodes[0].ClusterAddress]);
+        Assert.Equal(1, perNode[Cluster.Nodes[1].ClusterAddress]);
+
+        var (exit, output, error) = await Ctl(admin, "topics", "list");
+        Assert.True(exit == 0, error);
+        Assert.Contains(topic, output);
+
+        (exit, output, error) = await Ctl(admin, "topic", "show", topic);
+        Assert.True(exit == 0, error);
+        Assert.Contains(Cluster.Nodes[0].ClusterAddress, output);
+        Assert.Contains(Cluster.Nodes[1].ClusterAddress, output);
+        var one = await CtlJson(admin, "topic", "show", topic);
+        Assert.Equal(3, (int)one["subscribers"]!);
+    }
+
+    [Fact]
+    public async Task Connections_counts_websockets_per_node()
+    {
+        var before = await CtlJson(Cluster.Nodes[0].AdminAddress, "connections");
+        int On(JsonNode j, int i) => (int)j["nodes"]!.AsArray().Single(x => (string?)x!["address"] == Cluster.Nodes[i].ClusterAddress)!["connections"]!;
+        await using var c1 = await Cluster.Nodes[2].ConnectAsync();
+        await using var c2 = await Cluster.Nodes[2].ConnectAsync();
+        await c1.SubscribeAsync("ctl.connections");
+        await c2.SubscribeAsync("ctl.connections");
+        var after = await CtlJson(Cluster.Nodes[0].AdminAddress, "connections");
+        Assert.Equal(3, after["nodes"]!.AsArray().Count);
+        // Other tests of the class may hold connections too: these two are on node 2 at least.
+        Assert.True(On(after, 2) >= 2, after.ToJsonString());
+        Assert.True((int)after["total"]! >= 2);
+        var (exit, output, error) = await Ctl(Cluster.Nodes[0].AdminAddress, "connections");
+        Assert.True(exit == 0, error);
+        Assert.Contains("total", output);
+        _ = before;
+    }
+
+    [Fact]
+    public async Task Sharding_verbs_show_the_regions_and_their_shards()
+    {
+        var admin = Cluster.Nodes[0].AdminAddress;
+        await using var c = await Cluster.Nodes[0].ConnectAsync();
+        await c.PublishAsync("ctl.sharding", new { n = 1 }, "p1");
+
+        var regions = await CtlJson(admin, "sharding", "regions");
+        Assert.Contains("topic", regions["regions"]!.AsArray().Select(r => (string?)r));
+        Assert.Contains("session", regions["regions"]!.AsArray().Select(r => (string?)r));
+
+        var stats = await CtlJson(admin, "sharding", "region-stats", "topic");
+        Assert.Equal(3, stats["regions"]!.AsArray().Count);
+        Assert.True(stats["regions"]!.AsArray().Sum(r => (int)r!["entities"]!) >= 1);
+
+        var shards = await CtlJson(admin, "sharding", "shard-stats", "topic");
+        Assert.NotEmpty(shards["shards"]!.AsArray());
+
+        var (exit, output, error) = await Ctl(admin, "sharding", "region-stats", "topic");
+        Assert.True(exit == 0, error);
+        Assert.Contains("Entities", output);
+
+        (exit, _, error) = await Ctl(admin, "sharding", "region-stats", "no-such-type");
+        Assert.Equal(BrokerCtl.ExitRefused, exit);
+        Assert.Contains("no-such-type", error);
+    }
+
+    [Fact]
+    public async Task An_unreachable_endpoint_fails_with_a_clear_message()
+    {
+        var endpoint = $"http://127.0.0.1:{TestCluster.FreePort()}";
+        var (exit, output, error) = await Ctl(endpoint, "cluster", "show");
+        Assert.Equal(BrokerCtl.ExitUnreachable, exit);
+        Assert.Contains($"cannot reach the broker admin API at {endpoint}", error);
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    public async Task Help_is_available_on_every_verb()
+    {
+        foreach (var verb in new[] { new[] { "--help" }, ["cluster", "--help"], ["cluster", "show", "--help"], ["cluster", "leave", "--help"],
+                     ["cluster", "down", "--help"], ["cluster", "down-unreachable", "--help"], ["cluster", "status", "--help"],
+                     ["sharding", "regions", "--help"], ["sharding", "region-stats", "--help"], ["sharding", "shard-stats", "--help"],
+                     ["topics", "list", "--help"], ["topic", "show", "--help"], ["connections", "--help"], ["node", "drain", "--help"] })
+        {
+            var (exit, output, error) = await Ctl("http://127.0.0.1:1", verb);
+            Assert.True(exit == 0, $"{string.Join(' ', verb)}: {error}");
+            Assert.Contains("Usage:", output);
+        }
+        var (bad, _, _) = await Ctl("http://127.0.0.1:1", "cluster", "leave");
+        Assert.NotEqual(0, bad);
+    }
+
+    [Fact]
+    public async Task The_admin_api_is_not_served_on_the_websocket_port()
+    {
+        using var http = new HttpClient();
+        var main = await http.GetAsync(Cluster.Nodes[0].HttpAddress + "/admin/cluster");
+        Assert.Equal(HttpStatusCode.NotFound, main.StatusCode);
+        var admin = await http.GetAsync(Cluster.Nodes[0].AdminAddress + "/admin/cluster");
+        Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+    }
+}
+
+/// <summary>Verbs that change the cluster, each on a cluster of its own.</summary>
+public sealed class BrokerCtlChangeTests
+{
+    [Fact]
+    public async Task Node_drain_closes_the_nodes_websockets_with_1001_and_clients_reconnect_elsewhere_then_the_node_leaves()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var target = cluster.Nodes[2];
+        await using var c1 = await target.ConnectAsync();
+        await using var c2 = await target.ConnectAsync();
+        await c1.SubscribeAsync("ctl.drain");
+        await c2.SubscribeAsync("ctl.drain");
+        var admin = cluster.Nodes[0].AdminAddress;
+
+        var (exit, output, error) = await BrokerCtlTests.Ctl(admin, "node", "drain", target.ClusterAddress);
+        Assert.True(exit == 0, error);
+        Assert.Contains("2 connections closed", output);
+        foreach (var c in new[] { c1, c2 })
+        {
+            var closed = await c.Closed.WaitAsync(WsClient.DefaultTimeout);
+            Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, closed.Status); // 1001
+        }
+        await Assert.ThrowsAnyAsync<WebSocketException>(() => target.ConnectAsync());
+        await using (var elsewhere = await cluster.Nodes[1].ConnectAsync())
+            await elsewhere.SubscribeAsync("ctl.drain");
+
+        var connections = await BrokerCtlTests.Ctl(admin, "connections", "--json");
+        var drained = JsonNode.Parse(connections.Out)!["nodes"]!.AsArray().Single(n => (string?)n!["address"] == target.ClusterAddress)!;
+        Assert.True((bool)drained["draining"]!);
+
+        (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "leave", target.ClusterAddress);
+        Assert.True(exit == 0, error);
+        Assert.Contains("leaving", output);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var (_, json, _) = await BrokerCtlTests.Ctl(admin, "cluster", "show", "--json");
+            var members = JsonNode.Parse(json)!["members"]!.AsArray();
+            if (members.Count == 2 && members.All(m => (string?)m!["address"] != target.ClusterAddress)) break;
+            Assert.True(DateTime.UtcNow < deadline, "the node did not leave: " + json);
+            await Task.Delay(200);
+        }
+
+        (exit, _, error) = await BrokerCtlTests.Ctl(admin, "cluster", "down", "akka.tcp://broker@127.0.0.1:1");
+        Assert.Equal(BrokerCtl.ExitRefused, exit);
+        Assert.Contains("404", error);
+    }
+
+    [Fact]
+    public async Task A_crashed_node_shows_unreachable_and_down_unreachable_removes_it()
+    {
+        // The split-brain resolver must not act first; a terminated actor system must not leave.
+        await using var cluster = await TestCluster.StartAsync(3, new Dictionary<string, string>
+        {
+            ["broker.cluster.split-brain-resolver.stable-after"] = "5m",
+            ["akka.coordinated-shutdown.run-by-actor-system-terminate"] = "off",
+        });
+        var victim = cluster.Nodes[2];
+        var victimAddress = victim.ClusterAddress;
+        await victim.App.Services.GetRequiredService<Akka.Actor.ActorSystem>().Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        var admin = cluster.Nodes[0].AdminAddress;
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var (_, json, _) = await BrokerCtlTests.Ctl(admin, "cluster", "show", "--json");
+            var node = JsonNode.Parse(json)!;
+            if (node["unreachable"]!.AsArray().Any(a => (string?)a == victimAddress)) break;
+            Assert.True(DateTime.UtcNow < deadline, "the node was not seen unreachable: " + json);
+            await Task.Delay(200);
+        }
+        var (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "show");
+        Assert.True(exit == 0, error);
+        Assert.Contains(output.Split('\n'), l => l.Contains(victimAddress) && l.Contains("NO"));
+
+        (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "down-unreachable");
+        Assert.True(exit == 0, error);
+        Assert.Contains(victimAddress, output);
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var (_, json, _) = await BrokerCtlTests.Ctl(admin, "cluster", "show", "--json");
+            var members = JsonNode.Parse(json)!["members"]!.AsArray();
+            if (members.Count == 2 && members.All(m => (string?)m!["address"] != victimAddress)) break;
+            Assert.True(DateTime.UtcNow < deadline, "the node was not removed: " + json);
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
+    public async Task With_a_token_the_admin_api_answers_401_without_it()
+    {
+        await using var broker = await TestBroker.StartAsync(new Dictionary<string, string> { ["broker.admin.token"] = "s3cret" });
+        var (exit, _, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "cluster", "show");
+        Assert.Equal(BrokerCtl.ExitRefused, exit);
+        Assert.Contains("401", error);
+        (exit, var output, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "cluster", "show", "--token", "s3cret");
+        Assert.True(exit == 0, error);
+        Assert.Contains(broker.ClusterAddress, output);
+    }
+}
