@@ -79,6 +79,11 @@ public static class BrokerCtl
         var topic = new Command("topic", "One topic");
         topic.Subcommands.Add(Verb("show", "A topic's Kafka topic and subscribers per node",
             c => c.Get($"/admin/topics/{Uri.EscapeDataString(c.Parse.GetValue(name)!)}", ShowTopic), name));
+        var readOnly = new Argument<bool>("read-only") { Description = "true: WebSocket clients may not publish (records from Kafka producers are still delivered); false: they may" };
+        topic.Subcommands.Add(Verb("settings", "A topic's run-time settings (persisted; they survive restarts of the cluster)",
+            c => c.Get($"/admin/topics/{Uri.EscapeDataString(c.Parse.GetValue(name)!)}/settings", ShowSettings), name));
+        topic.Subcommands.Add(Verb("set-read-only", "Make a topic read-only for WebSocket publishers, or writable again",
+            c => c.Put($"/admin/topics/{Uri.EscapeDataString(c.Parse.GetValue(name)!)}/settings", new JsonObject { ["readOnly"] = c.Parse.GetValue(readOnly) }, ShowSettings), name, readOnly));
         root.Subcommands.Add(topic);
 
         root.Subcommands.Add(Verb("connections", "WebSocket connections per node", c => c.Get("/admin/connections", ShowConnections)));
@@ -97,6 +102,8 @@ public static class BrokerCtl
         public Task<int> Get(string path, Action<IAnsiConsole, JsonNode> show) => Send(HttpMethod.Get, path, null, show);
 
         public Task<int> Post(string path, JsonNode body, Action<IAnsiConsole, JsonNode> show) => Send(HttpMethod.Post, path, body, show);
+
+        public Task<int> Put(string path, JsonNode body, Action<IAnsiConsole, JsonNode> show) => Send(HttpMethod.Put, path, body, show);
 
         private async Task<int> Send(HttpMethod method, string path, JsonNode? body, Action<IAnsiConsole, JsonNode> show)
         {
@@ -247,6 +254,14 @@ public static class BrokerCtl
         var t = NewTable("Topic", "Kafka topic", "Subscribers", "Per node");
         foreach (var topic in Items(n["topics"])) t.AddRow(T(S(topic["topic"])), T(S(topic["kafkaTopic"])), T(S(topic["subscribers"])), T(PerNode(topic)));
         console.Write(t);
+    }
+
+    private static void ShowSettings(IAnsiConsole console, JsonNode n)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        grid.AddRow(T("Topic"), T(S(n["topic"])));
+        grid.AddRow(T("Read-only"), T((bool?)n["readOnly"] == true ? "yes" : "no"));
+        console.Write(grid);
     }
 
     private static void ShowTopic(IAnsiConsole console, JsonNode n)

@@ -19,6 +19,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     public const int Id = 4711;
 
     private const string PublishManifest = "tp";
+    private const string SettingsGetManifest = "xg";
+    private const string SettingsSetManifest = "xs";
+    private const string SettingsCurrentManifest = "xc";
+    private const string SettingsChangedManifest = "xe";
     private const string AckManifest = "ta";
     private const string RejectedManifest = "tr";
     private const string AttachManifest = "sa";
@@ -44,6 +48,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     public override string Manifest(object o) => o switch
     {
         TopicCommands.Publish => PublishManifest,
+        TopicSettingsCommands.Get => SettingsGetManifest,
+        TopicSettingsCommands.SetReadOnly => SettingsSetManifest,
+        TopicSettingsCommands.Current => SettingsCurrentManifest,
+        TopicSettingsEvents.ReadOnlyChanged => SettingsChangedManifest,
         TopicCommands.PublishAck => AckManifest,
         TopicCommands.PublishRejected => RejectedManifest,
         SessionCommands.Attach => AttachManifest,
@@ -76,6 +84,18 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
                 break;
             case TopicCommands.PublishAck a:
                 w.String(a.Topic); w.String(a.Pos); w.Bool(a.Duplicate);
+                break;
+            case TopicSettingsCommands.Get g:
+                w.String(g.Topic);
+                break;
+            case TopicSettingsCommands.SetReadOnly set:
+                w.String(set.Topic); w.Bool(set.ReadOnly);
+                break;
+            case TopicSettingsCommands.Current c:
+                w.String(c.Topic); w.Bool(c.ReadOnly);
+                break;
+            case TopicSettingsEvents.ReadOnlyChanged e:
+                w.Bool(e.ReadOnly);
                 break;
             case TopicCommands.PublishRejected r:
                 w.String(r.Topic); w.String(r.Code); w.String(r.Message);
@@ -146,6 +166,10 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         return manifest switch
         {
             PublishManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String()),
+            SettingsGetManifest => new TopicSettingsCommands.Get(r.String()!),
+            SettingsSetManifest => new TopicSettingsCommands.SetReadOnly(r.String()!, r.Bool()),
+            SettingsCurrentManifest => new TopicSettingsCommands.Current(r.String()!, r.Bool()),
+            SettingsChangedManifest => new TopicSettingsEvents.ReadOnlyChanged(r.Bool()),
             AckManifest => new TopicCommands.PublishAck(r.String()!, r.String()!, r.Bool()),
             RejectedManifest => new TopicCommands.PublishRejected(r.String()!, r.String()!, r.String()!),
             AttachManifest => new SessionCommands.Attach(r.String()!, ResolveActor(r.String()!)),

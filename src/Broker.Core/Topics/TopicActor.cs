@@ -15,7 +15,11 @@ public sealed record TopicSettings
 }
 
 /// <summary>What a topic actor uses of its node.</summary>
-public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings);
+public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings)
+{
+    /// <summary>The region of <see cref="TopicSettingsActor"/>s (run-time settings such as read-only); none: defaults.</summary>
+    public IActorRef? SettingsRegion { get; init; }
+}
 
 /// <summary>
 /// The sharded actor of one topic: the single writer of client publishes to the topic's Kafka
@@ -25,7 +29,7 @@ public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, Topic
 /// node's idempotent producer (acks=all) and answers <see cref="TopicCommands.PublishAck"/> only
 /// once Kafka confirmed the record. Publishes are pipelined: the idempotent producer keeps order.
 /// </summary>
-public sealed class TopicActor : ReceiveActor, IWithStash
+public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
 {
     private readonly string _topic;
     private readonly string _kafkaTopic;
@@ -36,6 +40,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash
     private readonly ILoggingAdapter _logger = Context.GetLogger();
 
     public IStash Stash { get; set; } = null!;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public TopicActor(string topic, TopicDependencies deps)
     {
@@ -49,7 +55,47 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 
     public static Props Props(string topic, TopicDependencies deps) => Akka.Actor.Props.Create(() => new TopicActor(topic, deps));
 
-    protected override void PreStart() => Start();
+    protected override void PreStart()
+    {
+        Start();
+        AskSettings();
+    }
+
+    private bool _readOnly;
+
+    /// <summary>Run-time settings come from the settings store; while it cannot answer the defaults apply and it is asked again.</summary>
+    private void AskSettings()
+    {
+        if (_deps.SettingsRegion is null)
+        {
+            _settingsKnown = true; // no settings store: defaults
+            return;
+        }
+        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), TimeSpan.FromSeconds(5))
+            .PipeTo(Self, failure: e => new SettingsUnavailable(e));
+    }
+
+    private bool _settingsKnown, _recovered;
+
+    private void TryBecomeReady()
+    {
+        if (!_recovered || !_settingsKnown) return;
+        Become(Ready);
+        Stash.UnstashAll();
+    }
+
+    private void SettingsFailed(SettingsUnavailable u)
+    {
+        _logger.Warning("Topic {0}: settings store unavailable ({1}); defaults apply until it answers", _topic, u.Cause.GetBaseException().Message);
+        Timers.StartSingleTimer("settings", RetrySettings.Instance, TimeSpan.FromSeconds(10));
+    }
+
+    private void SettingsMessages()
+    {
+        Receive<TopicSettingsCommands.Current>(c => _readOnly = c.ReadOnly);
+        Receive<SettingsUnavailable>(SettingsFailed);
+        Receive<RetrySettings>(_ => AskSettings());
+    }
 
     private void Start() => Recover().PipeTo(Self, success: found => new TopicReady(found), failure: e => new TopicFailed(e));
 
@@ -88,12 +134,26 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 
     private void Initializing()
     {
+        // Publishes wait until the log is recovered and the settings are known (or their store
+        // failed to answer), so that a read-only topic never takes a publish while starting.
+        Receive<TopicSettingsCommands.Current>(c =>
+        {
+            _readOnly = c.ReadOnly;
+            _settingsKnown = true;
+            TryBecomeReady();
+        });
+        Receive<SettingsUnavailable>(u =>
+        {
+            _settingsKnown = true;
+            SettingsFailed(u);
+            TryBecomeReady();
+        });
         Receive<TopicReady>(ready =>
         {
             foreach (var (client, id, pos) in ready.Recovered) _window.Add(client, id, pos);
             _logger.Info("Topic {0} ready on {1} ({2} recent publishes recovered from the log)", _topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, ready.Recovered.Count);
-            Become(Ready);
-            Stash.UnstashAll();
+            _recovered = true;
+            TryBecomeReady();
         });
         Receive<TopicFailed>(f =>
         {
@@ -106,6 +166,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 
     private void Failed()
     {
+        SettingsMessages();
         Receive<TopicCommands.Publish>(_ =>
         {
             Sender.Tell(new TopicCommands.PublishRejected(_topic, ErrorCodes.Unavailable, "the log is unavailable; retry"));
@@ -117,8 +178,14 @@ public sealed class TopicActor : ReceiveActor, IWithStash
 
     private void Ready()
     {
+        SettingsMessages();
         Receive<TopicCommands.Publish>(p =>
         {
+            if (_readOnly)
+            {
+                Sender.Tell(new TopicCommands.PublishRejected(_topic, ErrorCodes.Forbidden, "the topic is read-only"));
+                return;
+            }
             if (p is { ClientId: { } client, RequestId: { } id })
             {
                 if (_window.TryGet(client, id, out var pos))
@@ -175,6 +242,14 @@ public sealed class TopicActor : ReceiveActor, IWithStash
     };
 
     private sealed record Produced(TopicCommands.Publish Request, IActorRef ReplyTo, long Offset, Exception? Error);
+
+    private sealed record SettingsUnavailable(Exception Cause);
+
+    private sealed class RetrySettings
+    {
+        public static readonly RetrySettings Instance = new();
+        private RetrySettings() { }
+    }
 
     private sealed record TopicReady(List<(string Client, string Id, string Pos)> Recovered);
 

@@ -1,3 +1,4 @@
+using Broker.Core.Topics;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -32,6 +33,21 @@ public static class AdminApi
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Topic settings are persisted: when the store cannot answer, the reply is 503.</summary>
+    private static async Task<IResult> AskSettings(ActorSystem system, object request)
+    {
+        var region = Akka.Hosting.ActorRegistry.For(system).Get<Hosting.TopicSettingsRegion>();
+        try
+        {
+            var current = await region.Ask<TopicSettingsCommands.Current>(request, TimeSpan.FromSeconds(10));
+            return Json(new JsonObject { ["topic"] = current.Topic, ["readOnly"] = current.ReadOnly });
+        }
+        catch (AskTimeoutException)
+        {
+            return Error(StatusCodes.Status503ServiceUnavailable, "the settings store did not answer (is the database reachable?)");
+        }
+    }
 
     public static void MapAdminApi(this WebApplication app, string token)
     {
@@ -109,6 +125,21 @@ public static class AdminApi
             var view = TopicView(name, kafka, nodes);
             view["errors"] = errors;
             return Json(view);
+        });
+        group.MapGet("/topics/{name}/settings", async (string name, ActorSystem system) =>
+        {
+            if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
+            return await AskSettings(system, new TopicSettingsCommands.Get(name));
+        });
+        group.MapPut("/topics/{name}/settings", async (string name, HttpRequest req, ActorSystem system) =>
+        {
+            if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
+            JsonNode? body;
+            try { body = await JsonNode.ParseAsync(req.Body); }
+            catch (System.Text.Json.JsonException) { body = null; }
+            if (body?["readOnly"] is not JsonValue v || !v.TryGetValue<bool>(out var readOnly))
+                return Error(StatusCodes.Status400BadRequest, "body must be {\"readOnly\": true|false}");
+            return await AskSettings(system, new TopicSettingsCommands.SetReadOnly(name, readOnly));
         });
         group.MapGet("/connections", async (ActorSystem system) =>
         {

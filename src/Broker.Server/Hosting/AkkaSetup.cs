@@ -17,6 +17,9 @@ namespace Broker.Server.Hosting;
 /// <summary>Marker for the topic shard region in the Akka.Hosting registry.</summary>
 public sealed class TopicRegion;
 
+/// <summary>Marker for the topic settings shard region (run-time per-topic settings, persisted).</summary>
+public sealed class TopicSettingsRegion;
+
 /// <summary>Marker for the durable-session shard region in the Akka.Hosting registry.</summary>
 public sealed class SessionRegion;
 
@@ -83,18 +86,40 @@ public static class AkkaSetup
     public static AkkaConfigurationBuilder AddBrokerSerialization(this AkkaConfigurationBuilder builder) =>
         builder.WithCustomSerializer("broker", [typeof(IBrokerMessage)], system => new BrokerSerializer(system));
 
-    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, TopicDependencies deps) =>
-        builder.WithShardRegion<TopicRegion>(
-            TopicTypeName,
-            topic => TopicActor.Props(topic, deps),
-            new TopicMessageExtractor(config.GetInt("broker.cluster.topic-shards")),
-            new ShardOptions
-            {
-                StateStoreMode = StateStoreMode.DData,
-                RememberEntities = false,
-                PassivateIdleEntityAfter = config.GetTimeSpan("broker.cluster.passivate-idle-after"),
-                ShouldPassivateIdleEntities = true,
-            });
+    public const string TopicSettingsTypeName = "topic-settings";
+
+    /// <summary>
+    /// The topic region and the region of topic settings. Topic actors get their settings from the
+    /// latter (resolved when an entity starts, so both are registered by then).
+    /// </summary>
+    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, TopicDependencies deps)
+    {
+        var shards = config.GetInt("broker.cluster.topic-shards");
+        var passivate = config.GetTimeSpan("broker.cluster.passivate-idle-after");
+        return builder
+            .WithShardRegion<TopicRegion>(
+                TopicTypeName,
+                (_, registry, _) => topic => TopicActor.Props(topic, deps with { SettingsRegion = registry.Get<TopicSettingsRegion>() }),
+                new TopicMessageExtractor(shards),
+                new ShardOptions
+                {
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                    PassivateIdleEntityAfter = passivate,
+                    ShouldPassivateIdleEntities = true,
+                })
+            .WithShardRegion<TopicSettingsRegion>(
+                TopicSettingsTypeName,
+                (_, registry, _) => topic => TopicSettingsActor.Props(topic, registry.Get<TopicRegion>()),
+                new TopicMessageExtractor(shards),
+                new ShardOptions
+                {
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                    PassivateIdleEntityAfter = passivate,
+                    ShouldPassivateIdleEntities = true,
+                });
+    }
 
     /// <summary>
     /// Durable sessions: one persistent actor per session id. Sharding state stays in DData; session
