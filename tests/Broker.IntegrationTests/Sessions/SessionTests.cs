@@ -43,6 +43,20 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         Assert.Equal("pong", (string?)pong["type"]);
     }
 
+    /// <summary>Retries a session subscribe on <paramref name="node"/> (as a client would) until the store answers.</summary>
+    private static async Task StoreReady(TestBroker node)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            await using var probe = await Connect(node, NewId("probe"));
+            var reply = await probe.RequestAsync(new { type = "subscribe", id = "probe", topic = "store.ready" }, "probe");
+            if ((string?)reply["type"] == "subscribed") return;
+            Assert.Equal("unavailable", (string?)reply["code"]);
+            await Task.Delay(250, deadline.Token); // retry within the deadline
+        }
+    }
+
     private static Task Commit(WsClient client, string topic, string pos) =>
         client.SendAsync(new { type = "commit", topic, pos });
 
@@ -109,6 +123,9 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     public async Task Session_resumes_on_another_node_of_the_cluster()
     {
         await using var cluster = await TestCluster.StartAsync(3, Settings());
+        // Three nodes in one process open one store at once (with SQLite: one file); a node whose
+        // store is still initialising answers `unavailable`: wait until every node's store answers.
+        foreach (var node in cluster.Nodes) await StoreReady(node);
         var session = NewId("s");
         var topic = NewId("t");
         await using var publisher = await cluster.Nodes[1].ConnectAsync();
