@@ -51,6 +51,11 @@ public sealed class BadInputSlowConsumerTests(SlowConsumerBrokerFixture fixture)
         Assert.Equal("slow", (string?)reply["id"]);
 
         await using var publisher = await Broker.ConnectAsync();
+        // The embedded log keeps only the last ~5 MB of a partition (librdkafka's mock drops older
+        // records, like retention): wait until the node's feed is reading at the head before the
+        // 32 MB burst, so that it never has to read records the log already dropped.
+        var warmUp = await publisher.PublishAsync(topic, "warm-up", "warm-up");
+        Assert.Equal(warmUp, (string?)(await normal.ExpectAsync("message", Timeout))["pos"]);
         var receiving = ReceiveMessagesAsync(normal, count);
         var acked = await PublishManyAsync(publisher, topic, count, data, window: 4);
 
@@ -72,9 +77,10 @@ public sealed class BadInputSlowConsumerTests(SlowConsumerBrokerFixture fixture)
         var (status, reason) = await slow.Closed.WaitAsync(Timeout);
         Assert.Equal((WebSocketCloseStatus)1013, status);
         Assert.Equal("slow_consumer", reason);
-        // It got a gap-free prefix of the topic, then the close: it can resume with since = its last pos.
-        Assert.True(delivered.Count < count, "the slow client was closed before it got everything");
-        Assert.Equal(received.Take(delivered.Count), delivered); // subscribers see one order
+        // It got a gap-free prefix of the topic (after the warm-up), then the close: it can resume with since = its last pos.
+        Assert.True(delivered.Count <= count, "the slow client was closed before it got everything");
+        Assert.Equal(warmUp, delivered[0]);
+        Assert.Equal(received.Take(delivered.Count - 1), delivered.Skip(1)); // subscribers see one order
         try { await slow.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", new CancellationTokenSource(Timeout).Token); }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException) { }
 

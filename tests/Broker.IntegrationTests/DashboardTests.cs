@@ -39,6 +39,9 @@ public sealed class DashboardTests(ThreeNodeFixture fixture) : IClassFixture<Thr
             Assert.Contains(pos, await page.Locator("#log .message", new() { HasText = "hello from C#" }).InnerTextAsync());
         }
 
+        // The topics table shows the topic this node now reads, with its one local subscriber (the page).
+        await page.WaitForFunctionAsync("() => { const c = document.querySelector('tr.topic[data-topic=\"dash.in\"] td.subscribers'); return c !== null && c.textContent === '1'; }");
+
         // The page publishes; a C# subscriber on a third node receives it.
         await using var subscriber = await nodes[2].ConnectAsync();
         await subscriber.SubscribeAsync("dash.out", "s");
@@ -71,6 +74,7 @@ public sealed class DashboardOffTests
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/api/cluster")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/api/topics")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(broker.HttpAddress + "/healthz")).StatusCode);
     }
 }

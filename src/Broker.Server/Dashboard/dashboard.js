@@ -32,6 +32,34 @@
     }
   }
 
+  // Topics this node reads, with their local subscribers; the rate is the change of the feed's
+  // position (Kafka offset) between two polls.
+  let lastTopics = new Map();
+  let lastPoll = 0;
+  async function refreshTopics() {
+    try {
+      const r = await fetch("/api/topics", { cache: "no-store" });
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      const body = await r.json();
+      const now = performance.now();
+      const seconds = lastPoll ? (now - lastPoll) / 1000 : 0;
+      const rows = body.topics.map((t) => {
+        const before = lastTopics.get(t.topic);
+        const rate = seconds > 0 && before !== undefined ? Math.max(0, (t.position - before) / seconds) : 0;
+        const tr = document.createElement("tr");
+        tr.className = "topic";
+        tr.dataset.topic = t.topic;
+        tr.append(text("td", t.topic), text("td", t.kafkaTopic), text("td", String(t.subscribers), "subscribers"), text("td", rate.toFixed(1)));
+        return tr;
+      });
+      lastTopics = new Map(body.topics.map((t) => [t.topic, t.position]));
+      lastPoll = now;
+      if (rows.length) $("topics").replaceChildren(...rows);
+    } catch (e) {
+      $("cluster-error").textContent = "topics unavailable: " + e.message;
+    }
+  }
+
   // Console: one WebSocket to this node's /ws, reconnecting after a close.
   let ws = null;
   let nextId = 1;
@@ -96,6 +124,8 @@
   });
 
   refreshCluster();
+  refreshTopics();
   setInterval(refreshCluster, 2000);
+  setInterval(refreshTopics, 2000);
   connect();
 })();
