@@ -6,17 +6,10 @@ namespace Broker.IntegrationTests;
 /// <summary><c>scripts/cluster.sh 3</c>: three nodes that people (and this test) can use from any node; it stops exactly what it started.</summary>
 public sealed class ClusterScriptTests
 {
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Broker.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("repository root not found");
-    }
-
     [Fact]
     public async Task Cluster_script_starts_three_nodes_that_share_topics_and_stops_all_of_them()
     {
-        var root = RepoRoot();
+        var root = Repository.Root();
         var http = Enumerable.Range(0, 3).Select(_ => TestCluster.FreePort()).ToArray();
         var logDir = Directory.CreateTempSubdirectory("cluster-sh-").FullName;
         var psi = new ProcessStartInfo("bash", ["scripts/cluster.sh", "3"])

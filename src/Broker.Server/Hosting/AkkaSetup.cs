@@ -96,29 +96,25 @@ public static class AkkaSetup
     {
         var shards = config.GetInt("broker.cluster.topic-shards");
         var passivate = config.GetTimeSpan("broker.cluster.passivate-idle-after");
+        // Topic entities are cheap to restart: no remembered entities, idle ones passivate.
+        ShardOptions Options() => new()
+        {
+            StateStoreMode = StateStoreMode.DData,
+            RememberEntities = false,
+            PassivateIdleEntityAfter = passivate,
+            ShouldPassivateIdleEntities = true,
+        };
         return builder
             .WithShardRegion<TopicRegion>(
                 TopicTypeName,
                 (_, registry, _) => topic => TopicActor.Props(topic, deps with { SettingsRegion = registry.Get<TopicSettingsRegion>() }),
                 new TopicMessageExtractor(shards),
-                new ShardOptions
-                {
-                    StateStoreMode = StateStoreMode.DData,
-                    RememberEntities = false,
-                    PassivateIdleEntityAfter = passivate,
-                    ShouldPassivateIdleEntities = true,
-                })
+                Options())
             .WithShardRegion<TopicSettingsRegion>(
                 TopicSettingsTypeName,
                 (_, registry, _) => topic => TopicSettingsActor.Props(topic, registry.Get<TopicRegion>()),
                 new TopicMessageExtractor(shards),
-                new ShardOptions
-                {
-                    StateStoreMode = StateStoreMode.DData,
-                    RememberEntities = false,
-                    PassivateIdleEntityAfter = passivate,
-                    ShouldPassivateIdleEntities = true,
-                });
+                Options());
     }
 
     /// <summary>
