@@ -10,7 +10,8 @@ public sealed class ClusterScriptTests
     public async Task Cluster_script_starts_three_nodes_that_share_topics_and_stops_all_of_them()
     {
         var root = Repository.Root();
-        var http = Enumerable.Range(0, 3).Select(_ => TestCluster.FreePort()).ToArray();
+        var ranges = TestCluster.FreePortRanges(4, 3); // HTTP, remoting, admin, Kafka (+ its topic endpoint)
+        int[] http = [ranges[0], ranges[0] + 1, ranges[0] + 2];
         var logDir = Directory.CreateTempSubdirectory("cluster-sh-").FullName;
         var psi = new ProcessStartInfo("bash", ["scripts/cluster.sh", "3"])
         {
@@ -18,11 +19,12 @@ public sealed class ClusterScriptTests
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        // Consecutive ports are what the script uses; pick a free base for each range.
+        // The script uses consecutive ports from each base: free ranges outside the ephemeral ports.
         psi.Environment["HTTP_BASE"] = http[0].ToString();
-        psi.Environment["REMOTE_BASE"] = TestCluster.FreePort().ToString();
-        psi.Environment["KAFKA_PORT"] = TestCluster.FreePort().ToString();
-        psi.Environment["KAFKA_ADMIN_PORT"] = TestCluster.FreePort().ToString();
+        psi.Environment["REMOTE_BASE"] = ranges[1].ToString();
+        psi.Environment["ADMIN_BASE"] = ranges[2].ToString();
+        psi.Environment["KAFKA_PORT"] = ranges[3].ToString();
+        psi.Environment["KAFKA_ADMIN_PORT"] = (ranges[3] + 1).ToString();
         psi.Environment["LOG_DIR"] = logDir;
 #if DEBUG
         psi.Environment["CONFIG"] = "Debug";
