@@ -16,16 +16,7 @@ public sealed class ExternalProducerTests(BrokerFixture fixture) : IClassFixture
         await using var sub = await Broker.ConnectAsync();
         await sub.SubscribeAsync(topic, "s"); // creates the topic
 
-        var kcat = Process.Start(new ProcessStartInfo("kcat", ["-b", Broker.KafkaBootstrap, "-P", "-t", topic, "-K", ":"])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardError = true,
-        })!;
-        await kcat.StandardInput.WriteLineAsync("k1:hello from kcat");
-        await kcat.StandardInput.WriteLineAsync("k2:{\"price\":42}");
-        kcat.StandardInput.Close();
-        await kcat.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(kcat.ExitCode == 0, await kcat.StandardError.ReadToEndAsync());
+        await Kcat.ProduceAsync(Broker.KafkaBootstrap, topic, ["-K", ":"], "k1:hello from kcat", "k2:{\"price\":42}");
 
         var text = await sub.ExpectAsync("message");
         Assert.Equal("hello from kcat", (string?)text["data"]);

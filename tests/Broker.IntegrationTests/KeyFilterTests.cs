@@ -9,18 +9,8 @@ public sealed class KeyFilterTests(BrokerFixture fixture) : IClassFixture<Broker
 {
     private TestBroker Broker => fixture.Broker;
 
-    private async Task Kcat(string topic, params string[] lines)
-    {
-        var kcat = Process.Start(new ProcessStartInfo("kcat", ["-b", Broker.KafkaBootstrap, "-P", "-t", topic, "-K", ":"])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardError = true,
-        })!;
-        foreach (var line in lines) await kcat.StandardInput.WriteLineAsync(line);
-        kcat.StandardInput.Close();
-        await kcat.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(kcat.ExitCode == 0, await kcat.StandardError.ReadToEndAsync());
-    }
+    private Task Kcat(string topic, params string[] lines) =>
+        Infrastructure.Kcat.ProduceAsync(Broker.KafkaBootstrap, topic, ["-K", ":"], lines);
 
     /// <summary>The <c>n</c> fields of the next messages until a ping is answered (so nothing else was delivered).</summary>
     private static async Task<List<string>> Drain(WsClient sub, int expected)

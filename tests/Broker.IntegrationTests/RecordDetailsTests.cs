@@ -13,18 +13,8 @@ public sealed class RecordDetailsTests(BrokerFixture fixture) : IClassFixture<Br
     private static readonly byte[] BinaryValue = [0xff, 0x00, 0xc3, 0x28, 0x80];
     private static readonly byte[] BinaryHeader = [0xfe, 0xff];
 
-    private async Task Kcat(string topic, string[] args, params string[] lines)
-    {
-        var kcat = Process.Start(new ProcessStartInfo("kcat", ["-b", Broker.KafkaBootstrap, "-P", "-t", topic, .. args])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardError = true,
-        })!;
-        foreach (var line in lines) await kcat.StandardInput.WriteLineAsync(line);
-        kcat.StandardInput.Close();
-        await kcat.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(kcat.ExitCode == 0, await kcat.StandardError.ReadToEndAsync());
-    }
+    private Task Kcat(string topic, string[] args, params string[] lines) =>
+        Infrastructure.Kcat.ProduceAsync(Broker.KafkaBootstrap, topic, args, lines);
 
     private async Task ProduceBinary(string topic)
     {
