@@ -34,9 +34,15 @@ public readonly struct Position : IEquatable<Position>
     /// <summary>The offset of the first record after this position in <paramref name="partition"/>.</summary>
     public long NextOffset(int partition) => _next![partition];
 
-    public string Encode()
+    public string Encode() => Encode(_next ?? throw new InvalidOperationException("default position"));
+
+    /// <summary>
+    /// The wire form of the position whose next offsets are <paramref name="next"/>, without
+    /// allocating a <see cref="Position"/> (the feed encodes one per record).
+    /// </summary>
+    public static string Encode(ReadOnlySpan<long> next)
     {
-        var next = _next ?? throw new InvalidOperationException("default position");
+        if (next.Length is 0 or > MaxPartitions) throw new ArgumentOutOfRangeException(nameof(next));
         Span<byte> raw = stackalloc byte[1 + 5 + next.Length * 10];
         var n = 0;
         raw[n++] = Version;
@@ -68,6 +74,24 @@ public readonly struct Position : IEquatable<Position>
         if (!parsed.Encode().AsSpan().SequenceEqual(text)) return false;
         position = parsed;
         return true;
+    }
+
+    /// <summary>A copy of the next offsets, one per partition.</summary>
+    public long[] ToArray() => (long[])(_next ?? throw new InvalidOperationException("default position")).Clone();
+
+    /// <summary>
+    /// The partition-wise maximum of two positions: everything before either has been seen. A
+    /// position with fewer partitions counts as 0 (nothing seen) in the partitions it lacks.
+    /// </summary>
+    public static Position Max(Position a, Position b)
+    {
+        if (a.IsDefault) return b;
+        if (b.IsDefault) return a;
+        var n = Math.Max(a.PartitionCount, b.PartitionCount);
+        var next = new long[n];
+        for (var i = 0; i < n; i++)
+            next[i] = Math.Max(i < a.PartitionCount ? a.NextOffset(i) : 0, i < b.PartitionCount ? b.NextOffset(i) : 0);
+        return new Position(next);
     }
 
     public bool Equals(Position other)

@@ -81,7 +81,11 @@ public static class BrokerApp
         builder.Services.AddSingleton<KafkaLog>();
         var metrics = new BrokerMetrics();
         builder.Services.AddSingleton(metrics);
-        builder.Services.AddSingleton<FeedHub>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var log = sp.GetRequiredService<KafkaLog>();
+            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), metrics, (topic, ct) => log.PartitionCountAsync(topic, ct));
+        });
         builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);

@@ -316,25 +316,26 @@ public sealed class Connection
         {
             using var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout);
             await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
-            var wm = await _node.Log.QueryWatermarksAsync(kafkaTopic, 0, timeout.Token).ConfigureAwait(false);
-            long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);
-            var head = Position.Single(high);
+            var heads = await _node.Log.QueryHeadsAsync(kafkaTopic, timeout.Token).ConfigureAwait(false);
+            var head = new Position(heads.High);
             // Subscribing twice is idempotent: the existing subscription stays as it is.
             if (duplicate) return ServerFrames.Subscribed(s.Id, s.Topic, head, null);
 
-            var (start, recovered) = StartOffset(s, low, high);
-            if (start < 0) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
+            var (start, recovered) = StartOffsets(s, heads);
+            if (start is null) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
+            if (s.Last is { } last && heads.Partitions > 1)
+                start = await _node.Replay.StartOfLastAsync(kafkaTopic, heads.Low, heads.High, last, timeout.Token).ConfigureAwait(false);
             if (_sessionId is not null && !restored)
             {
                 // Durable: the session remembers the topic (resume from where it starts) before the client hears `subscribed`.
-                var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Single(start).Encode())).ConfigureAwait(false);
+                var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Encode(start))).ConfigureAwait(false);
                 if (stored is not null) return Fail(s, stored);
             }
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout,
                 s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
             lock (_subscriptions) _subscriptions[s.Topic] = sub;
             // The reply is queued before the first message of the subscription.
-            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, high);
+            if (await _outbound.EnqueueAsync(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered)).ConfigureAwait(false)) sub.Start(start, heads.High);
             return NoReply;
         }
         catch when (!duplicate)
@@ -350,19 +351,40 @@ public sealed class Connection
         return error;
     }
 
-    /// <summary>Where a subscription starts reading: -1 when <c>since</c> does not fit the topic.</summary>
-    internal static (long Start, bool? Recovered) StartOffset(SubscribeRequest s, long low, long high)
+    /// <summary>
+    /// Where a subscription starts reading (next offsets per partition): null when <c>since</c> does
+    /// not fit the topic. <c>last</c> counts per partition here; across several partitions the
+    /// caller narrows it to the last N in merge order.
+    /// </summary>
+    internal static (long[]? Start, bool? Recovered) StartOffsets(SubscribeRequest s, TopicHeads heads)
     {
+        var n = heads.Partitions;
+        var start = new long[n];
         if (s.Since is { } since)
         {
-            if (since.PartitionCount != 1) return (-1, null);
-            var next = since.NextOffset(0);
-            // Older than retention, or from a log that no longer holds it: deliver what is retained.
-            if (next < low || next > high) return (low, false);
-            return (next, true);
+            // A position may lack partitions added to the topic since (nothing of them was seen);
+            // one with more partitions than the topic is not of this topic.
+            if (since.PartitionCount > n) return (null, null);
+            var recovered = true;
+            for (var p = 0; p < n; p++)
+            {
+                var next = p < since.PartitionCount ? since.NextOffset(p) : 0;
+                // Older than retention, or from a log that no longer holds it: deliver what is retained.
+                if (next < heads.Low[p] || next > heads.High[p])
+                {
+                    recovered = false;
+                    next = heads.Low[p];
+                }
+                start[p] = next;
+            }
+            return (start, recovered);
         }
-        if (s.Last is { } n) return (Math.Max(low, high - n), null);
-        return (s.From == StartFrom.Earliest ? low : high, null);
+        for (var p = 0; p < n; p++)
+        {
+            start[p] = s.Last is { } last ? Math.Max(heads.Low[p], heads.High[p] - last)
+                : s.From == StartFrom.Earliest ? heads.Low[p] : heads.High[p];
+        }
+        return (start, null);
     }
 
     private async Task<byte[]> Unsubscribe(UnsubscribeRequest u)
@@ -432,12 +454,14 @@ public sealed class Connection
             if (!_subscriptions.TryGetValue(c.Topic, out var sub) || sub is null)
                 return ServerFrames.Error(c.Id, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}");
         }
-        if (c.Pos.PartitionCount != 1) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is not a position of this topic");
         using (var timeout = new CancellationTokenSource(_node.Settings.RequestTimeout))
         {
-            var wm = await _node.Log.QueryWatermarksAsync(_node.Log.Settings.KafkaTopicFor(c.Topic), 0, timeout.Token).ConfigureAwait(false);
-            if (c.Pos.NextOffset(0) > Math.Max(0, wm.High.Value))
-                return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is ahead of the topic's head");
+            var heads = await _node.Log.QueryHeadsAsync(_node.Log.Settings.KafkaTopicFor(c.Topic), timeout.Token).ConfigureAwait(false);
+            if (c.Pos.PartitionCount > heads.Partitions) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is not a position of this topic");
+            for (var p = 0; p < c.Pos.PartitionCount; p++)
+            {
+                if (c.Pos.NextOffset(p) > heads.High[p]) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is ahead of the topic's head");
+            }
         }
         return await AskSession(c.Id, new SessionCommands.Commit(_sessionId, c.Topic, c.Pos.Encode())).ConfigureAwait(false) ?? NoReply;
     }

@@ -3,8 +3,8 @@ using Broker.Core.Log;
 namespace Broker.Core.Connections;
 
 /// <summary>
-/// One connection's subscription to one topic: it catches up from its start offset with the
-/// catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
+/// One connection's subscription to one topic: it catches up from its start position (next
+/// offsets per partition) with the catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
 /// </summary>
 internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall, byte[]? keyFilter = null, bool withHeaders = false) : IFeedSubscriber
 {
@@ -19,10 +19,17 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
 
     public bool WithHeaders => withHeaders;
 
-    /// <summary>Starts at <paramref name="startOffset"/>; <paramref name="head"/> is the log end at subscribe time.</summary>
-    public void Start(long startOffset, long head) => _run = RunAsync(startOffset, head);
+    /// <summary>Starts at <paramref name="start"/>; <paramref name="head"/> is the log end at subscribe time (per partition).</summary>
+    public void Start(long[] start, long[] head) => _run = RunAsync(start, head);
 
-    private async Task RunAsync(long start, long head)
+    private static bool Before(long[] start, long[] head)
+    {
+        for (var p = 0; p < head.Length; p++)
+            if ((p < start.Length ? start[p] : 0) < head[p]) return true;
+        return false;
+    }
+
+    private async Task RunAsync(long[] start, long[] head)
     {
         var ct = _cts.Token;
         try
@@ -30,7 +37,7 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
             // History already in the log is read by the catch-up reader, which waits for the client.
             // Joining below the head would make a new feed deliver that history live, as one burst
             // that closes the connection as a slow consumer once it exceeds the outbound buffer.
-            if (start < head)
+            if (Before(start, head))
             {
                 await replay.ReadAsync(kafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct, keyFilter, withHeaders).ConfigureAwait(false);
                 start = head;

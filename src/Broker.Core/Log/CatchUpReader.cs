@@ -1,16 +1,31 @@
 using System.Collections.Concurrent;
 using Broker.Core.Settings;
+using Broker.Protocol;
 using Confluent.Kafka;
 
 namespace Broker.Core.Log;
 
 /// <summary>
+/// Called for each record of a catch-up read with the reader's position once the record is seen
+/// (the next offset of every partition). Must not keep <paramref name="position"/>.
+/// </summary>
+public delegate ValueTask RecordHandler(ConsumeResult<byte[]?, byte[]?> record, ReadOnlySpan<long> position);
+
+/// <summary>
 /// Reads a range of a topic's history from Kafka for one subscriber (replay: <c>since</c>,
-/// <c>last</c>, <c>earliest</c>), seeking by offset. Consumers are pooled and the number of
-/// concurrent reads per node is bounded.
+/// <c>last</c>, <c>earliest</c>), seeking by offset in every partition. Consumers are pooled and
+/// the number of concurrent reads per node is bounded.
+///
+/// The partitions of a range are merged by record timestamp (ties: lower partition first), each
+/// partition in offset order, so history arrives in the order it was written while every key keeps
+/// its order. A bounded number of records per partition is buffered for the merge; a partition
+/// that is far ahead is paused until the others catch up.
 /// </summary>
 public sealed class CatchUpReader : IDisposable
 {
+    /// <summary>Records buffered per partition before its fetching is paused.</summary>
+    private const int MergeBuffer = 256;
+
     private readonly KafkaSettings _settings;
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentBag<IConsumer<byte[]?, byte[]?>> _pool = new();
@@ -23,20 +38,61 @@ public sealed class CatchUpReader : IDisposable
     }
 
     /// <summary>
-    /// Hands every record with offset in [<paramref name="from"/>, <paramref name="to"/>) of partition 0
-    /// to <paramref name="write"/> in order, as <c>message</c> frames. <paramref name="write"/> may wait
+    /// Hands every record between <paramref name="from"/> and <paramref name="to"/> (per partition:
+    /// offsets in [from, to)) to <paramref name="write"/> in merge order, as <c>message</c> frames whose
+    /// <c>pos</c> is the reader's position after the record. <paramref name="write"/> may wait
     /// (backpressure from the subscriber's connection). With <paramref name="keyFilter"/>, only records
     /// with exactly that key are written; with <paramref name="withHeaders"/>, frames carry the records' headers.
     /// </summary>
-    public Task ReadAsync(string kafkaTopic, string topic, long from, long to, Func<byte[], ValueTask> write, CancellationToken ct,
+    public Task ReadAsync(string kafkaTopic, string topic, long[] from, long[] to, Func<byte[], ValueTask> write, CancellationToken ct,
         byte[]? keyFilter = null, bool withHeaders = false) =>
-        ReadRecordsAsync(kafkaTopic, from, to, record =>
-            keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter) ? ValueTask.CompletedTask : write(RecordFrames.Build(topic, record, withHeaders)), ct);
+        ReadRecordsAsync(kafkaTopic, from, to, (record, position) =>
+            keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter)
+                ? ValueTask.CompletedTask
+                : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct);
 
-    /// <summary>Hands every record of partition 0 with offset in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="handle"/>, in order.</summary>
-    public async Task ReadRecordsAsync(string kafkaTopic, long from, long to, Func<ConsumeResult<byte[]?, byte[]?>, ValueTask> handle, CancellationToken ct)
+    /// <summary>
+    /// The start of the last <paramref name="count"/> records of the topic between <paramref name="low"/>
+    /// and <paramref name="high"/> in merge order: reading from it to <paramref name="high"/> yields
+    /// exactly those records. One partition needs no read.
+    /// </summary>
+    public async Task<long[]> StartOfLastAsync(string kafkaTopic, long[] low, long[] high, int count, CancellationToken ct)
     {
-        if (from >= to) return;
+        var start = new long[high.Length];
+        for (var p = 0; p < start.Length; p++) start[p] = Math.Max(low[p], high[p] - count);
+        if (high.Length == 1 || count <= 0)
+        {
+            if (count <= 0) high.CopyTo(start, 0);
+            return start;
+        }
+        // The last `count` of the merge are among the last `count` of each partition: read those,
+        // remember the last `count` (partition, offset) pairs in merge order.
+        var tail = new (int Partition, long Offset)[count];
+        var seen = 0L;
+        await ReadRecordsAsync(kafkaTopic, start, high, (record, _) =>
+        {
+            tail[seen++ % count] = (record.Partition.Value, record.Offset.Value);
+            return ValueTask.CompletedTask;
+        }, ct).ConfigureAwait(false);
+        var first = (long[])high.Clone();
+        var kept = (int)Math.Min(seen, count);
+        for (var i = 0; i < kept; i++)
+        {
+            var (p, o) = tail[i];
+            if (o < first[p]) first[p] = o;
+        }
+        return first;
+    }
+
+    /// <summary>
+    /// Hands every record between <paramref name="from"/> and <paramref name="to"/> (per partition:
+    /// offsets in [from, to)) to <paramref name="handle"/> in merge order, with the position after it.
+    /// </summary>
+    public async Task ReadRecordsAsync(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
+    {
+        var any = false;
+        for (var p = 0; p < to.Length; p++) any |= Start(from, p) < to[p];
+        if (!any) return;
         await _slots.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -51,34 +107,128 @@ public sealed class CatchUpReader : IDisposable
         }
     }
 
-    private void ReadLoop(string kafkaTopic, long from, long to, Func<ConsumeResult<byte[]?, byte[]?>, ValueTask> handle, CancellationToken ct)
+    /// <summary>A position may have fewer partitions than the topic (partitions added since): nothing of those was seen.</summary>
+    private static long Start(long[] from, int partition) => partition < from.Length ? from[partition] : 0;
+
+    private void ReadLoop(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
     {
+        var n = to.Length;
+        var position = new long[n];
+        var reading = new bool[n];   // still has records to fetch in its range
+        var paused = new bool[n];
+        var buffered = new Queue<ConsumeResult<byte[]?, byte[]?>>?[n];
+        var partitions = new TopicPartition[n];
+        var assignment = new List<TopicPartitionOffset>(n);
+        for (var p = 0; p < n; p++)
+        {
+            position[p] = Math.Min(Start(from, p), to[p]);
+            partitions[p] = new TopicPartition(kafkaTopic, p);
+            if (position[p] >= to[p]) continue;
+            reading[p] = true;
+            buffered[p] = new Queue<ConsumeResult<byte[]?, byte[]?>>();
+            assignment.Add(new TopicPartitionOffset(partitions[p], position[p]));
+        }
         var consumer = Rent();
-        var tp = new TopicPartition(kafkaTopic, 0);
         try
         {
-            consumer.Assign(new TopicPartitionOffset(tp, from));
+            consumer.Assign(assignment);
             var poll = TimeSpan.FromMilliseconds(100);
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                var record = consumer.Consume(poll);
-                if (record is null)
+                // Hand on records while the next one of every partition still being read is known.
+                while (TryNext(buffered, reading, out var next))
                 {
-                    // Nothing within the poll: the range may end in offsets without records.
-                    if (consumer.Position(tp).Value >= to) return;
+                    var record = buffered[next]!.Dequeue();
+                    position[next] = record.Offset.Value + 1;
+                    var written = handle(record, position);
+                    if (!written.IsCompletedSuccessfully) written.AsTask().GetAwaiter().GetResult(); // backpressure: this thread waits
+                    if (paused[next] && reading[next] && buffered[next]!.Count <= MergeBuffer / 2)
+                    {
+                        consumer.Resume([partitions[next]]);
+                        paused[next] = false;
+                    }
+                }
+                if (Finished(buffered, reading)) return;
+                var fetched = consumer.Consume(poll);
+                if (fetched is null)
+                {
+                    // Nothing within the poll: a range may end in offsets without records.
+                    for (var p = 0; p < n; p++)
+                    {
+                        if (reading[p] && buffered[p]!.Count == 0 && consumer.Position(partitions[p]).Value >= to[p]) reading[p] = false;
+                    }
                     continue;
                 }
-                if (record.Offset.Value >= to) return;
-                var written = handle(record);
-                if (!written.IsCompletedSuccessfully) written.AsTask().GetAwaiter().GetResult(); // backpressure: this thread waits
-                if (record.Offset.Value + 1 >= to) return;
+                var at = fetched.Partition.Value;
+                if (at >= n || !reading[at]) continue;
+                if (fetched.Offset.Value >= to[at])
+                {
+                    Stop(consumer, partitions[at], ref reading[at], ref paused[at]);
+                    continue;
+                }
+                buffered[at]!.Enqueue(fetched);
+                if (fetched.Offset.Value + 1 >= to[at]) Stop(consumer, partitions[at], ref reading[at], ref paused[at]);
+                else if (!paused[at] && buffered[at]!.Count >= MergeBuffer)
+                {
+                    consumer.Pause([partitions[at]]);
+                    paused[at] = true;
+                }
             }
         }
         finally
         {
+            // librdkafka may keep a partition's pause flag across assignments: the pooled consumer
+            // must not hand a paused partition to its next read.
+            var stillPaused = new List<TopicPartition>();
+            for (var p = 0; p < n; p++) if (paused[p]) stillPaused.Add(partitions[p]);
+            try { if (stillPaused.Count > 0) consumer.Resume(stillPaused); } catch (KafkaException) { /* the consumer is disposed by Return if broken */ }
             Return(consumer);
         }
+    }
+
+    private static void Stop(IConsumer<byte[]?, byte[]?> consumer, TopicPartition partition, ref bool reading, ref bool paused)
+    {
+        reading = false;
+        if (paused) return;
+        consumer.Pause([partition]); // its range is read: fetch no further
+        paused = true;
+    }
+
+    /// <summary>
+    /// The partition whose buffered record comes next: the earliest timestamp (then the lowest
+    /// partition) among the buffered heads, once no partition still being read has an empty buffer.
+    /// </summary>
+    private static bool TryNext(Queue<ConsumeResult<byte[]?, byte[]?>>?[] buffered, bool[] reading, out int next)
+    {
+        next = -1;
+        long best = 0;
+        for (var p = 0; p < buffered.Length; p++)
+        {
+            var queue = buffered[p];
+            if (queue is null) continue;
+            if (queue.Count == 0)
+            {
+                if (reading[p]) return false; // its next record is not known yet
+                continue;
+            }
+            var ts = queue.Peek().Message.Timestamp.UnixTimestampMs;
+            if (next < 0 || ts < best)
+            {
+                next = p;
+                best = ts;
+            }
+        }
+        return next >= 0;
+    }
+
+    private static bool Finished(Queue<ConsumeResult<byte[]?, byte[]?>>?[] buffered, bool[] reading)
+    {
+        for (var p = 0; p < buffered.Length; p++)
+        {
+            if (reading[p] || buffered[p] is { Count: > 0 }) return false;
+        }
+        return true;
     }
 
     private IConsumer<byte[]?, byte[]?> Rent() =>

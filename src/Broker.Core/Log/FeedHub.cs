@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Broker.Core.Settings;
+using Broker.Protocol;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 
@@ -26,15 +27,18 @@ public interface IFeedSubscriber
     bool WithHeaders => false;
 }
 
-/// <summary>The answer to a join: either the subscriber is live, or it must first catch up to <see cref="CatchUpTo"/>.</summary>
-public readonly record struct JoinResult(bool Joined, long CatchUpTo);
+/// <summary>
+/// The answer to a join: either the subscriber is live, or it must first catch up to
+/// <see cref="CatchUpTo"/> (next offsets per partition).
+/// </summary>
+public readonly record struct JoinResult(bool Joined, long[] CatchUpTo);
 
 /// <summary>
-/// One feed of a node: the broker topic, its Kafka topic, the local subscribers, the offset of the
-/// next record the feed delivers and the partition's high watermark as last seen by the reader
-/// (-1 when not yet known).
+/// One feed of a node: the broker topic, its Kafka topic, its partitions, the local subscribers,
+/// the records the feed has read (the sum of its next offsets over the partitions) and the sum of
+/// the partitions' high watermarks as last seen by the reader (-1 when not yet known).
 /// </summary>
-public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark)
+public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark, int Partitions = 1)
 {
     /// <summary>Records in the log the feed has not yet read (0 when the watermark is unknown).</summary>
     public long Lag => HighWatermark < 0 ? 0 : Math.Max(0, HighWatermark - Next);
@@ -46,11 +50,18 @@ public readonly record struct FeedState(string Topic, string KafkaTopic, int Sub
 /// assigned when their first local subscriber joins and unassigned a while after the last one
 /// leaves. Each record is encoded once into a frame and offered to every local subscriber.
 ///
-/// Handover from history to live is positional: a subscriber joins at offset S. If the feed has
-/// not yet delivered past S, the subscriber is added and receives every record from S on. If the
-/// feed is already ahead (at F &gt; S), the join answers "catch up to F": the subscriber reads
-/// [S, F) from Kafka with a catch-up reader and joins again at F. All joins and deliveries run on
-/// the feed thread, so no record is missed or delivered twice at the seam.
+/// A feed reads every partition of its topic and keeps, per partition, the offset of the next
+/// record it delivers: its position. The <c>pos</c> of a frame is the feed's position once the
+/// record is read (the record's own offset + 1 in its partition, the feed's progress in the others),
+/// so one frame serves every subscriber that is in step with the feed.
+///
+/// Handover from history to live is positional, per partition: a subscriber joins at position S.
+/// If the feed has not yet delivered past S in any partition, the subscriber is added and receives
+/// every record from S on. If the feed is ahead in some partition (at F), the join answers "catch up
+/// to max(S, F)": the subscriber reads that range from Kafka with a catch-up reader and joins again.
+/// A subscriber that joins ahead of the feed in some partition (the feed lags the log) skips what
+/// it has seen and gets frames with its own position until the feed reaches it. All joins and
+/// deliveries run on the feed thread, so no record is missed or delivered twice at the seam.
 /// </summary>
 public sealed class FeedHub : IDisposable
 {
@@ -66,7 +77,9 @@ public sealed class FeedHub : IDisposable
     private long _outageSince;
     private readonly Metrics.BrokerMetrics _metrics;
 
-    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null)
+    /// <param name="partitionCount">How many partitions a Kafka topic has now (to notice added partitions); null: not watched.</param>
+    public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null,
+        Func<string, CancellationToken, Task<int>>? partitionCount = null)
     {
         _settings = settings;
         _logger = logger;
@@ -76,34 +89,99 @@ public sealed class FeedHub : IDisposable
             .Build();
         _thread = new Thread(Run) { IsBackground = true, Name = "broker-feed" };
         _thread.Start();
+        if (partitionCount is not null) _ = WatchPartitionsAsync(partitionCount);
     }
 
     /// <summary>Number of topics this node currently reads.</summary>
     public int ActiveFeeds => Volatile.Read(ref _activeFeeds);
     private int _activeFeeds;
 
-    public Task<JoinResult> JoinAsync(string kafkaTopic, string topic, long startOffset, IFeedSubscriber subscriber)
+    /// <summary>Joins <paramref name="subscriber"/> at <paramref name="start"/> (next offsets per partition; missing partitions: 0).</summary>
+    public Task<JoinResult> JoinAsync(string kafkaTopic, string topic, long[] start, IFeedSubscriber subscriber)
     {
         var tcs = new TaskCompletionSource<JoinResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
             if (!_feeds.TryGetValue(kafkaTopic, out var feed))
             {
-                feed = new Feed(kafkaTopic, topic, startOffset);
-                _consumer.IncrementalAssign([new TopicPartitionOffset(kafkaTopic, 0, startOffset)]);
+                feed = new Feed(kafkaTopic, topic, (long[])start.Clone());
+                Assign(feed, 0);
                 _feeds.Add(kafkaTopic, feed);
                 _activeFeeds = _feeds.Count;
             }
-            if (feed.Next > startOffset)
+            else if (start.Length > feed.Next.Length) Widen(feed, start.Length);
+            var position = feed.Next;
+            long[]? catchUp = null;
+            var inStep = start.Length == position.Length;
+            for (var p = 0; p < position.Length; p++)
             {
-                tcs.TrySetResult(new JoinResult(false, feed.Next));
+                var s = p < start.Length ? start[p] : 0;
+                if (position[p] > s) (catchUp ??= Widened(start, position.Length))[p] = position[p];
+                else if (position[p] != s) inStep = false;
+            }
+            if (catchUp is not null)
+            {
+                tcs.TrySetResult(new JoinResult(false, catchUp));
                 return;
             }
-            feed.Subscribers.Add(new Member(subscriber, startOffset, subscriber.KeyFilter, subscriber.WithHeaders));
+            feed.Subscribers.Add(new Member(subscriber, inStep ? null : Widened(start, position.Length), subscriber.KeyFilter, subscriber.WithHeaders));
             feed.EmptySince = 0;
-            tcs.TrySetResult(new JoinResult(true, startOffset));
+            tcs.TrySetResult(new JoinResult(true, start));
         }, () => tcs.TrySetException(new ObjectDisposedException(nameof(FeedHub))));
         return tcs.Task;
+    }
+
+    private static long[] Widened(long[] position, int partitions)
+    {
+        var copy = new long[Math.Max(partitions, position.Length)];
+        position.CopyTo(copy, 0);
+        return copy;
+    }
+
+    /// <summary>
+    /// The topic gained partitions: the feed reads the new ones from their beginning. Everything in
+    /// them was written after the partitions were added, so after every current subscriber joined.
+    /// </summary>
+    private void Widen(Feed feed, int partitions)
+    {
+        var known = feed.Next.Length;
+        if (partitions <= known) return;
+        feed.Next = Widened(feed.Next, partitions);
+        foreach (var m in feed.Subscribers) m.Widen(partitions);
+        Assign(feed, known);
+        _logger.LogInformation("Feed {Topic}: the Kafka topic {KafkaTopic} now has {Partitions} partitions (was {Known}); reading the new ones", feed.Topic, feed.KafkaTopic, partitions, known);
+    }
+
+    /// <summary>
+    /// Every <see cref="KafkaSettings.PartitionRefresh"/>, asks the log how many partitions the read
+    /// topics have, so that subscribers also get the records of partitions added to a topic.
+    /// </summary>
+    private async Task WatchPartitionsAsync(Func<string, CancellationToken, Task<int>> partitionCount)
+    {
+        using var timer = new PeriodicTimer(_settings.PartitionRefresh);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                foreach (var feed in await SnapshotAsync().ConfigureAwait(false))
+                {
+                    int count;
+                    try { count = await partitionCount(feed.KafkaTopic, _stop.Token).ConfigureAwait(false); }
+                    catch (Exception e) when (e is KafkaException or TopicNotFoundException or TimeoutException) { continue; } // asked again next time
+                    if (count > feed.Partitions)
+                        Post(() => { if (_feeds.TryGetValue(feed.KafkaTopic, out var f)) Widen(f, count); }, static () => { });
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    /// <summary>Assigns the feed's partitions from <paramref name="first"/> on, each at the feed's position.</summary>
+    private void Assign(Feed feed, int first)
+    {
+        var partitions = new List<TopicPartitionOffset>(feed.Next.Length - first);
+        for (var p = first; p < feed.Next.Length; p++) partitions.Add(new TopicPartitionOffset(feed.KafkaTopic, p, feed.Next[p]));
+        _consumer.IncrementalAssign(partitions);
     }
 
     /// <summary>Removes a subscriber; once this completes, the feed delivers nothing more to it.</summary>
@@ -127,14 +205,19 @@ public sealed class FeedHub : IDisposable
             var list = new List<FeedState>(_feeds.Count);
             foreach (var feed in _feeds.Values)
             {
-                long high = -1;
-                try
+                long high = 0, next = 0;
+                for (var p = 0; p < feed.Next.Length; p++)
                 {
-                    var wm = _consumer.GetWatermarkOffsets(new TopicPartition(feed.KafkaTopic, 0));
-                    if (wm.High != Offset.Unset) high = wm.High.Value;
+                    next += feed.Next[p];
+                    try
+                    {
+                        var wm = _consumer.GetWatermarkOffsets(new TopicPartition(feed.KafkaTopic, p));
+                        if (wm.High == Offset.Unset) high = -1;
+                        else if (high >= 0) high += wm.High.Value;
+                    }
+                    catch (KafkaException) { high = -1; /* not known yet */ }
                 }
-                catch (KafkaException) { /* not known yet */ }
-                list.Add(new FeedState(feed.Topic, feed.KafkaTopic, feed.Subscribers.Count, feed.Next, high));
+                list.Add(new FeedState(feed.Topic, feed.KafkaTopic, feed.Subscribers.Count, next, high, feed.Next.Length));
             }
             tcs.TrySetResult(list);
         }, () => tcs.TrySetResult([]));
@@ -183,33 +266,42 @@ public sealed class FeedHub : IDisposable
     private void Dispatch(ConsumeResult<byte[]?, byte[]?> record)
     {
         if (!_feeds.TryGetValue(record.Topic, out var feed)) return;
+        var partition = record.Partition.Value;
         var offset = record.Offset.Value;
-        if (offset < feed.Next) return; // already delivered (cannot happen with one reader; cheap guard)
-        feed.Next = offset + 1;
+        var position = feed.Next;
+        if (partition >= position.Length || offset < position[partition]) return; // already delivered (cannot happen with one reader; cheap guard)
+        position[partition] = offset + 1;
         if (_outageSince != 0) LogRecovered(record);
         var members = feed.Subscribers;
         if (members.Count == 0) return;
         // Encoded at most once per record and variant (with or without headers), and only when
-        // some subscriber takes it; a record without visible headers has one variant.
+        // some subscriber takes it; a record without visible headers has one variant. Only a
+        // subscriber ahead of the feed (rare, brief) gets a frame of its own.
+        string? pos = null;
         byte[]? frame = null, withHeaders = null;
         var delivered = 0;
         for (var i = members.Count - 1; i >= 0; i--)
         {
             var m = members[i];
-            if (offset < m.Next) continue;
-            if (m.KeyFilter is { } key && !RecordFrames.KeyEquals(record, key))
+            var own = false;
+            if (m.Ahead is { } ahead)
             {
-                m.Next = offset + 1;
-                continue;
+                if (offset < ahead[partition]) continue; // its catch-up read delivered it
+                ahead[partition] = offset + 1;
+                if (ahead.AsSpan().SequenceEqual(position)) m.Ahead = null; // in step with the feed from now on
+                else own = true;
             }
-            var f = m.WithHeaders
-                ? withHeaders ??= RecordFrames.HasVisibleHeaders(record) ? RecordFrames.Build(feed.Topic, record, withHeaders: true) : frame ??= RecordFrames.Build(feed.Topic, record)
-                : frame ??= RecordFrames.Build(feed.Topic, record);
-            if (m.Subscriber.TryDeliver(f))
+            if (m.KeyFilter is { } key && !RecordFrames.KeyEquals(record, key)) continue;
+            byte[] f;
+            if (own) f = RecordFrames.Build(feed.Topic, record, Position.Encode(m.Ahead), m.WithHeaders);
+            else
             {
-                m.Next = offset + 1;
-                delivered++;
+                pos ??= Position.Encode(position);
+                f = m.WithHeaders
+                    ? withHeaders ??= RecordFrames.HasVisibleHeaders(record) ? RecordFrames.Build(feed.Topic, record, pos, withHeaders: true) : frame ??= RecordFrames.Build(feed.Topic, record, pos)
+                    : frame ??= RecordFrames.Build(feed.Topic, record, pos);
             }
+            if (m.Subscriber.TryDeliver(f)) delivered++;
             else members.RemoveAt(i);
         }
         _metrics.MessagesDelivered(delivered);
@@ -229,7 +321,11 @@ public sealed class FeedHub : IDisposable
         {
             if (feed.Subscribers.Count > 0) continue;
             if (feed.EmptySince == 0) feed.EmptySince = now;
-            else if (Stopwatch.GetElapsedTime(feed.EmptySince, now) >= _settings.FeedLinger) (drop ??= []).Add(new TopicPartition(feed.KafkaTopic, 0));
+            else if (Stopwatch.GetElapsedTime(feed.EmptySince, now) >= _settings.FeedLinger)
+            {
+                drop ??= [];
+                for (var p = 0; p < feed.Next.Length; p++) drop.Add(new TopicPartition(feed.KafkaTopic, p));
+            }
         }
         if (drop is null) return;
         _consumer.IncrementalUnassign(drop);
@@ -266,13 +362,13 @@ public sealed class FeedHub : IDisposable
         while (_commands.TryDequeue(out var c)) c.Abort();
     }
 
-    private sealed class Feed(string kafkaTopic, string topic, long next)
+    private sealed class Feed(string kafkaTopic, string topic, long[] next)
     {
         public readonly string KafkaTopic = kafkaTopic;
         public readonly string Topic = topic;
         public readonly List<Member> Subscribers = [];
-        /// <summary>Offset of the next record this feed will deliver.</summary>
-        public long Next = next;
+        /// <summary>Per partition, the offset of the next record this feed will deliver.</summary>
+        public long[] Next = next;
         public long EmptySince;
 
         public void Remove(IFeedSubscriber s)
@@ -287,11 +383,21 @@ public sealed class FeedHub : IDisposable
         }
     }
 
-    private sealed class Member(IFeedSubscriber subscriber, long next, byte[]? keyFilter, bool withHeaders)
+    private sealed class Member(IFeedSubscriber subscriber, long[]? ahead, byte[]? keyFilter, bool withHeaders)
     {
         public readonly IFeedSubscriber Subscriber = subscriber;
         public readonly byte[]? KeyFilter = keyFilter;
         public readonly bool WithHeaders = withHeaders;
-        public long Next = next;
+
+        /// <summary>
+        /// Null while the subscriber is in step with the feed (its position is the feed's). Else its
+        /// own position: ahead of the feed's in some partition, never behind it.
+        /// </summary>
+        public long[]? Ahead = ahead;
+
+        public void Widen(int partitions)
+        {
+            if (Ahead is { } a && a.Length < partitions) Ahead = Widened(a, partitions);
+        }
     }
 }

@@ -15,6 +15,15 @@ public interface ITopicProvisioner
     Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct) => EnsureTopicAsync(mapping.KafkaTopic, ct);
 }
 
+/// <summary>
+/// The watermarks of every partition of a Kafka topic (index = partition): <see cref="Low"/> the first
+/// retained offset, <see cref="High"/> the next offset to be written.
+/// </summary>
+public readonly record struct TopicHeads(long[] Low, long[] High)
+{
+    public int Partitions => High.Length;
+}
+
 /// <summary>The Kafka topic of a namespace with <c>create = false</c> does not exist.</summary>
 public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the Kafka topic {kafkaTopic} does not exist");
 
@@ -64,6 +73,7 @@ public sealed class KafkaLog : IDisposable
     private readonly IConsumer<byte[]?, byte[]?> _metadata;
     private readonly ConcurrentDictionary<string, Task> _ensured = new();
     private readonly BlockingCalls _queries = new(4, "broker-kafka-query");
+    private readonly ConcurrentDictionary<string, (int Count, long At)> _partitions = new(StringComparer.Ordinal);
 
     public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner)
     {
@@ -84,6 +94,9 @@ public sealed class KafkaLog : IDisposable
         MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
         SocketNagleDisable = true,
         ClientId = "broker-producer",
+        // Keys go to the partition Java clients choose (murmur2), so a key keeps its order even
+        // when other services write the same topic; keyless records are spread at random.
+        Partitioner = Confluent.Kafka.Partitioner.Murmur2Random,
         ReconnectBackoffMs = ReconnectBackoffMs(s),
         ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
     };
@@ -121,7 +134,7 @@ public sealed class KafkaLog : IDisposable
         var kafkaTopic = mapping.KafkaTopic;
         var task = _ensured.GetOrAdd(kafkaTopic, _ =>
         {
-            var ensure = mapping.Create ? _provisioner.EnsureTopicAsync(mapping, CancellationToken.None) : CheckExistsAsync(kafkaTopic);
+            var ensure = mapping.Create ? _provisioner.EnsureTopicAsync(mapping, CancellationToken.None) : PartitionCountAsync(kafkaTopic);
             // A failure is not cached: the next use tries again (the topic may exist by then).
             ensure.ContinueWith(t => _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, t)),
                 CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion, TaskScheduler.Default);
@@ -159,16 +172,56 @@ public sealed class KafkaLog : IDisposable
         };
     }
 
-    private Task CheckExistsAsync(string kafkaTopic) => _queries.Run(() =>
+    /// <summary>
+    /// The number of partitions of a Kafka topic, from the cluster's metadata; cached per topic for
+    /// <see cref="KafkaSettings.PartitionRefresh"/> so that partitions added to a topic are picked up.
+    /// </summary>
+    public async Task<int> PartitionCountAsync(string kafkaTopic, CancellationToken ct = default, bool awaitCreation = false)
     {
-        // The metadata consumer has allow.auto.create.topics off: asking does not create the topic.
-        using var admin = new DependentAdminClientBuilder(_metadata.Handle).Build();
-        var meta = admin.GetMetadata(kafkaTopic, _settings.QueryTimeout);
-        var topic = meta.Topics.Find(t => t.Topic == kafkaTopic);
-        if (topic is null || topic.Error.Code == ErrorCode.UnknownTopicOrPart || topic.Partitions.Count == 0) throw new TopicNotFoundException(kafkaTopic);
-        if (topic.Error.IsError) throw new KafkaException(topic.Error);
-        return true;
-    });
+        var now = Environment.TickCount64;
+        if (_partitions.TryGetValue(kafkaTopic, out var cached) && now - cached.At < _settings.PartitionRefresh.TotalMilliseconds) return cached.Count;
+        var count = await _queries.Run(() =>
+        {
+            using var admin = new DependentAdminClientBuilder(_metadata.Handle).Build();
+            var deadline = Environment.TickCount64 + (long)_settings.QueryTimeout.TotalMilliseconds;
+            while (true)
+            {
+                // The metadata consumer has allow.auto.create.topics off: asking does not create the topic.
+                var meta = admin.GetMetadata(kafkaTopic, _settings.QueryTimeout);
+                var topic = meta.Topics.Find(t => t.Topic == kafkaTopic);
+                if (topic is not null && topic.Error.Code != ErrorCode.UnknownTopicOrPart && topic.Partitions.Count > 0)
+                {
+                    if (topic.Error.IsError) throw new KafkaException(topic.Error);
+                    return topic.Partitions.Count;
+                }
+                // A topic just created through the AdminClient reaches every Kafka broker's metadata a little later.
+                if (!awaitCreation || Environment.TickCount64 > deadline || ct.IsCancellationRequested) throw new TopicNotFoundException(kafkaTopic);
+                Thread.Sleep(100); // a dedicated query thread, not the thread pool
+            }
+        }, ct).ConfigureAwait(false);
+        _partitions[kafkaTopic] = (count, now);
+        return count;
+    }
+
+    /// <summary>
+    /// Low and high watermarks of every partition of a topic (index = partition): the first retained
+    /// offset and the next offset to be written. The partitions are queried in parallel.
+    /// </summary>
+    public async Task<TopicHeads> QueryHeadsAsync(string kafkaTopic, CancellationToken ct = default)
+    {
+        var partitions = await PartitionCountAsync(kafkaTopic, ct, awaitCreation: true).ConfigureAwait(false);
+        var queries = new Task<WatermarkOffsets>[partitions];
+        for (var p = 0; p < partitions; p++) queries[p] = QueryWatermarksAsync(kafkaTopic, p, ct);
+        var low = new long[partitions];
+        var high = new long[partitions];
+        for (var p = 0; p < partitions; p++)
+        {
+            var wm = await queries[p].ConfigureAwait(false);
+            low[p] = Math.Max(0, wm.Low.Value);
+            high[p] = Math.Max(low[p], wm.High.Value);
+        }
+        return new TopicHeads(low, high);
+    }
 
     /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
     public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>

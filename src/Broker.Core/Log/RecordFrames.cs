@@ -9,12 +9,12 @@ namespace Broker.Core.Log;
 public static class RecordFrames
 {
     /// <summary>
-    /// The frame of <paramref name="record"/>; with <paramref name="withHeaders"/> it carries the
-    /// record's headers (except the broker's own) as <c>headers</c>.
+    /// The frame of <paramref name="record"/> at position <paramref name="pos"/> (the encoded next
+    /// offsets of every partition once the record is seen); with <paramref name="withHeaders"/> it
+    /// carries the record's headers (except the broker's own) as <c>headers</c>.
     /// </summary>
-    public static byte[] Build(string topic, ConsumeResult<byte[]?, byte[]?> record, bool withHeaders = false)
+    public static byte[] Build(string topic, ConsumeResult<byte[]?, byte[]?> record, string pos, bool withHeaders = false)
     {
-        var pos = Position.Single(record.Offset.Value + 1).Encode();
         var m = record.Message;
         var ts = m.Timestamp.UnixTimestampMs;
         var key = m.Key is null ? null : DecodeKey(m.Key);

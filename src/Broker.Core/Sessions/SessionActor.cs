@@ -113,7 +113,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new SessionCommands.Done(_sessionId));
                 return;
             }
-            PersistAndReply(new SessionEvents.Committed(c.Topic, c.Pos));
+            PersistAndReply(new SessionEvents.Committed(c.Topic, Merged(c.Pos, _topics[c.Topic])));
         });
         Command<Expire>(_ =>
         {
@@ -198,16 +198,24 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>True unless both are positions of the same shape and <paramref name="pos"/> is nowhere after <paramref name="stored"/>.</summary>
+    /// <summary>True unless <paramref name="pos"/> is nowhere after <paramref name="stored"/> (a missing partition counts as 0).</summary>
     internal static bool IsAfter(string pos, string stored)
     {
-        if (!Position.TryParse(pos, out var p) || !Position.TryParse(stored, out var s) || p.PartitionCount != s.PartitionCount) return true;
+        if (!Position.TryParse(pos, out var p) || !Position.TryParse(stored, out var s)) return true;
         for (var i = 0; i < p.PartitionCount; i++)
         {
-            if (p.NextOffset(i) > s.NextOffset(i)) return true;
+            if (p.NextOffset(i) > (i < s.PartitionCount ? s.NextOffset(i) : 0)) return true;
         }
         return false;
     }
+
+    /// <summary>
+    /// What a commit of <paramref name="pos"/> leaves stored: with several partitions, commits that
+    /// arrive out of order may each be ahead in some partition; the client processed everything
+    /// before either, so the partition-wise maximum is kept.
+    /// </summary>
+    internal static string Merged(string pos, string stored) =>
+        Position.TryParse(pos, out var p) && Position.TryParse(stored, out var s) ? Position.Max(p, s).Encode() : pos;
 
     private List<SessionTopic> Topics() => [.. _topics.Select(kv => new SessionTopic(kv.Key, kv.Value))];
 

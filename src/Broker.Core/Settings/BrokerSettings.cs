@@ -55,6 +55,8 @@ public sealed record KafkaSettings
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Longest wait between reconnection attempts to an unreachable Kafka broker (librdkafka <c>reconnect.backoff.max.ms</c>).</summary>
     public TimeSpan ReconnectBackoffMax { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How often a node asks how many partitions the topics it reads have (partitions added to a Kafka topic are read from then on).</summary>
+    public TimeSpan PartitionRefresh { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>
     public int MaxConcurrentReplays { get; init; } = 16;
 

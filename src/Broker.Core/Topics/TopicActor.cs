@@ -38,6 +38,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private readonly DedupWindow _window;
     private readonly Dictionary<(string, string), List<IActorRef>> _inFlight = new();
     private readonly ILoggingAdapter _logger = Context.GetLogger();
+    /// <summary>Per partition, the next offset as far as this actor knows (for the positions of its acks).</summary>
+    private long[] _heads = [0];
 
     public IStash Stash { get; set; } = null!;
 
@@ -97,26 +99,30 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         Receive<RetrySettings>(_ => AskSettings());
     }
 
-    private void Start() => Recover().PipeTo(Self, success: found => new TopicReady(found), failure: e => new TopicFailed(e));
+    private void Start() => Recover().PipeTo(Self, success: r => new TopicReady(r.Found, r.Heads), failure: e => new TopicFailed(e));
 
-    /// <summary>Ensures the Kafka topic and reads the tail of the log back into the de-duplication window.</summary>
-    private async Task<List<(string Client, string Id, string Pos)>> Recover()
+    /// <summary>
+    /// Ensures the Kafka topic, reads the tail of the log back into the de-duplication window and
+    /// returns the partitions' heads.
+    /// </summary>
+    private async Task<(List<(string Client, string Id, string Pos)> Found, long[] Heads)> Recover()
     {
         if (_mapping is not null) await _deps.Log.EnsureTopicAsync(_mapping).ConfigureAwait(false);
         else await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
-        if (_deps.Settings.DedupWindow <= 0) return [];
-        var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, 0).ConfigureAwait(false);
-        long low = Math.Max(0, wm.Low.Value), high = Math.Max(0, wm.High.Value);
-        var from = Math.Max(low, high - _deps.Settings.DedupWindow);
+        var heads = await _deps.Log.QueryHeadsAsync(_kafkaTopic).ConfigureAwait(false);
         var found = new List<(string Client, string Id, string Pos)>();
+        if (_deps.Settings.DedupWindow <= 0) return (found, heads.High);
+        var from = new long[heads.Partitions];
+        for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
         using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
-        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, high, record =>
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, position) =>
         {
-            if (PublishIdentity(record.Message.Headers) is var (client, id))
-                found.Add((client, id, Position.Single(record.Offset.Value + 1).Encode()));
+            // The position in merge order approximates the original ack's: it never claims more
+            // than was written before the record, so resuming from it loses nothing.
+            if (PublishIdentity(record.Message.Headers) is var (client, id)) found.Add((client, id, Position.Encode(position)));
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
-        return found;
+        return (found, heads.High);
     }
 
     private static (string, string)? PublishIdentity(Headers? headers)
@@ -151,6 +157,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         Receive<TopicReady>(ready =>
         {
             foreach (var (client, id, pos) in ready.Recovered) _window.Add(client, id, pos);
+            _heads = ready.Heads;
             _logger.Info("Topic {0} ready on {1} ({2} recent publishes recovered from the log)", _topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, ready.Recovered.Count);
             _recovered = true;
             TryBecomeReady();
@@ -208,19 +215,17 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
                 // Produced messages (and the acks) keep the order of the publishes.
                 _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, report => self.Tell(
                     report.Error.IsError
-                        ? new Produced(p, replyTo, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))
-                        : new Produced(p, replyTo, report.Offset.Value, null)));
+                        ? new Produced(p, replyTo, -1, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))
+                        : new Produced(p, replyTo, report.Partition.Value, report.Offset.Value, null)));
             }
             catch (KafkaException e)
             {
-                Self.Tell(new Produced(p, replyTo, -1, e));
+                Self.Tell(new Produced(p, replyTo, -1, -1, e));
             }
         });
         Receive<Produced>(done =>
         {
-            object reply = done.Error is null
-                ? new TopicCommands.PublishAck(_topic, Position.Single(done.Offset + 1).Encode())
-                : Rejection(_topic, done.Error);
+            object reply = done.Error is null ? new TopicCommands.PublishAck(_topic, AckPosition(done.Partition, done.Offset)) : Rejection(_topic, done.Error);
             if (done.Request is { ClientId: { } client, RequestId: { } id })
             {
                 if (reply is TopicCommands.PublishAck ack) _window.Add(client, id, ack.Pos);
@@ -234,6 +239,21 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         });
     }
 
+    /// <summary>
+    /// The position of a record this actor wrote: its offset + 1 in its partition and, in the other
+    /// partitions, how far this actor knows the log to be (its start-up heads and its own writes).
+    /// One partition: simply the record's position.
+    /// </summary>
+    private string AckPosition(int partition, long offset)
+    {
+        if (partition >= _heads.Length) Array.Resize(ref _heads, partition + 1); // partitions were added
+        if (offset + 1 > _heads[partition]) _heads[partition] = offset + 1;
+        if (_heads.Length == 1) return Position.Encode([offset + 1]);
+        var position = (long[])_heads.Clone();
+        position[partition] = offset + 1;
+        return Position.Encode(position);
+    }
+
     private static TopicCommands.PublishRejected Rejection(string topic, Exception e) => e.GetBaseException() switch
     {
         ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.MsgSizeTooLarge } =>
@@ -241,7 +261,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         _ => new(topic, ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry"),
     };
 
-    private sealed record Produced(TopicCommands.Publish Request, IActorRef ReplyTo, long Offset, Exception? Error);
+    private sealed record Produced(TopicCommands.Publish Request, IActorRef ReplyTo, int Partition, long Offset, Exception? Error);
 
     private sealed record SettingsUnavailable(Exception Cause);
 
@@ -251,7 +271,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         private RetrySettings() { }
     }
 
-    private sealed record TopicReady(List<(string Client, string Id, string Pos)> Recovered);
+    private sealed record TopicReady(List<(string Client, string Id, string Pos)> Recovered, long[] Heads);
 
     private sealed record TopicFailed(Exception Cause);
 }

@@ -93,6 +93,7 @@ public static class BrokerConfig
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
         FetchWaitMax = c.GetTimeSpan("broker.kafka.fetch-wait-max"),
         MaxConcurrentReplays = c.GetInt("broker.kafka.max-concurrent-replays"),
+        PartitionRefresh = c.GetTimeSpan("broker.kafka.partition-refresh", TimeSpan.FromSeconds(30)),
         ReconnectBackoffMax = c.GetTimeSpan("broker.kafka.reconnect-backoff-max", TimeSpan.FromSeconds(1)),
         Namespaces = Namespaces(c),
         Unmapped = c.GetString("broker.namespaces-default", "allow").Trim().ToLowerInvariant() switch
@@ -122,8 +123,7 @@ public static class BrokerConfig
             var kafkaPrefix = n.GetString("kafka-prefix", null);
             var template = n.GetString("kafka-topic", null) ?? (kafkaPrefix ?? prefix) + "{topic}";
             var partitions = n.GetInt("partitions", c.GetInt("broker.kafka.partitions"));
-            if (partitions != 1)
-                throw new ConfigurationException($"broker.namespaces '{pattern}': partitions = {partitions}; only single-partition topics are supported so far");
+            if (partitions < 1) throw new ConfigurationException($"broker.namespaces '{pattern}': partitions = {partitions}; at least 1");
             var retention = n.HasPath("retention") ? n.GetTimeSpan("retention") : (TimeSpan?)null;
             rules.Add(new NamespaceRule(pattern, template, partitions,
                 (short)n.GetInt("replication-factor", c.GetInt("broker.kafka.replication-factor")),

@@ -1,4 +1,5 @@
 using Broker.Core.Connections;
+using Broker.Core.Log;
 using Broker.Protocol;
 
 namespace Broker.Tests.Connections;
@@ -7,8 +8,14 @@ public sealed class StartOffsetTests
 {
     private const long Low = 100, High = 200;
 
-    private static (long Start, bool? Recovered) Start(StartFrom from = StartFrom.Latest, Position? since = null, int? last = null, long low = Low, long high = High) =>
-        Connection.StartOffset(new SubscribeRequest("s", "t", from, since, last), low, high);
+    private static (long Start, bool? Recovered) Start(StartFrom from = StartFrom.Latest, Position? since = null, int? last = null, long low = Low, long high = High)
+    {
+        var (start, recovered) = Connection.StartOffsets(new SubscribeRequest("s", "t", from, since, last), new TopicHeads([low], [high]));
+        return (start is null ? -1 : Assert.Single(start), recovered);
+    }
+
+    private static (long[]? Start, bool? Recovered) Starts(Position since, long[] low, long[] high) =>
+        Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, since, null), new TopicHeads(low, high));
 
     [Fact]
     public void Latest_starts_at_the_high_watermark() => Assert.Equal((High, (bool?)null), Start());
@@ -69,5 +76,46 @@ public sealed class StartOffsetTests
     {
         Assert.Equal(-1, Start(since: new Position([150, 150])).Start);
         Assert.Equal(-1, Start(since: new Position([Low, Low, Low])).Start);
+    }
+
+    [Fact]
+    public void Multi_partition_since_resumes_each_partition_right_after_it()
+    {
+        var (start, recovered) = Starts(new Position([5, 0, 7]), [0, 0, 2], [10, 3, 7]);
+        Assert.Equal([5L, 0, 7], start!);
+        Assert.True(recovered);
+    }
+
+    [Fact]
+    public void Multi_partition_since_older_than_retention_in_one_partition_is_unrecovered_there_only()
+    {
+        var (start, recovered) = Starts(new Position([5, 1, 7]), [0, 2, 2], [10, 3, 9]);
+        Assert.Equal([5L, 2, 7], start!); // partition 1 lost offset 1: from its oldest retained
+        Assert.False(recovered);
+    }
+
+    [Fact]
+    public void A_position_from_before_partitions_were_added_reads_the_new_ones_from_their_start()
+    {
+        var (start, recovered) = Starts(new Position([5, 6]), [0, 0, 0, 0], [10, 10, 4, 2]);
+        Assert.Equal([5L, 6, 0, 0], start!);
+        Assert.True(recovered);
+        // ...unless retention already deleted records of a new partition.
+        var (trimmed, lost) = Starts(new Position([5, 6]), [0, 0, 1, 0], [10, 10, 4, 2]);
+        Assert.Equal([5L, 6, 1, 0], trimmed!);
+        Assert.False(lost);
+    }
+
+    [Fact]
+    public void A_position_with_more_partitions_than_the_topic_does_not_fit() =>
+        Assert.Null(Starts(new Position([1, 1, 1]), [0, 0], [5, 5]).Start);
+
+    [Fact]
+    public void Latest_earliest_and_last_per_partition()
+    {
+        TopicHeads heads = new([0, 4, 9], [10, 6, 9]);
+        Assert.Equal([10L, 6, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, null, null), heads).Start!);
+        Assert.Equal([0L, 4, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Earliest, null, null), heads).Start!);
+        Assert.Equal([7L, 4, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, null, 3), heads).Start!);
     }
 }

@@ -42,8 +42,9 @@ public sealed class FeedHubTests : IDisposable
     {
         await Produce("idle", 0, 5);
         var sub = new Recorder();
-        var join = await _hub.JoinAsync("idle", "idle", 2, sub).WaitAsync(Timeout);
-        Assert.Equal(new JoinResult(true, 2), join);
+        var join = await _hub.JoinAsync("idle", "idle", [2], sub).WaitAsync(Timeout);
+        Assert.True(join.Joined);
+        Assert.Equal([2L], join.CatchUpTo);
         await sub.WaitForCount(3);
 
         await Produce("idle", 5, 3);
@@ -59,7 +60,7 @@ public sealed class FeedHubTests : IDisposable
     {
         await _log.EnsureTopicAsync("head");
         var sub = new Recorder();
-        Assert.True((await _hub.JoinAsync("head", "head", 0, sub).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("head", "head", [0], sub).WaitAsync(Timeout)).Joined);
         await Produce("head", 0, 10);
         await sub.WaitForCount(10);
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), sub.Offsets);
@@ -71,7 +72,7 @@ public sealed class FeedHubTests : IDisposable
         const int total = 2000;
         await _log.EnsureTopicAsync("busy");
         var live = new Recorder();
-        Assert.True((await _hub.JoinAsync("busy", "busy", 0, live).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("busy", "busy", [0], live).WaitAsync(Timeout)).Joined);
 
         var producing = Task.Run(async () =>
         {
@@ -84,18 +85,19 @@ public sealed class FeedHubTests : IDisposable
         var catchUps = new List<long>();
         while (true)
         {
-            var join = await _hub.JoinAsync("busy", "busy", start, late).WaitAsync(Timeout);
+            var join = await _hub.JoinAsync("busy", "busy", [start], late).WaitAsync(Timeout);
             if (join.Joined)
             {
-                Assert.Equal(start, join.CatchUpTo);
+                Assert.Equal([start], join.CatchUpTo);
                 break;
             }
-            Assert.True(join.CatchUpTo > start, $"catch up to {join.CatchUpTo} from {start}");
-            catchUps.Add(join.CatchUpTo);
+            var to = join.CatchUpTo[0];
+            Assert.True(to > start, $"catch up to {to} from {start}");
+            catchUps.Add(to);
             using var cts = new CancellationTokenSource(Timeout);
-            await _replay.ReadAsync("busy", "busy", start, join.CatchUpTo, late.WriteHistory, cts.Token);
-            Assert.Equal(join.CatchUpTo, late.Count); // history [start, F) read completely
-            start = join.CatchUpTo;
+            await _replay.ReadAsync("busy", "busy", [start], join.CatchUpTo, late.WriteHistory, cts.Token);
+            Assert.Equal(to, late.Count); // history [start, F) read completely
+            start = to;
             Assert.True(catchUps.Count < 1000, "the catch-up never converged");
         }
         Assert.NotEmpty(catchUps);
@@ -116,8 +118,8 @@ public sealed class FeedHubTests : IDisposable
         await _log.EnsureTopicAsync("leave");
         var leaving = new Recorder();
         var staying = new Recorder();
-        Assert.True((await _hub.JoinAsync("leave", "leave", 0, leaving).WaitAsync(Timeout)).Joined);
-        Assert.True((await _hub.JoinAsync("leave", "leave", 0, staying).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("leave", "leave", [0], leaving).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("leave", "leave", [0], staying).WaitAsync(Timeout)).Joined);
         await Produce("leave", 0, 3);
         await leaving.WaitForCount(3);
         await staying.WaitForCount(3);
@@ -141,8 +143,8 @@ public sealed class FeedHubTests : IDisposable
         await _log.EnsureTopicAsync("slow");
         var slow = new Recorder { Accept = call => call <= 2 };
         var fast = new Recorder();
-        Assert.True((await _hub.JoinAsync("slow", "slow", 0, slow).WaitAsync(Timeout)).Joined);
-        Assert.True((await _hub.JoinAsync("slow", "slow", 0, fast).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("slow", "slow", [0], slow).WaitAsync(Timeout)).Joined);
+        Assert.True((await _hub.JoinAsync("slow", "slow", [0], fast).WaitAsync(Timeout)).Joined);
 
         await Produce("slow", 0, 5);
         await fast.WaitForCount(5);
@@ -155,8 +157,9 @@ public sealed class FeedHubTests : IDisposable
 
         // The dropped subscriber can join again where it left off (through a catch-up).
         slow.Accept = _ => true;
-        var join = await _hub.JoinAsync("slow", "slow", 2, slow).WaitAsync(Timeout);
-        Assert.Equal(new JoinResult(false, 10), join);
+        var join = await _hub.JoinAsync("slow", "slow", [2], slow).WaitAsync(Timeout);
+        Assert.False(join.Joined);
+        Assert.Equal([10L], join.CatchUpTo);
     }
 
     [Fact]
@@ -165,10 +168,10 @@ public sealed class FeedHubTests : IDisposable
         await Produce("range", 0, 10);
         var sub = new Recorder();
         using var cts = new CancellationTokenSource(Timeout);
-        await _replay.ReadAsync("range", "range", 3, 7, sub.WriteHistory, cts.Token);
+        await _replay.ReadAsync("range", "range", [3], [7], sub.WriteHistory, cts.Token);
         Assert.Equal([3L, 4, 5, 6], sub.Offsets);
-        await _replay.ReadAsync("range", "range", 7, 7, sub.WriteHistory, cts.Token); // empty range
-        await _replay.ReadAsync("range", "range", 9, 10, sub.WriteHistory, cts.Token); // the last record
+        await _replay.ReadAsync("range", "range", [7], [7], sub.WriteHistory, cts.Token); // empty range
+        await _replay.ReadAsync("range", "range", [9], [10], sub.WriteHistory, cts.Token); // the last record
         Assert.Equal([3L, 4, 5, 6, 9], sub.Offsets);
     }
 
