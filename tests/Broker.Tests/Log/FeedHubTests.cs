@@ -3,7 +3,6 @@ using System.Text.Json;
 using Broker.Core.Log;
 using Broker.Core.Settings;
 using Broker.DevKafka;
-using Broker.Protocol;
 using Broker.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -41,7 +40,7 @@ public sealed class FeedHubTests : IDisposable
     public async Task A_subscriber_joining_an_idle_topic_is_joined_and_gets_every_record_from_its_start()
     {
         await Produce("idle", 0, 5);
-        var sub = new Recorder();
+        var sub = new FrameRecorder();
         var join = await _hub.JoinAsync("idle", "idle", [2], sub).WaitAsync(Timeout);
         Assert.True(join.Joined);
         Assert.Equal([2L], join.CatchUpTo);
@@ -59,7 +58,7 @@ public sealed class FeedHubTests : IDisposable
     public async Task A_subscriber_joining_at_the_head_gets_what_is_published_next()
     {
         await _log.EnsureTopicAsync("head");
-        var sub = new Recorder();
+        var sub = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("head", "head", [0], sub).WaitAsync(Timeout)).Joined);
         await Produce("head", 0, 10);
         await sub.WaitForCount(10);
@@ -71,7 +70,7 @@ public sealed class FeedHubTests : IDisposable
     {
         const int total = 2000;
         await _log.EnsureTopicAsync("busy");
-        var live = new Recorder();
+        var live = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("busy", "busy", [0], live).WaitAsync(Timeout)).Joined);
 
         var producing = Task.Run(async () =>
@@ -80,7 +79,7 @@ public sealed class FeedHubTests : IDisposable
         });
         await live.WaitForCount(200); // the feed is now well past offset 0
 
-        var late = new Recorder();
+        var late = new FrameRecorder();
         var start = 0L;
         var catchUps = new List<long>();
         while (true)
@@ -116,8 +115,8 @@ public sealed class FeedHubTests : IDisposable
     public async Task Leave_stops_deliveries()
     {
         await _log.EnsureTopicAsync("leave");
-        var leaving = new Recorder();
-        var staying = new Recorder();
+        var leaving = new FrameRecorder();
+        var staying = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("leave", "leave", [0], leaving).WaitAsync(Timeout)).Joined);
         Assert.True((await _hub.JoinAsync("leave", "leave", [0], staying).WaitAsync(Timeout)).Joined);
         await Produce("leave", 0, 3);
@@ -141,8 +140,8 @@ public sealed class FeedHubTests : IDisposable
     public async Task A_subscriber_that_refuses_a_frame_is_dropped_and_the_others_keep_receiving()
     {
         await _log.EnsureTopicAsync("slow");
-        var slow = new Recorder { Accept = call => call <= 2 };
-        var fast = new Recorder();
+        var slow = new FrameRecorder { Accept = call => call <= 2 };
+        var fast = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("slow", "slow", [0], slow).WaitAsync(Timeout)).Joined);
         Assert.True((await _hub.JoinAsync("slow", "slow", [0], fast).WaitAsync(Timeout)).Joined);
 
@@ -166,7 +165,7 @@ public sealed class FeedHubTests : IDisposable
     public async Task Catch_up_reads_exactly_the_requested_range()
     {
         await Produce("range", 0, 10);
-        var sub = new Recorder();
+        var sub = new FrameRecorder();
         using var cts = new CancellationTokenSource(Timeout);
         await _replay.ReadAsync("range", "range", [3], [7], sub.WriteHistory, cts.Token);
         Assert.Equal([3L, 4, 5, 6], sub.Offsets);
@@ -183,76 +182,4 @@ public sealed class FeedHubTests : IDisposable
         _cluster.Dispose();
     }
 
-    /// <summary>Records delivered frames (live and history) by the offset their <c>pos</c> names.</summary>
-    private sealed class Recorder : IFeedSubscriber
-    {
-        private readonly Lock _gate = new();
-        private readonly List<Frame> _frames = [];
-        private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
-        private int _calls;
-
-        public Func<int, bool> Accept { get; set; } = _ => true;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public bool TryDeliver(byte[] frame)
-        {
-            if (!Accept(Interlocked.Increment(ref _calls))) return false;
-            Record(frame);
-            return true;
-        }
-
-        public ValueTask WriteHistory(byte[] frame)
-        {
-            Record(frame);
-            return ValueTask.CompletedTask;
-        }
-
-        public List<Frame> Frames
-        {
-            get { lock (_gate) return [.. _frames]; }
-        }
-
-        public List<long> Offsets => Frames.ConvertAll(f => f.Offset);
-
-        public int Count
-        {
-            get { lock (_gate) return _frames.Count; }
-        }
-
-        public Task WaitForCount(int count)
-        {
-            lock (_gate)
-            {
-                if (_frames.Count >= count) return Task.CompletedTask;
-                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiters.Add((count, done));
-                return done.Task.WaitAsync(Timeout).ContinueWith(t =>
-                {
-                    if (t.IsFaulted) Assert.Fail($"received {Count} of {count} frames within {Timeout}");
-                }, TaskScheduler.Default);
-            }
-        }
-
-        private void Record(byte[] frame)
-        {
-            using var doc = JsonDocument.Parse(frame);
-            var root = doc.RootElement;
-            Assert.Equal("message", root.GetProperty("type").GetString());
-            Assert.True(Position.TryParse(root.GetProperty("pos").GetString(), out var pos));
-            var parsed = new Frame(root.GetProperty("topic").GetString()!, pos.NextOffset(0) - 1, root.GetProperty("data").GetProperty("n").GetInt64());
-            lock (_gate)
-            {
-                _frames.Add(parsed);
-                for (var i = _waiters.Count - 1; i >= 0; i--)
-                {
-                    if (_frames.Count < _waiters[i].Count) continue;
-                    _waiters[i].Done.TrySetResult();
-                    _waiters.RemoveAt(i);
-                }
-            }
-        }
-    }
-
-    private sealed record Frame(string Topic, long Offset, long N);
 }
