@@ -1,4 +1,5 @@
 using Broker.Core.Log;
+using Broker.Core.Settings;
 using Broker.DevKafka;
 
 namespace Broker.Server.Hosting;
@@ -6,9 +7,14 @@ namespace Broker.Server.Hosting;
 /// <summary>Creates topics through the embedded log's own call (the mock does not implement CreateTopics).</summary>
 public sealed class EmbeddedKafkaProvisioner(MockKafkaCluster cluster, int partitions) : ITopicProvisioner
 {
-    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct)
+    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) => Create(kafkaTopic, partitions);
+
+    /// <summary>With the namespace's partition count (retention and replication do not apply to the in-memory log).</summary>
+    public Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct) => Create(mapping.KafkaTopic, mapping.Partitions);
+
+    private Task Create(string kafkaTopic, int count)
     {
-        cluster.CreateTopic(kafkaTopic, partitions);
+        cluster.CreateTopic(kafkaTopic, count);
         return Task.CompletedTask;
     }
 }
@@ -17,6 +23,8 @@ public sealed class EmbeddedKafkaProvisioner(MockKafkaCluster cluster, int parti
 public sealed class DevKafkaProvisioner(string address, int partitions) : ITopicProvisioner
 {
     public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) => AdminEndpoint.CreateTopicAsync(address, kafkaTopic, partitions, ct);
+
+    public Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct) => AdminEndpoint.CreateTopicAsync(address, mapping.KafkaTopic, mapping.Partitions, ct);
 }
 
 /// <summary>Topics must exist already (created by whoever owns them).</summary>
