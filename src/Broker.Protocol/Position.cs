@@ -6,9 +6,10 @@ namespace Broker.Protocol;
 /// <summary>
 /// A position in a topic: for every partition of the topic's Kafka topic, the offset of the
 /// next record after this position ("everything before it has been seen"). A message's
-/// position is therefore its own offset + 1 in its partition. Encoded on the wire as an
-/// opaque URL-safe string (base64url of a version byte and varints), so the same message has
-/// the same <c>pos</c> on every node.
+/// position is the reader's position once it read the message: its own offset + 1 in its
+/// partition, the reader's progress in the others (with one partition, the same on every node).
+/// Encoded on the wire as an opaque URL-safe string (base64url of a version byte and varints);
+/// Kafka assigns the offsets, so a position is valid on every node.
 /// </summary>
 public readonly struct Position : IEquatable<Position>
 {

@@ -150,7 +150,7 @@ public sealed class KafkaLog : IDisposable
     /// <summary>
     /// Writes one record and calls <paramref name="onDelivery"/> when Kafka acknowledged it or it failed.
     /// Unlike the tasks of <see cref="ProduceAsync"/> (whose continuations run on the thread pool),
-    /// the callbacks run on the producer's poll thread in the order the records were written.
+    /// the callbacks run on the producer's poll thread in the order the records were written (per partition).
     /// Throws <see cref="KafkaException"/> when the record cannot even be queued.
     /// </summary>
     public void Produce(string kafkaTopic, string? key, byte[] jsonValue, string? clientId, string? requestId, Action<DeliveryReport<byte[]?, byte[]?>> onDelivery) =>

@@ -115,11 +115,19 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         var from = new long[heads.Partitions];
         for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
         using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
-        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, position) =>
+        var ackPosition = (long[])from.Clone();
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, _) =>
         {
-            // The position in merge order approximates the original ack's: it never claims more
-            // than was written before the record, so resuming from it loses nothing.
-            if (PublishIdentity(record.Message.Headers) is var (client, id)) found.Add((client, id, Position.Encode(position)));
+            // The original ack's position in the record's own partition; in the others the start of
+            // this read, which never claims more than was written before the record (resuming from
+            // it may repeat, never skip). One partition: exactly the original ack's position.
+            if (PublishIdentity(record.Message.Headers) is var (client, id))
+            {
+                var partition = record.Partition.Value;
+                ackPosition[partition] = record.Offset.Value + 1;
+                found.Add((client, id, Position.Encode(ackPosition)));
+                ackPosition[partition] = from[partition];
+            }
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
         return (found, heads.High);
@@ -211,8 +219,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             var self = Self;
             try
             {
-                // Delivery reports come on the producer's poll thread in write order, so the
-                // Produced messages (and the acks) keep the order of the publishes.
+                // Delivery reports come on the producer's poll thread in write order per partition,
+                // so the Produced messages (and the acks) keep the order of the publishes of a
+                // partition (of the topic, with one partition).
                 _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, report => self.Tell(
                     report.Error.IsError
                         ? new Produced(p, replyTo, -1, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))

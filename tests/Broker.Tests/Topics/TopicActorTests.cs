@@ -156,4 +156,55 @@ public sealed class TopicActorTests : Akka.TestKit.Xunit2.TestKit
         Assert.NotEqual(first.Pos, ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos);
         Assert.Equal(2, KafkaRead.From(_cluster.BootstrapServers, "bk.dedup", 0, 2).Count);
     }
+
+    [Fact]
+    public async Task On_a_multi_partition_topic_acks_name_each_records_partition_and_retries_after_a_move_get_a_position_that_skips_nothing()
+    {
+        _cluster.CreateTopic("bk.mp", 4);
+        var topic = StartTopic("mp");
+        string[] keys = [.. Enumerable.Range(0, 12).Select(i => $"key-{i}")];
+        var publishes = keys.Select((k, i) => new TopicCommands.Publish("mp", Encoding.UTF8.GetBytes($$"""{"i":{{i}}}"""), k, "client-a", $"req-{i}")).ToList();
+        // Delivery reports (and so acks) keep the order within a partition only: one probe per publish.
+        var probes = publishes.Select(_ => CreateTestProbe()).ToList();
+        for (var i = 0; i < publishes.Count; i++) topic.Tell(publishes[i], probes[i].Ref);
+        var acks = probes.Select(p => p.ExpectMsg<TopicCommands.PublishAck>(AckTimeout)).ToList();
+
+        var records = KafkaRead.All(_cluster.BootstrapServers, "bk.mp", 4, publishes.Count);
+        var heads = (await _log!.QueryHeadsAsync("bk.mp")).High;
+        Assert.Equal(publishes.Count, heads.Sum()); // each written once
+        Assert.True(heads.Count(c => c > 0) > 1, "the keys should spread over several partitions");
+        for (var i = 0; i < publishes.Count; i++)
+        {
+            // Each ack names its record: offset + 1 in the record's partition; in the others at most
+            // what the log holds.
+            var record = records.Single(r => r.Message.Key.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(keys[i])));
+            Assert.True(Position.TryParse(acks[i].Pos, out var pos));
+            Assert.Equal(4, pos.PartitionCount);
+            for (var p = 0; p < 4; p++)
+            {
+                if (p == record.Partition.Value) Assert.Equal(record.Offset.Value + 1, pos.NextOffset(p));
+                else Assert.InRange(pos.NextOffset(p), 0, heads[p]);
+            }
+        }
+
+        Watch(topic);
+        Sys.Stop(topic);
+        ExpectTerminated(topic, AckTimeout);
+        var moved = StartTopic("mp");
+        for (var i = 0; i < publishes.Count; i++)
+        {
+            moved.Tell(publishes[i], TestActor);
+            var again = ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+            Assert.True(again.Duplicate);
+            Assert.True(Position.TryParse(again.Pos, out var recovered));
+            Assert.True(Position.TryParse(acks[i].Pos, out var original));
+            var own = records.Single(r => r.Message.Key.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(keys[i]))).Partition.Value;
+            for (var p = 0; p < 4; p++)
+            {
+                if (p == own) Assert.Equal(original.NextOffset(p), recovered.NextOffset(p));
+                else Assert.True(recovered.NextOffset(p) <= original.NextOffset(p), $"partition {p}: {recovered.NextOffset(p)} > {original.NextOffset(p)}");
+            }
+        }
+        Assert.Equal(heads, (await _log!.QueryHeadsAsync("bk.mp")).High); // the retries wrote nothing
+    }
 }
