@@ -133,7 +133,8 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
             await PublishAll(pub, topic, Interleaved(Keys, 15, 15));
 
         await using var onB = await Node(1).ConnectAsync();
-        var subscribed = await onB.SubscribeAsync(topic, "s", new { since = resumeFrom });
+        // since wins over last (a multi-partition last would otherwise pick its own start).
+        var subscribed = await onB.SubscribeAsync(topic, "s", new { since = resumeFrom, last = 1 });
         Assert.True((bool)subscribed["recovered"]!);
         Pos(subscribed["pos"]);
         var expected = seenByA.Skip(processed).Select(Label).Concat(Interleaved(Keys, 15, 15).Select(r => LabelOf(r.Key, r.Seq))).ToList();

@@ -323,7 +323,7 @@ public sealed class Connection
 
             var (start, recovered) = StartOffsets(s, heads);
             if (start is null) return Fail(s, ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic"));
-            if (s.Last is { } last && heads.Partitions > 1)
+            if (s is { Since: null, Last: { } last } && heads.Partitions > 1) // since wins over last
                 start = await _node.Replay.StartOfLastAsync(kafkaTopic, heads.Low, heads.High, last, timeout.Token).ConfigureAwait(false);
             if (_sessionId is not null && !restored)
             {
