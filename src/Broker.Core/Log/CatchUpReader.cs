@@ -153,10 +153,12 @@ public sealed class CatchUpReader : IDisposable
                 var fetched = consumer.Consume(poll);
                 if (fetched is null)
                 {
-                    // Nothing within the poll: a range may end in offsets without records.
+                    // Nothing within the poll: a range may end in offsets without records, or
+                    // retention may have deleted the rest of it since the read began.
                     for (var p = 0; p < n; p++)
                     {
-                        if (reading[p] && buffered[p]!.Count == 0 && consumer.Position(partitions[p]).Value >= to[p]) reading[p] = false;
+                        if (reading[p] && buffered[p]!.Count == 0 && (consumer.Position(partitions[p]).Value >= to[p] || OldestRetained(consumer, partitions[p]) >= to[p]))
+                            Stop(consumer, partitions[p], ref reading[p], ref paused[p]);
                     }
                     continue;
                 }
@@ -184,6 +186,19 @@ public sealed class CatchUpReader : IDisposable
             for (var p = 0; p < n; p++) if (paused[p]) stillPaused.Add(partitions[p]);
             try { if (stillPaused.Count > 0) consumer.Resume(stillPaused); } catch (KafkaException) { /* the consumer is disposed by Return if broken */ }
             Return(consumer);
+        }
+    }
+
+    /// <summary>The partition's first retained offset (a query to the log; -1 when it cannot answer now).</summary>
+    private long OldestRetained(IConsumer<byte[]?, byte[]?> consumer, TopicPartition partition)
+    {
+        try
+        {
+            return consumer.QueryWatermarkOffsets(partition, _settings.QueryTimeout).Low.Value;
+        }
+        catch (KafkaException)
+        {
+            return -1; // the log is unreachable: keep waiting for it
         }
     }
 

@@ -258,6 +258,19 @@ public sealed class MultiPartitionLogTests : IDisposable
         Assert.Equal(await Heads(topic), Furthest(new long[Partitions], sub.Frames));
     }
 
+    [Fact]
+    public async Task A_catch_up_whose_range_retention_deleted_meanwhile_ends_instead_of_waiting_forever()
+    {
+        var topic = NewTopic();
+        await Write(topic, [.. Enumerable.Range(0, 10).Select(n => (0, (long)n, 10L * n)), (1, 10, 200), (1, 11, 210)]);
+        // Partition 0 keeps nothing: a read of [2, 6) there finds nothing, partition 1 reads both.
+        _cluster.DeleteRecords(topic, 0, 10);
+        var sub = new FrameRecorder();
+        using var cts = new CancellationTokenSource(Timeout);
+        await _replay.ReadAsync(topic, topic, [2, 0, 0, 0], [6, 2, 0, 0], sub.WriteHistory, cts.Token);
+        Assert.Equal([10L, 11], sub.Frames.Select(f => f.N));
+    }
+
     public void Dispose()
     {
         _producer.Dispose();
