@@ -10,13 +10,14 @@ public enum FrameType { Other, Message, Ack, Error, Subscribed }
 /// <param name="Id">The request id echoed by the server, when it is a number (the bench only sends numeric ids); else -1.</param>
 /// <param name="Seq">For messages: <c>data.s</c>, the publisher's sequence number.</param>
 /// <param name="SentAt">For messages: <c>data.t</c>, the publisher's Stopwatch timestamp at send.</param>
-public readonly record struct Frame(FrameType Type, long Id, long Seq, long SentAt, string? Code)
+/// <param name="Key">For messages: N when the message's <c>key</c> is the bench's <c>"kN"</c>; -1 without key; -2 for any other key.</param>
+public readonly record struct Frame(FrameType Type, long Id, long Seq, long SentAt, string? Code, long Key = -1)
 {
     public static Frame Parse(ReadOnlySpan<byte> json)
     {
         var r = new Utf8JsonReader(json);
         FrameType type = FrameType.Other;
-        long id = -1, seq = -1, sentAt = 0;
+        long id = -1, seq = -1, sentAt = 0, key = -1;
         string? code = null;
         while (r.Read())
         {
@@ -42,6 +43,14 @@ public readonly record struct Frame(FrameType Type, long Id, long Seq, long Sent
                     r.Read();
                     code = r.GetString();
                 }
+                else if (r.ValueTextEquals("key"u8))
+                {
+                    // "kN" (no escapes possible), parsed without allocating.
+                    r.Read();
+                    var v = r.ValueSpan;
+                    key = r.TokenType == JsonTokenType.String && !r.ValueIsEscaped && v.Length > 1 && v[0] == (byte)'k'
+                        && Utf8Parser.TryParse(v[1..], out long n, out var used) && used == v.Length - 1 && n >= 0 ? n : -2;
+                }
                 else if (r.ValueTextEquals("data"u8))
                 {
                     r.Read();
@@ -60,7 +69,7 @@ public readonly record struct Frame(FrameType Type, long Id, long Seq, long Sent
                 else { r.Read(); r.Skip(); }
             }
         }
-        return new Frame(type, id, seq, sentAt, code);
+        return new Frame(type, id, seq, sentAt, code, key);
     }
 }
 

@@ -6,6 +6,8 @@ using Broker.Bench;
 const string Usage = """
     usage: Broker.Bench <publish|fanout|replay> [--name value ...] [--json]
       common:  --port 8080 (broker on 127.0.0.1)  --timeout 120 (s, whole scenario)  --size 100 (data bytes)
+               --prefix bench (topics are <prefix>.<scenario>.<random>; [A-Za-z0-9._-], at most 150 characters)
+               --keys 0 (0: publishes carry no key; K > 0: publish i carries key "k{i % K}", order checked per key)
       publish: --publishers 4 --messages 5000 (each) --window 32 (unacked in flight per publisher)
       fanout:  --subscribers 1000 --rate 100 (msg/s) --seconds 10 --window 64 --drain 10 (s to wait after the last publish)
                --join-parallel 8 (subscribers connecting+subscribing at once)
@@ -50,7 +52,13 @@ namespace Broker.Bench
     public sealed class Options
     {
         private static readonly HashSet<string> Known =
-            ["port", "timeout", "size", "publishers", "messages", "window", "subscribers", "rate", "seconds", "drain", "join-parallel", "count", "clients", "warm"];
+            ["port", "timeout", "size", "publishers", "messages", "window", "subscribers", "rate", "seconds", "drain", "join-parallel", "count", "clients", "warm", "keys"];
+
+        /// <summary>Options that may be 0 (all others need a positive integer).</summary>
+        private static readonly HashSet<string> ZeroAllowed = ["keys"];
+
+        /// <summary>The longest <c>--prefix</c>: a topic name is the prefix, a dot, the scenario (≤ 6), a dot and 12 or more random characters (≤ 24 in all), so ≤ 200.</summary>
+        public const int MaxPrefix = 150;
 
         private readonly Dictionary<string, string> _values = [];
 
@@ -66,12 +74,28 @@ namespace Broker.Bench
             {
                 var name = args[i].StartsWith("--", StringComparison.Ordinal) ? args[i][2..] : throw new ArgumentException($"unexpected '{args[i]}'");
                 if (name == "json") o.Json = true;
+                else if (name == "prefix")
+                {
+                    if (i + 1 < args.Length && ValidPrefix(args[i + 1])) o.Prefix = args[++i];
+                    else throw new ArgumentException($"--prefix needs 1–{MaxPrefix} characters of [A-Za-z0-9._-], not starting or ending with '.' and without '..'");
+                }
                 else if (!Known.Contains(name)) throw new ArgumentException($"unknown option --{name}");
-                else if (i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var v) && v > 0) o._values[name] = args[++i];
-                else throw new ArgumentException($"--{name} needs a positive integer");
+                else if (i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var v) && (v > 0 || (v == 0 && ZeroAllowed.Contains(name)))) o._values[name] = args[++i];
+                else throw new ArgumentException($"--{name} needs a {(ZeroAllowed.Contains(name) ? "non-negative" : "positive")} integer");
             }
             return o;
         }
+
+        /// <summary><c>--prefix</c>: the first part of every topic name (default <c>bench</c>).</summary>
+        public string Prefix { get; private set; } = "bench";
+
+        /// <summary><c>--keys</c>: 0 = publishes without key; K &gt; 0 = publish i carries key <c>k{i % K}</c>.</summary>
+        public int Keys => Int("keys", 0);
+
+        // Non-empty dot segments, so that namespace patterns such as "mp.>" match <prefix>.<scenario>.<random>.
+        private static bool ValidPrefix(string p) =>
+            p.Length is > 0 and <= MaxPrefix && !p.StartsWith('.') && !p.EndsWith('.') && !p.Contains("..", StringComparison.Ordinal)
+            && p.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-');
 
         public int Int(string name, int fallback) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
     }

@@ -25,13 +25,15 @@ public readonly record struct LatencySummary(int Count, double P50, double P95, 
 
 /// <summary>
 /// A connection that publishes <c>count</c> messages to one topic with at most <c>window</c>
-/// unanswered, optionally paced to a rate. <c>data</c> is <c>{"t":send timestamp,"s":seq,"p":padding}</c>.
+/// unanswered, optionally paced to a rate. <c>data</c> is <c>{"t":send timestamp,"s":seq,"p":padding}</c>;
+/// with <c>keys</c> K &gt; 0, publish <c>s</c> carries the key <c>k{s % K}</c>.
 /// </summary>
 public sealed class Publisher
 {
     private readonly Conn _conn;
     private readonly string _topic;
     private readonly string _pad;
+    private readonly int _keys;
     private readonly long[] _sentAt;
     private readonly SemaphoreSlim _window;
     private readonly TaskCompletionSource _allAnswered = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -42,18 +44,19 @@ public sealed class Publisher
     public Dictionary<string, int> Errors { get; } = [];
     public Task<string?> Ended => _conn.Ended;
 
-    private Publisher(Conn conn, string topic, int size, int count, int window)
+    private Publisher(Conn conn, string topic, int size, int count, int window, int keys)
     {
         _conn = conn;
         _topic = topic;
+        _keys = keys;
         _pad = new string('x', Math.Max(0, size - 40)); // the rest of data is ~40 bytes
         _sentAt = new long[count];
         _window = new SemaphoreSlim(window, window);
         conn.Start(OnFrame);
     }
 
-    public static async Task<Publisher> OpenAsync(Uri uri, string topic, int size, int count, int window, CancellationToken ct) =>
-        new(await Conn.OpenAsync(uri, ct), topic, size, count, window);
+    public static async Task<Publisher> OpenAsync(Uri uri, string topic, int size, int count, int window, int keys, CancellationToken ct) =>
+        new(await Conn.OpenAsync(uri, ct), topic, size, count, window, keys);
 
     private void OnFrame(Frame f)
     {
@@ -87,8 +90,9 @@ public sealed class Publisher
             }
             var now = Stopwatch.GetTimestamp();
             _sentAt[i] = now;
-            var frame = Encoding.UTF8.GetBytes(
-                $$$"""{"type":"publish","id":"{{{i}}}","topic":"{{{_topic}}}","data":{"t":{{{now}}},"s":{{{i}}},"p":"{{{_pad}}}"}}""");
+            var frame = Encoding.UTF8.GetBytes(_keys == 0
+                ? $$$"""{"type":"publish","id":"{{{i}}}","topic":"{{{_topic}}}","data":{"t":{{{now}}},"s":{{{i}}},"p":"{{{_pad}}}"}}"""
+                : $$$"""{"type":"publish","id":"{{{i}}}","topic":"{{{_topic}}}","key":"k{{{i % _keys}}}","data":{"t":{{{now}}},"s":{{{i}}},"p":"{{{_pad}}}"}}""");
             await _conn.SendAsync(frame, ct);
         }
         await Task.WhenAny(_allAnswered.Task, _conn.Ended).WaitAsync(ct);
@@ -99,12 +103,19 @@ public sealed class Publisher
 
 /// <summary>
 /// A connection subscribed to one topic, expecting the sequence numbers 0..expected-1 of one
-/// publisher: it counts what arrived, what is missing, duplicated or out of order.
+/// publisher: it counts what arrived, what is missing, duplicated or out of order. Missing and
+/// duplicated are counted over all sequence numbers. Without keys, a sequence number lower than the
+/// highest seen so far is out of order; with <c>keys</c> K &gt; 0 (sequence number s has key
+/// <c>k{s % K}</c>) only the order within a key counts, since a multi-partition topic orders per key
+/// only, and a message whose <c>key</c> is not <c>k{s % K}</c> counts as a wrong key.
 /// </summary>
 public sealed class Subscriber
 {
     private readonly Conn _conn;
     private readonly bool[] _seen;
+    private readonly int _keys;
+    /// <summary>With keys: the highest sequence number seen per key number (-1: none yet); else null.</summary>
+    private readonly long[]? _maxSeqOfKey;
     private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _maxSeq = -1;
@@ -113,6 +124,8 @@ public sealed class Subscriber
     public int Received { get; private set; }
     public int Distinct { get; private set; }
     public int OutOfOrder { get; private set; }
+    /// <summary>With keys: messages whose <c>key</c> is not <c>k{s % K}</c> (missing or another one).</summary>
+    public int WrongKey { get; private set; }
     public string? Error { get; private set; }
     /// <summary>Stopwatch timestamp of the frame that completed the set (0 until then).</summary>
     public long DoneAt { get; private set; }
@@ -122,15 +135,22 @@ public sealed class Subscriber
     public int Missing => _seen.Length - Distinct;
     public int Duplicates => Received - Distinct;
 
-    private Subscriber(Conn conn, int expected)
+    private Subscriber(Conn conn, int expected, int keys)
     {
         _conn = conn;
         _seen = new bool[expected];
+        _keys = keys;
+        if (keys > 0)
+        {
+            // s < expected, so s % K < min(K, expected).
+            _maxSeqOfKey = new long[Math.Min(keys, expected)];
+            Array.Fill(_maxSeqOfKey, -1L);
+        }
         conn.Start(OnFrame);
     }
 
-    public static async Task<Subscriber> OpenAsync(Uri uri, int expected, CancellationToken ct) =>
-        new(await Conn.OpenAsync(uri, ct), expected);
+    public static async Task<Subscriber> OpenAsync(Uri uri, int expected, int keys, CancellationToken ct) =>
+        new(await Conn.OpenAsync(uri, ct), expected, keys);
 
     public ValueTask SubscribeAsync(string topic, string from, CancellationToken ct) =>
         _conn.SendAsync(Encoding.UTF8.GetBytes($$"""{"type":"subscribe","id":"0","topic":"{{topic}}","from":"{{from}}"}"""), ct);
@@ -152,8 +172,18 @@ public sealed class Subscriber
                 Latency.Add(now - f.SentAt);
                 Received++;
                 if (f.Seq < 0 || f.Seq >= _seen.Length) break;
-                if (f.Seq < _maxSeq) OutOfOrder++;
-                _maxSeq = Math.Max(_maxSeq, f.Seq);
+                if (_maxSeqOfKey is null)
+                {
+                    if (f.Seq < _maxSeq) OutOfOrder++;
+                    _maxSeq = Math.Max(_maxSeq, f.Seq);
+                }
+                else
+                {
+                    var k = (int)(f.Seq % _keys);
+                    if (f.Key != k) WrongKey++;
+                    if (f.Seq < _maxSeqOfKey[k]) OutOfOrder++;
+                    if (f.Seq > _maxSeqOfKey[k]) _maxSeqOfKey[k] = f.Seq;
+                }
                 if (_seen[f.Seq]) break;
                 _seen[f.Seq] = true;
                 if (++Distinct == _seen.Length)

@@ -10,10 +10,11 @@ public static class Scenarios
     public static async Task Publish(Options o, Result r, CancellationToken deadline)
     {
         int p = o.Int("publishers", 4), m = o.Int("messages", 5000), s = o.Int("size", 100), w = o.Int("window", 32);
-        var topic = Topic("pub");
+        var topic = Topic(o, "pub");
         r.Param("publishers", p).Param("messages each", m).Param("data bytes", s).Param("window", w);
+        TopicParams(o, r);
 
-        var pubs = await OpenAll(p, _ => Publisher.OpenAsync(o.Uri, topic, s, m, w, deadline), ConnectParallelism, deadline);
+        var pubs = await OpenAll(p, _ => Publisher.OpenAsync(o.Uri, topic, s, m, w, o.Keys, deadline), ConnectParallelism, deadline);
         var start = Stopwatch.GetTimestamp();
         var finished = await Finish(Task.WhenAll(pubs.Select(x => x.RunAsync(0, deadline))), r, deadline);
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -31,21 +32,22 @@ public static class Scenarios
     {
         int n = o.Int("subscribers", 1000), rate = o.Int("rate", 100), t = o.Int("seconds", 10), s = o.Int("size", 100), drain = o.Int("drain", 10);
         var total = rate * t;
-        var topic = Topic("fan");
+        var topic = Topic(o, "fan");
         r.Param("subscribers", n).Param("rate/s", rate).Param("seconds", t).Param("data bytes", s);
+        TopicParams(o, r);
 
         // Subscribers join a few at a time, each waiting for its `subscribed` (as clients trickling in would).
         var connectStart = Stopwatch.GetTimestamp();
         var subs = await OpenAll(n, async _ =>
         {
-            var sub = await Subscriber.OpenAsync(o.Uri, total, deadline);
+            var sub = await Subscriber.OpenAsync(o.Uri, total, o.Keys, deadline);
             await sub.SubscribeAsync(topic, "latest", deadline);
             await sub.Subscribed.WaitAsync(deadline);
             return sub;
         }, o.Int("join-parallel", 8), deadline);
         r.Metric("connect+subscribe s", Stopwatch.GetElapsedTime(connectStart).TotalSeconds);
 
-        var pub = await Publisher.OpenAsync(o.Uri, topic, s, total, o.Int("window", 64), deadline);
+        var pub = await Publisher.OpenAsync(o.Uri, topic, s, total, o.Int("window", 64), o.Keys, deadline);
         var start = Stopwatch.GetTimestamp();
         await Finish(pub.RunAsync(rate, deadline), r, deadline);
         var publishSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -66,7 +68,7 @@ public static class Scenarios
         r.Latency("publish→ack", Latencies.Summarize([pub.AckLatency]));
         if (complete != n) r.Problem($"{n - complete} subscribers missed messages ({subs.Sum(x => (long)x.Missing)} deliveries missing)");
         if (subs.Sum(x => x.Duplicates) is var dups and > 0) r.Problem($"{dups} duplicate deliveries");
-        if (subs.Sum(x => x.OutOfOrder) is var ooo and > 0) r.Problem($"{ooo} deliveries out of publish order");
+        ReportOrder(r, o, subs, "deliveries out of publish order");
         ReportErrors(r, [pub]);
         ReportSubscribeErrors(r, subs);
         await ReportEnds(r, subs.Select(x => x.Ended).Append(pub.Ended));
@@ -76,10 +78,11 @@ public static class Scenarios
     public static async Task Replay(Options o, Result r, CancellationToken deadline)
     {
         int k = o.Int("count", 5000), c = o.Int("clients", 50), s = o.Int("size", 100);
-        var topic = Topic("replay");
+        var topic = Topic(o, "replay");
         r.Param("retained messages", k).Param("clients", c).Param("data bytes", s);
+        TopicParams(o, r);
 
-        var pub = await Publisher.OpenAsync(o.Uri, topic, s, k, o.Int("window", 64), deadline);
+        var pub = await Publisher.OpenAsync(o.Uri, topic, s, k, o.Int("window", 64), o.Keys, deadline);
         var fill = Stopwatch.GetTimestamp();
         await Finish(pub.RunAsync(0, deadline), r, deadline);
         r.Metric("fill publishes/s", pub.Acked / Stopwatch.GetElapsedTime(fill).TotalSeconds);
@@ -88,14 +91,14 @@ public static class Scenarios
 
         // --warm 1: a live subscriber first, so the node already reads the topic when the replay starts
         // and history goes through the catch-up reader (the cold case is the first subscriber of the node).
-        var warm = o.Int("warm", 0) > 0 ? await Subscriber.OpenAsync(o.Uri, 1, deadline) : null;
+        var warm = o.Int("warm", 0) > 0 ? await Subscriber.OpenAsync(o.Uri, 1, 0, deadline) : null;
         if (warm is not null)
         {
             await warm.SubscribeAsync(topic, "latest", deadline);
             await warm.Subscribed.WaitAsync(deadline);
         }
         r.Param("node feed", warm is null ? "cold" : "warm");
-        var subs = await OpenAll(c, _ => Subscriber.OpenAsync(o.Uri, k, deadline), ConnectParallelism, deadline);
+        var subs = await OpenAll(c, _ => Subscriber.OpenAsync(o.Uri, k, o.Keys, deadline), ConnectParallelism, deadline);
         var start = Stopwatch.GetTimestamp();
         await Task.WhenAll(subs.Select(x => x.SubscribeAsync(topic, "earliest", deadline).AsTask()));
         await Finish(Task.WhenAll(subs.Select(x => x.Done)), r, deadline);
@@ -107,7 +110,7 @@ public static class Scenarios
          .Metric("first / median client done s", doneSeconds.Length == 0 ? "-" : $"{doneSeconds[0]:0.00} / {doneSeconds[doneSeconds.Length / 2]:0.00}")
          .Metric("delivered", $"{delivered} / {(long)k * c}").Metric("messages/s", delivered / seconds);
         if (subs.Sum(x => x.Duplicates) is var dups and > 0) r.Problem($"{dups} duplicate deliveries");
-        if (subs.Sum(x => x.OutOfOrder) is var ooo and > 0) r.Problem($"{ooo} deliveries out of order");
+        ReportOrder(r, o, subs, "deliveries out of order");
         ReportSubscribeErrors(r, subs);
         await ReportEnds(r, subs.Select(x => x.Ended).Append(pub.Ended));
         await CloseAll(subs.Select(x => (Func<Task>)x.CloseAsync).Append(pub.CloseAsync));
@@ -116,7 +119,24 @@ public static class Scenarios
 
     // ---- helpers --------------------------------------------------------------------------
 
-    private static string Topic(string scenario) => $"bench.{scenario}.{Guid.NewGuid():N}"[..24];
+    /// <summary>
+    /// A fresh topic <c>&lt;prefix&gt;.&lt;scenario&gt;.&lt;random hex&gt;</c>: 24 characters (as before
+    /// <c>--prefix</c>), or more so that at least 12 random characters remain (≤ 200 with the longest prefix).
+    /// </summary>
+    private static string Topic(Options o, string scenario)
+    {
+        var head = $"{o.Prefix}.{scenario}.";
+        return head + Guid.NewGuid().ToString("N")[..Math.Max(24 - head.Length, 12)];
+    }
+
+    private static void TopicParams(Options o, Result r) => r.Param("topic prefix", o.Prefix).Param("keys", o.Keys);
+
+    /// <summary>Out-of-order deliveries (per key with <c>--keys</c>) and, with keys, deliveries with another key.</summary>
+    private static void ReportOrder(Result r, Options o, Subscriber[] subs, string what)
+    {
+        if (subs.Sum(x => x.OutOfOrder) is var ooo and > 0) r.Problem($"{ooo} {what}{(o.Keys == 0 ? "" : " within their key")}");
+        if (subs.Sum(x => x.WrongKey) is var wrong and > 0) r.Problem($"{wrong} deliveries without their key k(s % {o.Keys})");
+    }
 
     private static async Task<T[]> OpenAll<T>(int count, Func<int, Task<T>> open, int parallel, CancellationToken ct)
     {
