@@ -98,6 +98,45 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         }
     }
 
+    /// <summary>
+    /// Session events and snapshots are persisted forever: bytes written by earlier versions must
+    /// stay readable. These are the exact bytes (manifest, hex) the serializer wrote before
+    /// subscriptions carried a key filter and the headers option; do not regenerate them.
+    /// </summary>
+    public static TheoryData<string, string, object> PersistedBeforeFilters() => new()
+    {
+        { "eS", "01060000006F72646572730400000041514542", new SessionEvents.Subscribed("orders", "AQEB") },
+        { "eC", "01060000006F72646572730400000041514543", new SessionEvents.Committed("orders", "AQEC") },
+        {
+            "eN", "0102000000060000006F7264657273040000004151454305000000636166C3A90400000041514541",
+            new SessionEvents.Snapshot([new SessionTopic("orders", "AQEC"), new SessionTopic("café", "AQEA")])
+        },
+        // Commands cross nodes (a rolling upgrade mixes versions): the old shapes still read too.
+        { "ss", "01020000007331060000006F72646572730400000041514542", new SessionCommands.AddSubscription("s1", "orders", "AQEB") },
+        { "sA", "0102000000733101000000060000006F72646572730400000041514543", new SessionCommands.Attached("s1", [new SessionTopic("orders", "AQEC")]) },
+    };
+
+    [Theory]
+    [MemberData(nameof(PersistedBeforeFilters))]
+    public void Session_bytes_written_before_filters_existed_still_deserialize(string manifest, string hex, object expected)
+    {
+        var back = Sys.Serialization.Deserialize(Convert.FromHexString(hex), BrokerSerializer.Id, manifest);
+        switch (expected)
+        {
+            case SessionEvents.Snapshot s:
+                Assert.Equal(s.Topics, Assert.IsType<SessionEvents.Snapshot>(back).Topics);
+                break;
+            case SessionCommands.Attached a:
+                var b = Assert.IsType<SessionCommands.Attached>(back);
+                Assert.Equal(a.SessionId, b.SessionId);
+                Assert.Equal(a.Topics, b.Topics);
+                break;
+            default:
+                Assert.Equal(expected, back);
+                break;
+        }
+    }
+
     [Fact]
     public void Unknown_manifest_and_truncated_bytes_are_rejected()
     {
