@@ -25,8 +25,9 @@ namespace Broker.Core.Connections;
 /// slowed by TCP. Replies wait for room in the outbound buffer; live messages never wait: a full
 /// buffer closes the connection with 1013 slow_consumer.
 /// With a durable session (<c>?session=</c>) the connection attaches to the session's actor before
-/// it reads any request, resubscribes the session's topics from their committed positions, and
-/// persists every subscribe, unsubscribe and commit there before it answers.
+/// it reads any request, resubscribes the session's topics from their committed positions with
+/// their key filters and headers options, and persists every subscribe, unsubscribe and commit
+/// there before it answers.
 /// </summary>
 public sealed class Connection
 {
@@ -295,9 +296,6 @@ public sealed class Connection
 
     private async Task<byte[]> Subscribe(SubscribeRequest s, bool restored)
     {
-        // A session remembers topics and positions, not filters: a restored subscription would lose it.
-        if ((s.Key is not null || s.Headers) && _sessionId is not null)
-            return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "key filters and headers are not supported with durable sessions");
         var (mapping, refused) = Map(s.Id, s.Topic);
         if (refused is not null) return refused;
         var kafkaTopic = mapping!.KafkaTopic;
@@ -327,8 +325,9 @@ public sealed class Connection
                 start = await _node.Replay.StartOfLastAsync(kafkaTopic, heads.Low, heads.High, last, timeout.Token).ConfigureAwait(false);
             if (_sessionId is not null && !restored)
             {
-                // Durable: the session remembers the topic (resume from where it starts) before the client hears `subscribed`.
-                var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Encode(start))).ConfigureAwait(false);
+                // Durable: the session remembers the topic (resume from where it starts), its key filter and
+                // headers option before the client hears `subscribed`.
+                var stored = await AskSession(s.Id, new SessionCommands.AddSubscription(_sessionId, s.Topic, Position.Encode(start), s.Key, s.Headers)).ConfigureAwait(false);
                 if (stored is not null) return Fail(s, stored);
             }
             var sub = new Subscription(s.Topic, kafkaTopic, _outbound, _node.Feeds, _node.Replay, _node.Settings.ReplayStallTimeout,
@@ -412,7 +411,8 @@ public sealed class Connection
 
     /// <summary>
     /// Attaches to the session (a connection attached before is closed by the session) and
-    /// resubscribes its topics, each strictly after its committed position.
+    /// resubscribes its topics, each strictly after its committed position, with the key filter and
+    /// headers option it was subscribed with.
     /// </summary>
     private async Task AttachSession()
     {
@@ -435,7 +435,7 @@ public sealed class Connection
             byte[] reply;
             try
             {
-                reply = await Subscribe(new SubscribeRequest(null, topic.Topic, StartFrom.Latest, pos, null), restored: true).ConfigureAwait(false);
+                reply = await Subscribe(new SubscribeRequest(null, topic.Topic, StartFrom.Latest, pos, null, topic.Key, topic.Headers), restored: true).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
             {

@@ -13,6 +13,19 @@ namespace Broker.Core.Serialization;
 /// Binary serializer for every broker message that crosses nodes. A hand-written, versioned
 /// layout (length-prefixed UTF-8 strings and byte arrays) keeps the hot publish path free of
 /// reflection and of Newtonsoft's default serializer.
+/// <para>
+/// Session events and snapshots are persisted forever, so a manifest's layout never changes once
+/// written: a new shape gets a new manifest and the old one stays readable. The key filter and
+/// headers option of session subscriptions are such a change: a subscription (or a list of them)
+/// with a key or headers is written under a "2" manifest (<c>ss2</c>, <c>sA2</c>, <c>eS2</c>,
+/// <c>eN2</c>) whose topics carry the key and the headers flag after topic and position; one with
+/// neither is written exactly as before under the old manifest (<c>ss</c>, <c>sA</c>, <c>eS</c>,
+/// <c>eN</c>), which reads as no key and no headers. So everything stored before still reads, and
+/// during a rolling upgrade older nodes still understand every session that uses no filter; a
+/// filtered one fails loudly on them (unknown manifest) rather than losing its filter silently.
+/// (Trailing optional fields detected by remaining length would not fit the lists of topics in
+/// snapshots, and an older node would drop them without notice.)
+/// </para>
 /// </summary>
 public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
@@ -27,17 +40,21 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string RejectedManifest = "tr";
     private const string AttachManifest = "sa";
     private const string AttachedManifest = "sA";
+    private const string AttachedWithOptionsManifest = "sA2";
     private const string DetachManifest = "sd";
     private const string AddSubscriptionManifest = "ss";
+    private const string AddSubscriptionWithOptionsManifest = "ss2";
     private const string RemoveSubscriptionManifest = "su";
     private const string CommitManifest = "sc";
     private const string DoneManifest = "sk";
     private const string SessionRejectedManifest = "sr";
     private const string TakenOverManifest = "st";
     private const string SubscribedEventManifest = "eS";
+    private const string SubscribedWithOptionsEventManifest = "eS2";
     private const string UnsubscribedEventManifest = "eU";
     private const string CommittedEventManifest = "eC";
     private const string SnapshotManifest = "eN";
+    private const string SnapshotWithOptionsManifest = "eN2";
     private const string GetNodeStatusManifest = "nq";
     private const string NodeStatusManifest = "nS";
     private const string DrainNodeManifest = "nd";
@@ -55,18 +72,18 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         TopicCommands.PublishAck => AckManifest,
         TopicCommands.PublishRejected => RejectedManifest,
         SessionCommands.Attach => AttachManifest,
-        SessionCommands.Attached => AttachedManifest,
+        SessionCommands.Attached a => HasOptions(a.Topics) ? AttachedWithOptionsManifest : AttachedManifest,
         SessionCommands.Detach => DetachManifest,
-        SessionCommands.AddSubscription => AddSubscriptionManifest,
+        SessionCommands.AddSubscription s => HasOptions(s.Key, s.Headers) ? AddSubscriptionWithOptionsManifest : AddSubscriptionManifest,
         SessionCommands.RemoveSubscription => RemoveSubscriptionManifest,
         SessionCommands.Commit => CommitManifest,
         SessionCommands.Done => DoneManifest,
         SessionCommands.Rejected => SessionRejectedManifest,
         SessionCommands.TakenOver => TakenOverManifest,
-        SessionEvents.Subscribed => SubscribedEventManifest,
+        SessionEvents.Subscribed e => HasOptions(e.Key, e.Headers) ? SubscribedWithOptionsEventManifest : SubscribedEventManifest,
         SessionEvents.Unsubscribed => UnsubscribedEventManifest,
         SessionEvents.Committed => CommittedEventManifest,
-        SessionEvents.Snapshot => SnapshotManifest,
+        SessionEvents.Snapshot e => HasOptions(e.Topics) ? SnapshotWithOptionsManifest : SnapshotManifest,
         NodeInfo.GetNodeStatus => GetNodeStatusManifest,
         NodeInfo.NodeStatus => NodeStatusManifest,
         NodeInfo.DrainNode => DrainNodeManifest,
@@ -111,6 +128,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
                 break;
             case SessionCommands.AddSubscription s:
                 w.String(s.SessionId); w.String(s.Topic); w.String(s.Pos);
+                if (HasOptions(s.Key, s.Headers)) Options(w, s.Key, s.Headers);
                 break;
             case SessionCommands.RemoveSubscription r:
                 w.String(r.SessionId); w.String(r.Topic);
@@ -129,6 +147,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
                 break;
             case SessionEvents.Subscribed e:
                 w.String(e.Topic); w.String(e.Pos);
+                if (HasOptions(e.Key, e.Headers)) Options(w, e.Key, e.Headers);
                 break;
             case SessionEvents.Unsubscribed e:
                 w.String(e.Topic);
@@ -173,18 +192,22 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             AckManifest => new TopicCommands.PublishAck(r.String()!, r.String()!, r.Bool()),
             RejectedManifest => new TopicCommands.PublishRejected(r.String()!, r.String()!, r.String()!),
             AttachManifest => new SessionCommands.Attach(r.String()!, ResolveActor(r.String()!)),
-            AttachedManifest => new SessionCommands.Attached(r.String()!, Topics(ref r)),
+            AttachedManifest => new SessionCommands.Attached(r.String()!, Topics(ref r, withOptions: false)),
+            AttachedWithOptionsManifest => new SessionCommands.Attached(r.String()!, Topics(ref r, withOptions: true)),
             DetachManifest => new SessionCommands.Detach(r.String()!, ResolveActor(r.String()!)),
             AddSubscriptionManifest => new SessionCommands.AddSubscription(r.String()!, r.String()!, r.String()!),
+            AddSubscriptionWithOptionsManifest => new SessionCommands.AddSubscription(r.String()!, r.String()!, r.String()!, r.String(), r.Bool()),
             RemoveSubscriptionManifest => new SessionCommands.RemoveSubscription(r.String()!, r.String()!),
             CommitManifest => new SessionCommands.Commit(r.String()!, r.String()!, r.String()!),
             DoneManifest => new SessionCommands.Done(r.String()!),
             SessionRejectedManifest => new SessionCommands.Rejected(r.String()!, r.String()!, r.String()!),
             TakenOverManifest => new SessionCommands.TakenOver(r.String()!),
             SubscribedEventManifest => new SessionEvents.Subscribed(r.String()!, r.String()!),
+            SubscribedWithOptionsEventManifest => new SessionEvents.Subscribed(r.String()!, r.String()!, r.String(), r.Bool()),
             UnsubscribedEventManifest => new SessionEvents.Unsubscribed(r.String()!),
             CommittedEventManifest => new SessionEvents.Committed(r.String()!, r.String()!),
-            SnapshotManifest => new SessionEvents.Snapshot(Topics(ref r)),
+            SnapshotManifest => new SessionEvents.Snapshot(Topics(ref r, withOptions: false)),
+            SnapshotWithOptionsManifest => new SessionEvents.Snapshot(Topics(ref r, withOptions: true)),
             GetNodeStatusManifest => NodeInfo.GetNodeStatus.Instance,
             NodeStatusManifest => NodeStatus(ref r),
             DrainNodeManifest => new NodeInfo.DrainNode(r.Int()),
@@ -197,12 +220,32 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
     private IActorRef ResolveActor(string path) => system.Provider.ResolveActorRef(path);
 
+    /// <summary>Whether a subscription needs the "2" layout (a key filter or headers); else it is written as before they existed.</summary>
+    private static bool HasOptions(string? key, bool headers) => key is not null || headers;
+
+    private static bool HasOptions(IReadOnlyList<SessionTopic> topics)
+    {
+        foreach (var t in topics)
+        {
+            if (HasOptions(t.Key, t.Headers)) return true;
+        }
+        return false;
+    }
+
+    private static void Options(Writer w, string? key, bool headers)
+    {
+        w.String(key); w.Bool(headers);
+    }
+
+    /// <summary>Count, then per topic: topic, pos and, in the "2" layout (if any topic has options), key and headers.</summary>
     private static void Topics(Writer w, IReadOnlyList<SessionTopic> topics)
     {
+        var withOptions = HasOptions(topics);
         w.Int(topics.Count);
         foreach (var t in topics)
         {
             w.String(t.Topic); w.String(t.Pos);
+            if (withOptions) Options(w, t.Key, t.Headers);
         }
     }
 
@@ -218,12 +261,17 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         return new NodeInfo.NodeStatus(address, connections, draining, topics);
     }
 
-    private static List<SessionTopic> Topics(ref Reader r)
+    private static List<SessionTopic> Topics(ref Reader r, bool withOptions)
     {
         var n = r.Int();
         if (n < 0 || n > 1_000_000) throw new SerializationException("bad topic count");
         var topics = new List<SessionTopic>(n);
-        for (var i = 0; i < n; i++) topics.Add(new SessionTopic(r.String()!, r.String()!));
+        for (var i = 0; i < n; i++)
+        {
+            var topic = r.String()!;
+            var pos = r.String()!;
+            topics.Add(withOptions ? new SessionTopic(topic, pos, r.String(), r.Bool()) : new SessionTopic(topic, pos));
+        }
         return topics;
     }
 

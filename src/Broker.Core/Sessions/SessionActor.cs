@@ -22,7 +22,7 @@ public sealed record SessionSettings
 /// <summary>
 /// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
 /// the session's topics and, per topic, the position to resume after (the last commit, or where
-/// the subscription started). It knows the connection attached to it: a newer connection takes
+/// the subscription started) and the options it was subscribed with (key filter, headers). It knows the connection attached to it: a newer connection takes
 /// the session over and the older one is told to close. With no connection attached for
 /// <see cref="SessionSettings.ExpireAfter"/> it deletes its events and snapshots and stops.
 /// </summary>
@@ -32,7 +32,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
 
     private readonly string _sessionId;
     private readonly SessionSettings _settings;
-    private readonly Dictionary<string, string> _topics = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SessionTopic> _topics = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _connection;
     private bool _messagesDeleted, _snapshotsDeleted;
@@ -50,7 +50,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         {
             if (offer.Snapshot is not SessionEvents.Snapshot s) return;
             _topics.Clear();
-            foreach (var t in s.Topics) _topics[t.Topic] = t.Pos;
+            foreach (var t in s.Topics) _topics[t.Topic] = t;
         });
         Recover<RecoveryCompleted>(_ => ScheduleExpiry());
         Active();
@@ -88,7 +88,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new SessionCommands.Done(_sessionId));
                 return;
             }
-            PersistAndReply(new SessionEvents.Subscribed(s.Topic, s.Pos));
+            PersistAndReply(new SessionEvents.Subscribed(s.Topic, s.Pos, s.Key, s.Headers));
         });
         Command<SessionCommands.RemoveSubscription>(r =>
         {
@@ -108,12 +108,13 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
             }
             // Requests of a connection are handled concurrently, so commits may arrive out of order:
             // a commit at or before the stored position says nothing new and is not persisted.
-            if (!IsAfter(c.Pos, _topics[c.Topic]))
+            var stored = _topics[c.Topic].Pos;
+            if (!IsAfter(c.Pos, stored))
             {
                 Sender.Tell(new SessionCommands.Done(_sessionId));
                 return;
             }
-            PersistAndReply(new SessionEvents.Committed(c.Topic, Merged(c.Pos, _topics[c.Topic])));
+            PersistAndReply(new SessionEvents.Committed(c.Topic, Merged(c.Pos, stored)));
         });
         Command<Expire>(_ =>
         {
@@ -192,9 +193,12 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
     {
         switch (e)
         {
-            case SessionEvents.Subscribed s: _topics[s.Topic] = s.Pos; break;
+            case SessionEvents.Subscribed s: _topics[s.Topic] = new SessionTopic(s.Topic, s.Pos, s.Key, s.Headers); break;
             case SessionEvents.Unsubscribed u: _topics.Remove(u.Topic); break;
-            case SessionEvents.Committed c: _topics[c.Topic] = c.Pos; break;
+            // A commit moves only the position: the key filter and headers option stay.
+            case SessionEvents.Committed c:
+                _topics[c.Topic] = _topics.TryGetValue(c.Topic, out var t) ? t with { Pos = c.Pos } : new SessionTopic(c.Topic, c.Pos);
+                break;
         }
     }
 
@@ -217,7 +221,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
     internal static string Merged(string pos, string stored) =>
         Position.TryParse(pos, out var p) && Position.TryParse(stored, out var s) ? Position.Max(p, s).Encode() : pos;
 
-    private List<SessionTopic> Topics() => [.. _topics.Select(kv => new SessionTopic(kv.Key, kv.Value))];
+    private List<SessionTopic> Topics() => [.. _topics.Values];
 
     private void ScheduleExpiry()
     {

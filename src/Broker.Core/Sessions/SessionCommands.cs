@@ -9,8 +9,12 @@ public interface IWithSessionId
     string SessionId { get; }
 }
 
-/// <summary>A topic of a session and the position to resume it from (exclusive, like <c>since</c>).</summary>
-public sealed record SessionTopic(string Topic, string Pos);
+/// <summary>
+/// A topic of a session, the position to resume it from (exclusive, like <c>since</c>) and the
+/// options it was subscribed with: the key filter (<c>key</c>; null: every message) and whether
+/// messages carry the Kafka headers (<c>headers</c>).
+/// </summary>
+public sealed record SessionTopic(string Topic, string Pos, string? Key = null, bool Headers = false);
 
 /// <summary>Commands handled by the session actor, and its replies.</summary>
 public static class SessionCommands
@@ -27,8 +31,12 @@ public static class SessionCommands
     /// <summary>The connection closed; the session expires after its idle time unless a connection attaches again.</summary>
     public sealed record Detach(string SessionId, IActorRef Connection) : IWithSessionId, IBrokerMessage;
 
-    /// <summary>The connection subscribed to <paramref name="Topic"/> starting after <paramref name="Pos"/>: persisted before <c>subscribed</c> is sent.</summary>
-    public sealed record AddSubscription(string SessionId, string Topic, string Pos) : IWithSessionId, IBrokerMessage;
+    /// <summary>
+    /// The connection subscribed to <paramref name="Topic"/> starting after <paramref name="Pos"/>, with
+    /// the key filter <paramref name="Key"/> and the <paramref name="Headers"/> option: persisted before
+    /// <c>subscribed</c> is sent. A topic the session has already keeps what was stored (subscribing is idempotent).
+    /// </summary>
+    public sealed record AddSubscription(string SessionId, string Topic, string Pos, string? Key = null, bool Headers = false) : IWithSessionId, IBrokerMessage;
 
     /// <summary>The connection unsubscribed: persisted before <c>unsubscribed</c> is sent.</summary>
     public sealed record RemoveSubscription(string SessionId, string Topic) : IWithSessionId, IBrokerMessage;
@@ -49,10 +57,12 @@ public static class SessionCommands
 /// <summary>What the session actor persists.</summary>
 public static class SessionEvents
 {
-    public sealed record Subscribed(string Topic, string Pos) : IBrokerMessage;
+    /// <summary>A topic was added, with its key filter and headers option (recorded before they existed: null and false).</summary>
+    public sealed record Subscribed(string Topic, string Pos, string? Key = null, bool Headers = false) : IBrokerMessage;
 
     public sealed record Unsubscribed(string Topic) : IBrokerMessage;
 
+    /// <summary>The resume position of a topic moved; its key filter and headers option stay.</summary>
     public sealed record Committed(string Topic, string Pos) : IBrokerMessage;
 
     /// <summary>The whole state, saved every N events.</summary>

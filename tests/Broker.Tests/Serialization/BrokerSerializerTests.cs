@@ -29,6 +29,9 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new TopicSettingsCommands.Current("orders", false),
         new TopicSettingsEvents.ReadOnlyChanged(true),
         new SessionCommands.AddSubscription("session-1", "orders.eu", "AQEB"),
+        new SessionCommands.AddSubscription("session-1", "orders.eu", "AQEB", "customer-7", Headers: true),
+        new SessionCommands.AddSubscription("s", "t", "AQEB", Key: ""),
+        new SessionCommands.AddSubscription("s", "t", "AQEB", Headers: true),
         new SessionCommands.RemoveSubscription("session-1", "orders.eu"),
         new SessionCommands.Commit("s", "t", "AQEC"),
         new SessionCommands.Done("s"),
@@ -36,10 +39,16 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new SessionCommands.TakenOver("s"),
         new SessionCommands.Attached("s", [new SessionTopic("a", "AQEA"), new SessionTopic("b.c", "AQEB")]),
         new SessionCommands.Attached("s", []),
+        new SessionCommands.Attached("s", [new SessionTopic("a", "AQEA"), new SessionTopic("b", "AQEB", "k✓", true), new SessionTopic("c", "AQEC", Headers: true)]),
         new SessionEvents.Subscribed("t", "AQEA"),
+        new SessionEvents.Subscribed("t", "AQEA", "k1", Headers: true),
+        new SessionEvents.Subscribed("t", "AQEA", "k1"),
+        new SessionEvents.Subscribed("t", "AQEA", Headers: true),
         new SessionEvents.Unsubscribed("t"),
         new SessionEvents.Committed("t", "AQEB"),
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB")]),
+        new SessionEvents.Snapshot([new SessionTopic("café", "AQEB"), new SessionTopic("t", "AQEA", "k1", true), new SessionTopic("u", "AQEC", "k2")]),
+        new SessionEvents.Snapshot([]),
         NodeInfo.GetNodeStatus.Instance,
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4053", 3, false, [new TopicSubscribers("orders", "p.orders", 2), new TopicSubscribers("café", "café", 0)]),
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4054", 0, true, []),
@@ -120,6 +129,11 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
     [MemberData(nameof(PersistedBeforeFilters))]
     public void Session_bytes_written_before_filters_existed_still_deserialize(string manifest, string hex, object expected)
     {
+        // Without a key filter or headers the current code still writes exactly these bytes (older nodes read them).
+        var serializer = Sys.Serialization.FindSerializerFor(expected);
+        Assert.Equal(manifest, Akka.Serialization.Serialization.ManifestFor(serializer, expected));
+        Assert.Equal(hex, Convert.ToHexString(serializer.ToBinary(expected)));
+
         var back = Sys.Serialization.Deserialize(Convert.FromHexString(hex), BrokerSerializer.Id, manifest);
         switch (expected)
         {
@@ -134,6 +148,37 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
             default:
                 Assert.Equal(expected, back);
                 break;
+        }
+    }
+
+    [Fact]
+    public void Subscriptions_with_a_key_or_headers_use_their_own_manifests_and_the_options_survive()
+    {
+        var filtered = new SessionTopic("t", "AQEA", "k1", true);
+        foreach (var (message, expected) in new (object, string)[]
+        {
+            (new SessionCommands.AddSubscription("s", "t", "AQEA", "k1", true), "ss2"),
+            (new SessionEvents.Subscribed("t", "AQEA", null, true), "eS2"),
+            (new SessionEvents.Snapshot([new SessionTopic("plain", "AQEA"), filtered]), "eN2"),
+            (new SessionCommands.Attached("s", [filtered]), "sA2"),
+        })
+        {
+            var serializer = Sys.Serialization.FindSerializerFor(message);
+            var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+            Assert.Equal(expected, manifest);
+            var back = Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+            switch (back)
+            {
+                case SessionEvents.Snapshot snap:
+                    Assert.Equal([new SessionTopic("plain", "AQEA"), filtered], snap.Topics);
+                    break;
+                case SessionCommands.Attached a:
+                    Assert.Equal(filtered, Assert.Single(a.Topics));
+                    break;
+                default:
+                    Assert.Equal(message, back);
+                    break;
+            }
         }
     }
 

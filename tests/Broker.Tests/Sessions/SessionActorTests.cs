@@ -49,6 +49,41 @@ public sealed class SessionActorTests() : Akka.TestKit.Xunit2.TestKit(
     }
 
     [Fact]
+    public void Session_keeps_each_topics_key_filter_and_headers_option_across_commits_resubscribes_and_restarts()
+    {
+        var id = "s-" + Guid.NewGuid().ToString("N");
+        var session = Sys.ActorOf(SessionActor.Props(id, Settings));
+        session.Tell(new SessionCommands.Attach(id, TestActor));
+        ExpectMsg<SessionCommands.Attached>();
+        session.Tell(new SessionCommands.AddSubscription(id, "a", Pos(0), "k1", Headers: true));
+        ExpectMsg<SessionCommands.Done>();
+        session.Tell(new SessionCommands.AddSubscription(id, "b", Pos(0), Headers: true));
+        ExpectMsg<SessionCommands.Done>(); // second event: a snapshot (SnapshotEvery = 2) holds both
+        session.Tell(new SessionCommands.AddSubscription(id, "c", Pos(0)));
+        ExpectMsg<SessionCommands.Done>();
+        session.Tell(new SessionCommands.Commit(id, "a", Pos(4)));
+        ExpectMsg<SessionCommands.Done>();
+        // Subscribing again is idempotent: neither the filter nor the position changes.
+        session.Tell(new SessionCommands.AddSubscription(id, "a", Pos(9), "other", Headers: false));
+        ExpectMsg<SessionCommands.Done>();
+        session.Tell(new SessionCommands.Commit(id, "b", Pos(2)));
+        ExpectMsg<SessionCommands.Done>();
+
+        SessionTopic[] expected = [new("a", Pos(4), "k1", true), new("b", Pos(2), null, true), new("c", Pos(0))];
+        session.Tell(new SessionCommands.Attach(id, TestActor));
+        Assert.Equal(expected, ExpectMsg<SessionCommands.Attached>().Topics.OrderBy(t => t.Topic));
+
+        Watch(session);
+        Sys.Stop(session);
+        ExpectTerminated(session);
+
+        // Recovered from the snapshot and the events after it.
+        var again = Sys.ActorOf(SessionActor.Props(id, Settings));
+        again.Tell(new SessionCommands.Attach(id, TestActor));
+        Assert.Equal(expected, ExpectMsg<SessionCommands.Attached>().Topics.OrderBy(t => t.Topic));
+    }
+
+    [Fact]
     public void Session_attached_again_tells_the_older_connection_it_was_taken_over()
     {
         var id = "s-" + Guid.NewGuid().ToString("N");
