@@ -76,10 +76,26 @@ public sealed class KeyFilterTests(BrokerFixture fixture) : IClassFixture<Broker
     }
 
     [Fact]
-    public async Task A_key_filter_with_a_durable_session_is_refused()
+    public async Task A_key_filter_with_a_durable_session_is_accepted_and_restored_on_reconnect()
     {
-        await using var client = await Broker.ConnectAsync("?session=keys-session-" + Guid.NewGuid().ToString("N"));
-        var reply = await client.RequestAsync(new { type = "subscribe", id = "s", topic = "keys.session", key = "a" }, "s");
-        Assert.Equal("bad_request", (string?)reply["code"]);
+        // (Sessions/SessionTests covers headers, commits and other nodes on every session store.)
+        const string topic = "keys.session";
+        var query = "?session=keys-session-" + Guid.NewGuid().ToString("N");
+        await using var pub = await Broker.ConnectAsync();
+        await using (var client = await Broker.ConnectAsync(query))
+        {
+            await client.SubscribeAsync(topic, "s", new { key = "a" });
+            await pub.PublishAsync(topic, new { n = "1" }, "p1", key: "b");
+            await pub.PublishAsync(topic, new { n = "2" }, "p2", key: "a");
+            Assert.Equal(["a/2"], await Drain(client, 1));
+        }
+        await pub.PublishAsync(topic, new { n = "3" }, "p3", key: "a");
+        await pub.PublishAsync(topic, new { n = "4" }, "p4", key: "b");
+
+        // Nothing was committed: the restored subscription starts where it started, still filtered.
+        await using var again = await Broker.ConnectAsync(query);
+        var restored = await again.ExpectAsync("subscribed");
+        Assert.Equal(topic, (string?)restored["topic"]);
+        Assert.Equal(["a/2", "a/3"], await Drain(again, 2));
     }
 }

@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.WebSockets;
+using System.Text;
 using System.Text.Json.Nodes;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.Protocol;
+using Kafka = Confluent.Kafka;
 
 namespace Broker.IntegrationTests.Sessions;
 
@@ -144,6 +146,73 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         var restored = await second.ExpectAsync("subscribed");
         Assert.Equal(topic, (string?)restored["topic"]);
         Assert.Equal([pos[1], away], (await Messages(second, 2)).Select(m => (string)m["pos"]!));
+    }
+
+    [Fact]
+    public async Task Session_restores_the_key_filter_and_headers_option_on_another_node()
+    {
+        await using var cluster = await TestCluster.StartAsync(3, Settings());
+        foreach (var node in cluster.Nodes) await StoreReady(node);
+        var session = NewId("s");
+        var topic = NewId("t");
+        // An external producer: WebSocket publishes carry no headers of their own.
+        using var producer = new Kafka.ProducerBuilder<string, string>(
+            new Kafka.ProducerConfig { BootstrapServers = cluster.Kafka.BootstrapServers, Acks = Kafka.Acks.All }).Build();
+        async Task Produce(string key, int n) =>
+            await producer.ProduceAsync(topic, new Kafka.Message<string, string>
+            {
+                Key = key,
+                Value = $"{{\"n\":{n}}}",
+                Headers = new Kafka.Headers { { "trace", Encoding.UTF8.GetBytes($"t{n}") } },
+            }).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The next messages must be exactly these (key k1, with headers), and nothing else before a pong.
+        static async Task<List<JsonObject>> Exactly(WsClient client, params int[] ns)
+        {
+            var got = new List<JsonObject>();
+            foreach (var n in ns)
+            {
+                var m = await client.ExpectAsync("message");
+                Assert.Equal(n, (int)m["data"]!["n"]!);
+                Assert.Equal("k1", (string?)m["key"]);
+                Assert.Equal($"t{n}", (string?)m["headers"]?["trace"]);
+                got.Add(m);
+            }
+            await client.SendAsync(new { type = "ping", id = "end" });
+            var next = await client.ReceiveAsync();
+            Assert.True((string?)next["type"] == "pong", "unexpected " + next.ToJsonString());
+            return got;
+        }
+
+        await using (var first = await Connect(cluster.Nodes[0], session))
+        {
+            await first.SubscribeAsync(topic, "s", new { key = "k1", headers = true }); // creates the topic
+            await Produce("k1", 1);
+            await Produce("k2", 2);
+            await Produce("k1", 3);
+            var got = await Exactly(first, 1, 3);
+            // Commit only the first: the k1 message after it (3) comes again after the reconnect.
+            await Commit(first, topic, (string)got[0]["pos"]!);
+            // Subscribing again leaves the stored subscription as it is (no filter, no headers asked here).
+            var again = await first.SubscribeAsync(topic, "s2");
+            Assert.Null(again["recovered"]);
+            await Sync(first);
+        }
+        // Published while the session is away.
+        await Produce("k2", 4);
+        await Produce("k1", 5);
+        await Produce("k2", 6);
+
+        await using var second = await Connect(cluster.Nodes[2], session);
+        var restored = await second.ExpectAsync("subscribed");
+        Assert.Null(restored["id"]);
+        Assert.Equal(topic, (string?)restored["topic"]);
+        Assert.True((bool?)restored["recovered"]);
+        await Exactly(second, 3, 5);
+        // Then live, still filtered and with headers.
+        await Produce("k2", 7);
+        await Produce("k1", 8);
+        await Exactly(second, 8);
     }
 
     [Fact]
