@@ -23,8 +23,9 @@ namespace Broker.Core.Serialization;
 /// <c>eN</c>), which reads as no key and no headers. So everything stored before still reads, and
 /// during a rolling upgrade older nodes still understand every session that uses no filter; a
 /// filtered one fails loudly on them (unknown manifest) rather than losing its filter silently.
-/// (Trailing optional fields detected by remaining length would not fit the lists of topics in
-/// snapshots, and an older node would drop them without notice.)
+/// (Trailing optional fields detected by remaining length were not chosen: they cannot follow
+/// each topic inside the lists of snapshots and <c>Attached</c>, and an older node would drop
+/// them without notice.)
 /// </para>
 /// </summary>
 public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)

@@ -22,8 +22,9 @@ public sealed record SessionSettings
 /// <summary>
 /// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
 /// the session's topics and, per topic, the position to resume after (the last commit, or where
-/// the subscription started) and the options it was subscribed with (key filter, headers). It knows the connection attached to it: a newer connection takes
-/// the session over and the older one is told to close. With no connection attached for
+/// the subscription started) and the options it was subscribed with (key filter, headers). It
+/// knows the connection attached to it: a newer connection takes the session over and the older
+/// one is told to close. With no connection attached for
 /// <see cref="SessionSettings.ExpireAfter"/> it deletes its events and snapshots and stops.
 /// </summary>
 public sealed class SessionActor : ReceivePersistentActor, IWithTimers
