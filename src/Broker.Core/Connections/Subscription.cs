@@ -15,6 +15,9 @@ internal sealed class Subscription(string topic, string kafkaTopic, Outbound out
 
     public bool TryDeliver(byte[] frame) => outbound.TryEnqueueLive(frame);
 
+    /// <summary>The node's reader lost records this subscriber has not received: close like a slow consumer, so the client resumes with <c>since</c> and learns it.</summary>
+    public void Lost() => outbound.RequestClose(1013, "slow_consumer");
+
     public byte[]? KeyFilter => keyFilter;
 
     public bool WithHeaders => withHeaders;

@@ -25,6 +25,14 @@ public interface IFeedSubscriber
 
     /// <summary>Whether this subscriber's frames carry the records' headers (read once, when it joins).</summary>
     bool WithHeaders => false;
+
+    /// <summary>
+    /// Called on the feed thread when the log no longer holds records this subscriber has not yet
+    /// received (retention deleted them before the feed read them, or the log was reset). The
+    /// subscriber has been removed from the feed; it must resume from its last position to learn
+    /// what was lost (<c>recovered: false</c>). Must not block.
+    /// </summary>
+    void Lost() { }
 }
 
 /// <summary>
@@ -84,7 +92,11 @@ public sealed class FeedHub : IDisposable
         _settings = settings;
         _logger = logger;
         _metrics = metrics ?? new Metrics.BrokerMetrics();
-        _consumer = new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(settings, "broker-feed"))
+        var config = KafkaLog.ConsumerConfig(settings, "broker-feed");
+        // A feed position the log no longer holds is an error here, not a silent jump to the oldest
+        // record: the subscribers that would miss records must be told (see OffsetOutOfRange).
+        config.AutoOffsetReset = AutoOffsetReset.Error;
+        _consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetErrorHandler((_, e) => LogKafkaError(e))
             .Build();
         _thread = new Thread(Run) { IsBackground = true, Name = "broker-feed" };
@@ -248,6 +260,18 @@ public sealed class FeedHub : IDisposable
                 if (record is not null && !record.IsPartitionEOF) Dispatch(record);
                 LingerCheck();
             }
+            catch (ConsumeException e) when (e.Error.Code == ErrorCode.Local_AutoOffsetReset && e.ConsumerRecord is { } at)
+            {
+                try
+                {
+                    OffsetOutOfRange(at.Topic, at.Partition.Value);
+                }
+                catch (KafkaException k)
+                {
+                    // Not reassigned: the next fetch reports the same error and this is tried again.
+                    _logger.LogWarning("Feed {Topic}: could not move partition {Partition} past the records the log no longer holds: {Reason}", at.Topic, at.Partition.Value, k.Error.Reason);
+                }
+            }
             catch (ConsumeException e)
             {
                 LogKafkaError(e.Error);
@@ -309,6 +333,52 @@ public sealed class FeedHub : IDisposable
         if (produced.Type != TimestampType.NotAvailable)
             _metrics.DeliveryLatency.Observe((DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - produced.UnixTimestampMs) / 1000.0);
         if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// The log does not hold the feed's next offset in <paramref name="partition"/>: retention
+    /// deleted records before the feed read them (the feed lagged), or the log was reset. Every
+    /// subscriber whose own position there is no longer in the log would miss records: it is
+    /// removed and told (it resumes with <c>since</c> and gets <c>recovered: false</c>). The feed
+    /// goes on from the oldest retained record for the others.
+    /// </summary>
+    private void OffsetOutOfRange(string kafkaTopic, int partition)
+    {
+        if (!_feeds.TryGetValue(kafkaTopic, out var feed) || partition >= feed.Next.Length) return;
+        var tp = new TopicPartition(kafkaTopic, partition);
+        long low = 0, high = long.MaxValue;
+        try
+        {
+            var wm = _consumer.QueryWatermarkOffsets(tp, _settings.QueryTimeout);
+            low = Math.Max(0, wm.Low.Value);
+            high = Math.Max(low, wm.High.Value);
+        }
+        catch (KafkaException)
+        {
+            high = -1; // unknown: nobody's position can be trusted
+        }
+        var members = feed.Subscribers;
+        var lost = 0;
+        for (var i = members.Count - 1; i >= 0; i--)
+        {
+            var m = members[i];
+            var at = m.Ahead is { } a ? a[partition] : feed.Next[partition];
+            if (at >= low && at <= high) continue;
+            members.RemoveAt(i);
+            m.Subscriber.Lost();
+            lost++;
+        }
+        _logger.LogWarning("Feed {Topic}: partition {Partition} no longer holds offset {Offset} (retained {Low}..{High}); {Lost} subscriber(s) would miss records and were closed to resume",
+            feed.Topic, partition, feed.Next[partition], low, high, lost);
+        // Go on from the oldest retained record; or, if the log holds the feed's offset again (it
+        // answered differently a moment later), from there: in-step subscribers must not get a
+        // record twice.
+        var next = feed.Next[partition] >= low && feed.Next[partition] <= high ? feed.Next[partition] : low;
+        feed.Next[partition] = next;
+        if (members.Count == 0) feed.EmptySince = Stopwatch.GetTimestamp();
+        // After the reset error the partition stops fetching (a seek is refused): assign it anew.
+        _consumer.IncrementalUnassign([tp]);
+        _consumer.IncrementalAssign([new TopicPartitionOffset(tp, next)]);
     }
 
     private void LingerCheck()

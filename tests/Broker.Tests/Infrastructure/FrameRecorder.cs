@@ -24,6 +24,20 @@ public sealed class FrameRecorder : IFeedSubscriber
 
     public int Calls => Volatile.Read(ref _calls);
 
+    private readonly TaskCompletionSource _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _lostCalls;
+
+    /// <summary>Completes when the feed says records this subscriber did not receive are gone.</summary>
+    public Task LostTask => _lost.Task;
+
+    public int LostCalls => Volatile.Read(ref _lostCalls);
+
+    public void Lost()
+    {
+        Interlocked.Increment(ref _lostCalls);
+        _lost.TrySetResult();
+    }
+
     public bool TryDeliver(byte[] frame)
     {
         if (!Accept(Interlocked.Increment(ref _calls))) return false;

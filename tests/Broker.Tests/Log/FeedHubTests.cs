@@ -162,6 +162,45 @@ public sealed class FeedHubTests : IDisposable
     }
 
     [Fact]
+    public async Task Subscribers_whose_records_retention_deleted_before_the_feed_read_them_are_told_and_the_others_go_on()
+    {
+        await Produce("lag", 0, 10);
+        _cluster.DeleteRecords("lag", 0, 5); // the log keeps offsets 5..9
+        // A subscriber at offset 2 (a feed that lagged behind retention) would miss 2..4.
+        var behind = new FrameRecorder();
+        Assert.True((await _hub.JoinAsync("lag", "lag", [2], behind).WaitAsync(Timeout)).Joined);
+        await behind.LostTask.WaitAsync(Timeout);
+
+        // One that starts within what is retained is not affected and gets everything from its start.
+        var within = new FrameRecorder();
+        var join = await _hub.JoinAsync("lag", "lag", [6], within).WaitAsync(Timeout);
+        if (!join.Joined)
+        {
+            using var cts = new CancellationTokenSource(Timeout);
+            await _replay.ReadAsync("lag", "lag", [6], join.CatchUpTo, within.WriteHistory, cts.Token);
+            Assert.True((await _hub.JoinAsync("lag", "lag", join.CatchUpTo, within).WaitAsync(Timeout)).Joined);
+        }
+        await Produce("lag", 10, 3);
+        await within.WaitForCount(7);
+        Assert.Equal([6L, 7, 8, 9, 10, 11, 12], within.Offsets);
+        Assert.Equal(0, within.LostCalls);
+        Assert.Equal(1, behind.LostCalls);
+        Assert.Empty(behind.Frames); // nothing after the gap reached it as if nothing were missing
+    }
+
+    [Fact]
+    public async Task A_connections_subscription_that_lost_records_closes_the_connection_as_a_slow_consumer_to_resume()
+    {
+        await Produce("lag-conn", 0, 10);
+        _cluster.DeleteRecords("lag-conn", 0, 5);
+        var outbound = new Broker.Core.Connections.Outbound(16);
+        var sub = new Broker.Core.Connections.Subscription("lag-conn", "lag-conn", outbound, _hub, _replay, TimeSpan.FromSeconds(5));
+        sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them
+        Assert.Equal(new Broker.Core.Connections.CloseRequest(1013, "slow_consumer"), await outbound.Closed.WaitAsync(Timeout));
+        await sub.StopAsync().WaitAsync(Timeout);
+    }
+
+    [Fact]
     public async Task Catch_up_reads_exactly_the_requested_range()
     {
         await Produce("range", 0, 10);
