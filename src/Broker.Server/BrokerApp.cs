@@ -72,8 +72,8 @@ public static class BrokerApp
         builder.Services.AddSingleton(connection);
         builder.Services.AddSingleton<ITopicProvisioner>(_ => TopicCreation(config, embedded) switch
         {
-            "embedded" => new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log"), kafka.Partitions),
-            "devkafka" => new DevKafkaProvisioner(config.GetString("broker.kafka.devkafka-admin"), kafka.Partitions),
+            "embedded" => new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log")),
+            "devkafka" => new DevKafkaProvisioner(config.GetString("broker.kafka.devkafka-admin")),
             "none" => new NoTopicCreation(),
             "admin" => new AdminClientTopicProvisioner(kafka),
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),

@@ -9,10 +9,8 @@ namespace Broker.Core.Log;
 /// <summary>Creates the Kafka topic behind a broker topic when it does not exist yet.</summary>
 public interface ITopicProvisioner
 {
-    Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct);
-
-    /// <summary>Creates the topic of <paramref name="mapping"/> with its settings (replication factor, retention) where the provisioner can.</summary>
-    Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct) => EnsureTopicAsync(mapping.KafkaTopic, ct);
+    /// <summary>Creates the topic of <paramref name="mapping"/> with its settings (partitions, replication factor, retention) where the provisioner can.</summary>
+    Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct);
 }
 
 /// <summary>
@@ -31,9 +29,6 @@ public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the 
 public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
 {
     private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }).Build();
-
-    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct) =>
-        EnsureTopicAsync(new TopicMapping(kafkaTopic, settings.Partitions, settings.ReplicationFactor, true, false, null), ct);
 
     public async Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {

@@ -1,14 +1,15 @@
 using Broker.Core.Log;
+using Broker.Core.Settings;
 using Broker.DevKafka;
 
 namespace Broker.Tests.Infrastructure;
 
-/// <summary>Creates single-partition topics on the mock cluster (its auto-created topics get 4 partitions).</summary>
+/// <summary>Creates topics on the mock cluster with the mapping's partitions (its auto-created topics would get 4).</summary>
 public sealed class MockClusterProvisioner(MockKafkaCluster cluster) : ITopicProvisioner
 {
-    public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct)
+    public Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {
-        cluster.CreateTopic(kafkaTopic, 1);
+        cluster.CreateTopic(mapping.KafkaTopic, mapping.Partitions);
         return Task.CompletedTask;
     }
 }
