@@ -55,6 +55,8 @@ public sealed class BadInputTests(BrokerFixture fixture) : IClassFixture<BrokerF
         ["last-negative"] = (() => """{"type":"subscribe","id":"f8","topic":"{topic}","last":-1}""", "bad_request", "f8"),
         ["from-unknown"] = (() => """{"type":"subscribe","id":"f9","topic":"{topic}","from":"yesterday"}""", "bad_request", "f9"),
         ["since-garbage"] = (() => """{"type":"subscribe","id":"f10","topic":"{topic}","since":"!!"}""", "bad_request", "f10"),
+        // a well-formed position with more partitions than the (single-partition) topic has
+        ["since-more-partitions"] = (() => $$"""{"type":"subscribe","id":"f12","topic":"{topic}","since":"{{new Broker.Protocol.Position([1, 1, 1]).Encode()}}"}""", "bad_request", "f12"),
         ["key-number"] = (() => """{"type":"publish","id":"f11","topic":"{topic}","data":1,"key":5}""", "bad_request", "f11"),
         // Topic names that break the rules
         ["subscribe-topic-space"] = (() => """{"type":"subscribe","id":"t1","topic":"a b"}""", "bad_request", "t1"),
