@@ -3,7 +3,6 @@ using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
-using Akka.Streams;
 using Broker.Core.Connections;
 using Broker.Core.Log;
 using Broker.Core.Metrics;
@@ -14,6 +13,8 @@ using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.WebSockets;
+using Broker.Core.Publish;
 
 namespace Broker.Server;
 
@@ -91,22 +92,19 @@ public static class BrokerApp
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(config, sessionStore);
         builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
-        builder.Services.AddSingleton(sp =>
-        {
-            var system = sp.GetRequiredService<ActorSystem>();
-            return new NodeServices(
-                connection,
-                sp.GetRequiredService<KafkaLog>(),
-                sp.GetRequiredService<FeedHub>(),
-                sp.GetRequiredService<CatchUpReader>(),
-                sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef,
-                system.Materializer(),
-                sp.GetRequiredService<ConnectionRegistry>(),
-                sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
-                system,
-                BrokerConfig.Sessions(config),
-                metrics);
-        });
+        builder.Services.AddSingleton(sp => new Publisher(
+            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, connection.RequestTimeout, metrics));
+        builder.Services.AddSingleton(sp => new NodeServices(
+            connection,
+            sp.GetRequiredService<KafkaLog>(),
+            sp.GetRequiredService<FeedHub>(),
+            sp.GetRequiredService<CatchUpReader>(),
+            sp.GetRequiredService<Publisher>(),
+            sp.GetRequiredService<ConnectionRegistry>(),
+            metrics,
+            sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
+            sp.GetRequiredService<ActorSystem>(),
+            BrokerConfig.Sessions(config)));
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
         // Leave room after the connections' deadline for the shard hand-off and cluster leave.
@@ -193,14 +191,16 @@ public static class BrokerApp
             await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
-        var settings = node.Settings;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-        {
-            KeepAliveInterval = settings.KeepAliveInterval,
-            KeepAliveTimeout = settings.IdleTimeout,
-        });
+        var accepted = await WebSocketAcceptor.AcceptAsync(context, node.Settings);
+        if (accepted is null) return;
+        using var socket = accepted.Socket;
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        await new Connection(socket, node, logger, client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null).RunAsync();
+        var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1");
+        await new Connection(socket, accepted.Coalescing, node, logger, options, () =>
+        {
+            socket.Abort();
+            context.Abort(); // a write blocked on a peer that does not read fails only when the transport goes
+        }).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>

@@ -32,6 +32,7 @@ public static class BrokerConfig
         ["BROKER_DEVKAFKA_ADMIN"] = "broker.kafka.devkafka-admin",
         ["BROKER_MAX_FRAME_BYTES"] = "broker.websocket.max-frame-bytes",
         ["BROKER_OUTBOUND_BUFFER"] = "broker.websocket.outbound-buffer-frames",
+        ["BROKER_WS_COMPRESSION"] = "broker.websocket.compression",
         ["BROKER_DB_PROVIDER"] = "broker.persistence.provider",
         ["BROKER_DB_CONNECTION"] = "broker.persistence.connection-string",
         ["BROKER_DB_PATH"] = "broker.persistence.sqlite.path",
@@ -79,6 +80,8 @@ public static class BrokerConfig
         CloseTimeout = c.GetTimeSpan("broker.websocket.close-timeout"),
         RequestTimeout = c.GetTimeSpan("broker.websocket.request-timeout"),
         ReplayStallTimeout = c.GetTimeSpan("broker.websocket.replay-stall-timeout"),
+        BatchMaxBytes = Bytes(c, "broker.websocket.batch-max-bytes"),
+        Compression = c.GetBoolean("broker.websocket.compression"),
     };
 
     public static KafkaSettings Kafka(Config c, string bootstrapServers) => new()

@@ -193,7 +193,7 @@ public sealed class FeedHubTests : IDisposable
     {
         await Produce("lag-conn", 0, 10);
         _cluster.DeleteRecords("lag-conn", 0, 5);
-        var outbound = new Broker.Core.Connections.Outbound(16);
+        var outbound = new Broker.Core.Connections.OutboundQueue(16, long.MaxValue);
         var sub = new Broker.Core.Connections.Subscription("lag-conn", "lag-conn", outbound, _hub, _replay, TimeSpan.FromSeconds(5));
         sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them
         Assert.Equal(new Broker.Core.Connections.CloseRequest(1013, "slow_consumer"), await outbound.Closed.WaitAsync(Timeout));
