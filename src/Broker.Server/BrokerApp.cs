@@ -1,3 +1,6 @@
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Net;
 using System.Net.WebSockets;
 using Akka.Actor;

@@ -1,3 +1,4 @@
+using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Publish;
 using Broker.Core.Replay;

@@ -1,3 +1,5 @@
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using Akka.Actor;
 using Broker.Core.Log;
 using Broker.Core.Publish;

@@ -1,3 +1,7 @@
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Akka.Actor;

@@ -1,3 +1,9 @@
+using Broker.Core.Log;
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Broker.Core.Settings;
@@ -135,7 +141,7 @@ public static class BrokerConfig
         return rules;
     }
 
-    public static Broker.Core.Topics.TopicSettings Topics(Config c) => new()
+    public static Broker.Core.Publish.TopicSettings Topics(Config c) => new()
     {
         DedupWindow = c.GetInt("broker.topics.dedup-window"),
     };

@@ -1,3 +1,6 @@
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;

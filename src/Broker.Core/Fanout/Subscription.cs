@@ -1,6 +1,9 @@
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
 using Broker.Core.Log;
 
-namespace Broker.Core.Connections;
+namespace Broker.Core.Fanout;
 
 /// <summary>
 /// One connection's subscription to one topic: it catches up from its start position (next
