@@ -14,6 +14,7 @@ using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.Metrics;
 
 namespace Broker.Server;
 
@@ -79,12 +80,11 @@ public static class BrokerApp
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
         });
         builder.Services.AddSingleton<KafkaLog>();
-        var metrics = new BrokerMetrics();
-        builder.Services.AddSingleton(metrics);
+        builder.AddBrokerMetrics(config);
         builder.Services.AddSingleton(sp =>
         {
             var log = sp.GetRequiredService<KafkaLog>();
-            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), metrics, (topic, ct) => log.PartitionCountAsync(topic, ct));
+            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct));
         });
         builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
@@ -105,7 +105,7 @@ public static class BrokerApp
                 sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
                 system,
                 BrokerConfig.Sessions(config),
-                metrics);
+                sp.GetRequiredService<BrokerMetrics>());
         });
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
@@ -115,7 +115,8 @@ public static class BrokerApp
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseWebSockets();
-        app.MapHealthAndMetrics();
+        app.MapHealth();
+        app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
         app.MapAdminApi(config.GetString("broker.admin.token", ""));

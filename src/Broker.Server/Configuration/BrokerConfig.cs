@@ -21,6 +21,7 @@ public static class BrokerConfig
         ["BROKER_ADMIN_PORT"] = "broker.admin.port",
         ["BROKER_ADMIN_TOKEN"] = "broker.admin.token",
         ["BROKER_LOG_FORMAT"] = "broker.logging.format",
+        ["BROKER_OTLP_ENDPOINT"] = "broker.metrics.otlp-endpoint",
         ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
         ["BROKER_KAFKA_EMBEDDED"] = "broker.kafka.embedded.enabled",
         ["BROKER_EMBEDDED_KAFKA_PORT"] = "broker.kafka.embedded.port",
