@@ -14,6 +14,7 @@ using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.Logging;
 using Broker.Server.Metrics;
 
 namespace Broker.Server;
@@ -47,6 +48,7 @@ public static class BrokerApp
             case var other:
                 throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
         }
+        builder.AddLogControl(config);
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
         var endpoints = new BrokerEndpoints();
         builder.Services.AddSingleton(endpoints);
@@ -119,7 +121,7 @@ public static class BrokerApp
         app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
-        app.MapAdminApi(config.GetString("broker.admin.token", ""));
+        app.MapAdminApi(AdminToken.From(config));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;

@@ -20,6 +20,7 @@ public static class BrokerConfig
         ["BROKER_ADMIN_HOST"] = "broker.admin.host",
         ["BROKER_ADMIN_PORT"] = "broker.admin.port",
         ["BROKER_ADMIN_TOKEN"] = "broker.admin.token",
+        ["BROKER_ADMIN_TOKEN_FILE"] = "broker.admin.token-file",
         ["BROKER_LOG_FORMAT"] = "broker.logging.format",
         ["BROKER_OTLP_ENDPOINT"] = "broker.metrics.otlp-endpoint",
         ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
