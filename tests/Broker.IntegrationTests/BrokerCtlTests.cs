@@ -510,3 +510,25 @@ public sealed class BrokerCtlChangeTests
         Assert.Contains(file, e.Message);
     }
 }
+
+/// <summary>brokerctl without an alias: the wrapper script builds it if needed and runs it.</summary>
+public sealed class BrokerCtlScriptTests
+{
+    [Fact(Timeout = 240_000)]
+    public async Task Scripts_brokerctl_runs_brokerctl_against_a_node()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var root = Repository.Root();
+        var (exit, output, error) = await Command.RunAsync("bash", ["scripts/brokerctl", "--endpoint", broker.AdminAddress, "cluster", "show", "--json"],
+            root, TimeSpan.FromSeconds(180));
+        Assert.True(exit == 0, $"exit {exit}: {error}");
+        Assert.Equal(broker.ClusterAddress, (string?)JsonNode.Parse(output)!["self"]);
+
+        // From another directory too (the script finds the repository from its own path).
+        (exit, output, error) = await Command.RunAsync("bash", [Path.Combine(root, "scripts", "brokerctl"), "--help"], Path.GetTempPath(), TimeSpan.FromSeconds(180));
+        Assert.True(exit == 0, $"exit {exit}: {error}");
+        Assert.Contains("cluster", output);
+        Assert.Contains("log", output);
+    }
+}
+

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.IntegrationTests;
 
@@ -19,20 +19,8 @@ public sealed class ComposeFileTests
     public async Task Docker_compose_config_validates_with_kafka_postgres_three_broker_nodes_and_nginx()
     {
         var root = Repository.Root();
-        var psi = new ProcessStartInfo("docker-compose", ["-f", "docker-compose.yml", "config"])
-        {
-            WorkingDirectory = root,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException("docker-compose did not start (scripts/test.sh installs it)");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
-            await process.WaitForExitAsync(cts.Token);
-        var config = await stdout;
-        Assert.True(process.ExitCode == 0, $"docker-compose config failed ({process.ExitCode}):\n{await stderr}");
+        var (exit, config, error) = await Command.RunAsync("docker-compose", ["-f", "docker-compose.yml", "config"], root, TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, $"docker-compose config failed ({exit}):\n{error}");
 
         foreach (var service in new[] { "kafka", "postgres", "broker1", "broker2", "broker3", "nginx" })
             Assert.Matches($"(?m)^  {service}:$", config);
