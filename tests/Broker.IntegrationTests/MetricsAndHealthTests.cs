@@ -182,6 +182,9 @@ public sealed partial class MetricsAndHealthTests
         Assert.Equal("ok", (string?)ready["kafka"]);
         Assert.Equal("ok", (string?)ready["sessionStore"]);
 
+        // The container healthcheck (the broker binary with --healthcheck): 0 while ready.
+        Assert.Equal(0, (await HealthCheck(broker.HttpAddress + "/readyz")).Exit);
+
         var kafka = broker.App.Services.GetRequiredService<MockKafkaCluster>();
         kafka.SetBrokerDown();
         try
@@ -190,13 +193,26 @@ public sealed partial class MetricsAndHealthTests
             Assert.False((bool)down["ready"]!);
             Assert.NotEqual("ok", (string?)down["kafka"]);
             Assert.Equal("ok", (string?)down["cluster"]);
+            var (exit, output, _) = await HealthCheck(broker.HttpAddress + "/readyz");
+            Assert.Equal(1, exit);
+            Assert.Contains("503", output);
         }
         finally
         {
             kafka.SetBrokerUp();
         }
         await PollReadyz(http, broker, HttpStatusCode.OK);
+        Assert.Equal(0, (await HealthCheck(broker.HttpAddress + "/readyz")).Exit);
+        // Nothing listening: 1, with the reason.
+        var (closedExit, _, closedError) = await HealthCheck($"http://127.0.0.1:{TestCluster.FreePort()}/readyz");
+        Assert.Equal(1, closedExit);
+        Assert.Contains("refused", closedError, StringComparison.OrdinalIgnoreCase);
     }
+
+    /// <summary><c>dotnet Broker.Server.dll --healthcheck url</c>, as docker-compose runs it.</summary>
+    private static Task<(int Exit, string Out, string Err)> HealthCheck(string url) =>
+        Command.RunAsync(BrokerProcess.DotnetHost(), [Path.Combine(AppContext.BaseDirectory, "Broker.Server.dll"), "--healthcheck", url],
+            AppContext.BaseDirectory, TimeSpan.FromSeconds(60));
 
     [Fact]
     public async Task Readyz_is_503_naming_the_session_store_when_it_cannot_be_opened()
