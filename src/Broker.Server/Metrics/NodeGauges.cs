@@ -18,6 +18,9 @@ namespace Broker.Server.Metrics;
 /// </summary>
 public sealed class NodeGauges
 {
+    /// <summary>A collection that finds the snapshot older than this starts the next refresh (a /metrics scrape has just refreshed it).</summary>
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(1);
+
     private readonly ConnectionRegistry _registry;
     private readonly FeedHub _feeds;
     private readonly IServiceProvider _services;
@@ -96,11 +99,11 @@ public sealed class NodeGauges
         _snapshot = new Snapshot(Stopwatch.GetTimestamp(), feeds, shards);
     }
 
-    /// <summary>The last snapshot; a collection that finds it older than a second starts the next refresh.</summary>
+    /// <summary>The last snapshot; one older than <see cref="StaleAfter"/> starts the next refresh (reported at the next collection).</summary>
     private Snapshot Current()
     {
         var s = _snapshot;
-        if (Stopwatch.GetElapsedTime(s.TakenAt) > TimeSpan.FromSeconds(1)) _ = RefreshAsync();
+        if (Stopwatch.GetElapsedTime(s.TakenAt) > StaleAfter) _ = RefreshAsync();
         return s;
     }
 
