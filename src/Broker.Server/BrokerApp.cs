@@ -18,6 +18,8 @@ using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
 using Broker.Server.WebSockets;
 using Broker.Core.Publish;
+using Broker.Server.Logging;
+using Broker.Server.Metrics;
 
 namespace Broker.Server;
 
@@ -50,6 +52,7 @@ public static class BrokerApp
             case var other:
                 throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
         }
+        builder.AddLogControl(config);
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
         var endpoints = new BrokerEndpoints();
         builder.Services.AddSingleton(endpoints);
@@ -83,12 +86,11 @@ public static class BrokerApp
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
         });
         builder.Services.AddSingleton<KafkaLog>();
-        var metrics = new BrokerMetrics();
-        builder.Services.AddSingleton(metrics);
+        builder.AddBrokerMetrics(config);
         builder.Services.AddSingleton(sp =>
         {
             var log = sp.GetRequiredService<KafkaLog>();
-            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), metrics, (topic, ct) => log.PartitionCountAsync(topic, ct));
+            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct));
         });
         builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
@@ -96,7 +98,7 @@ public static class BrokerApp
         builder.Services.AddBrokerAkka(config, sessionStore);
         builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
         builder.Services.AddSingleton(sp => new Publisher(
-            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, connection.RequestTimeout, metrics));
+            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, connection.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));
         builder.Services.AddSingleton(sp => new NodeServices(
             connection,
             sp.GetRequiredService<KafkaLog>(),
@@ -104,7 +106,7 @@ public static class BrokerApp
             sp.GetRequiredService<CatchUpReader>(),
             sp.GetRequiredService<Publisher>(),
             sp.GetRequiredService<ConnectionRegistry>(),
-            metrics,
+            sp.GetRequiredService<BrokerMetrics>(),
             sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
             sp.GetRequiredService<ActorSystem>(),
             BrokerConfig.Sessions(config)));
@@ -116,10 +118,11 @@ public static class BrokerApp
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseWebSockets();
-        app.MapHealthAndMetrics();
+        app.MapHealth();
+        app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
-        app.MapAdminApi(config.GetString("broker.admin.token", ""));
+        app.MapAdminApi(AdminToken.From(config));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;

@@ -66,7 +66,7 @@ public static class AkkaSetup
                     system.ActorOf(NodeInfoActor.Props(sp.GetRequiredService<ConnectionRegistry>(), sp.GetRequiredService<FeedHub>(),
                         Cluster.Get(system).SelfAddress.ToString()), NodeInfo.ActorName);
                 });
-            if (seeds.Length == 0)
+            if (seeds.Length == 0 && config.GetBoolean("broker.cluster.self-join"))
             {
                 // A cluster of one: join ourselves.
                 builder.AddStartup((system, _) =>
