@@ -27,12 +27,18 @@ namespace Broker.Core.Serialization;
 /// each topic inside the lists of snapshots and <c>Attached</c>, and an older node would drop
 /// them without notice.)
 /// </para>
+/// <para>
+/// Messages that are never stored follow the same rule so that nodes of two versions understand
+/// each other during a rolling upgrade: a publish with a deadline is <c>tp2</c> (<c>tp</c> plus the
+/// deadline); one without is still <c>tp</c>.
+/// </para>
 /// </summary>
 public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4711;
 
     private const string PublishManifest = "tp";
+    private const string PublishWithDeadlineManifest = "tp2";
     private const string SettingsGetManifest = "xg";
     private const string SettingsSetManifest = "xs";
     private const string SettingsCurrentManifest = "xc";
@@ -65,7 +71,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
     public override string Manifest(object o) => o switch
     {
-        TopicCommands.Publish => PublishManifest,
+        TopicCommands.Publish p => p.DeadlineUnixMs == 0 ? PublishManifest : PublishWithDeadlineManifest,
         TopicSettingsCommands.Get => SettingsGetManifest,
         TopicSettingsCommands.SetReadOnly => SettingsSetManifest,
         TopicSettingsCommands.Current => SettingsCurrentManifest,
@@ -99,6 +105,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         {
             case TopicCommands.Publish p:
                 w.String(p.Topic); w.Bytes(p.Data); w.String(p.Key); w.String(p.ClientId); w.String(p.RequestId);
+                if (p.DeadlineUnixMs != 0) w.Long(p.DeadlineUnixMs);
                 break;
             case TopicCommands.PublishAck a:
                 w.String(a.Topic); w.String(a.Pos); w.Bool(a.Duplicate);
@@ -186,6 +193,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         return manifest switch
         {
             PublishManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String()),
+            PublishWithDeadlineManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String(), r.Long()),
             SettingsGetManifest => new TopicSettingsCommands.Get(r.String()!),
             SettingsSetManifest => new TopicSettingsCommands.SetReadOnly(r.String()!, r.Bool()),
             SettingsCurrentManifest => new TopicSettingsCommands.Current(r.String()!, r.Bool()),
@@ -295,6 +303,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
         public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
 
+        public void Long(long v) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), v);
+
         public void Bytes(byte[]? v)
         {
             BinaryPrimitives.WriteInt32LittleEndian(Take(4), v?.Length ?? -1);
@@ -339,6 +349,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         public bool Bool() => Take(1)[0] != 0;
 
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
 
         public byte[]? Bytes()
         {

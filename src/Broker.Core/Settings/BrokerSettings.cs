@@ -51,8 +51,15 @@ public sealed record KafkaSettings
     public short ReplicationFactor { get; init; } = 1;
     /// <summary>Producer linger: small batches amortise Kafka round trips under load.</summary>
     public TimeSpan ProduceLinger { get; init; } = TimeSpan.FromMilliseconds(2);
-    /// <summary>A publish that Kafka has not acknowledged within this time is answered <c>unavailable</c>.</summary>
-    public TimeSpan ProduceTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// librdkafka's message.timeout.ms: Kafka's answer to every record comes within this time (an ack,
+    /// or an error that says whether the record may have been written).
+    /// </summary>
+    public TimeSpan ProduceTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Records the node's producer queue holds at most (queue.buffering.max.messages); a publish that finds it full is refused.</summary>
+    public int ProducerQueueMessages { get; init; } = 100_000;
+    /// <summary>Bytes the node's producer queue holds at most (queue.buffering.max.kbytes); a publish that finds it full is refused.</summary>
+    public long ProducerQueueBytes { get; init; } = 64L * 1024 * 1024;
     /// <summary>Node-local feeds keep reading this long after their last local subscriber left.</summary>
     public TimeSpan FeedLinger { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Longest a fetch waits for new records (lower: less delivery latency, more idle fetches).</summary>

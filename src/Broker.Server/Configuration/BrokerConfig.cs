@@ -100,6 +100,8 @@ public static class BrokerConfig
         ReplicationFactor = (short)c.GetInt("broker.kafka.replication-factor"),
         ProduceLinger = c.GetTimeSpan("broker.kafka.produce-linger"),
         ProduceTimeout = c.GetTimeSpan("broker.kafka.produce-timeout"),
+        ProducerQueueMessages = c.GetInt("broker.kafka.producer-queue-messages"),
+        ProducerQueueBytes = c.GetByteSize("broker.kafka.producer-queue-bytes") ?? throw new ConfigurationException("broker.kafka.producer-queue-bytes is required"),
         FeedLinger = c.GetTimeSpan("broker.kafka.feed-linger"),
         QueryTimeout = c.GetTimeSpan("broker.kafka.query-timeout"),
         FetchWaitMax = c.GetTimeSpan("broker.kafka.fetch-wait-max"),
@@ -143,10 +145,22 @@ public static class BrokerConfig
         return rules;
     }
 
-    public static Broker.Core.Publish.TopicSettings Topics(Config c) => new()
+    public static Broker.Core.Publish.TopicSettings Topics(Config c)
     {
-        DedupWindow = c.GetInt("broker.topics.dedup-window"),
-    };
+        var settings = new Broker.Core.Publish.TopicSettings
+        {
+            DedupWindow = c.GetInt("broker.topics.dedup-window"),
+            AnswerMargin = c.GetTimeSpan("broker.topics.answer-margin"),
+        };
+        // A writer hands a publish to Kafka only while Kafka's answer can still reach the client:
+        // with less time than this, no publish would ever be written.
+        var produce = c.GetTimeSpan("broker.kafka.produce-timeout");
+        var request = c.GetTimeSpan("broker.websocket.request-timeout");
+        if (produce + settings.AnswerMargin >= request)
+            throw new ConfigurationException(
+                $"broker.kafka.produce-timeout ({produce}) + broker.topics.answer-margin ({settings.AnswerMargin}) must be less than broker.websocket.request-timeout ({request})");
+        return settings;
+    }
 
     public static Broker.Core.Sessions.SessionSettings Sessions(Config c) => new()
     {

@@ -107,12 +107,16 @@ public static class AkkaSetup
             PassivateIdleEntityAfter = passivate,
             ShouldPassivateIdleEntities = true,
         };
+        var topicOptions = Options();
+        // A topic's writer leaving its node (hand-off, passivation) first waits for Kafka's answer
+        // to every record it sent, so the next writer reads them all back.
+        topicOptions.HandOffStopMessage = TopicActor.Stop.Instance;
         return builder
             .WithShardRegion<TopicRegion>(
                 TopicTypeName,
                 (_, registry, _) => topic => TopicActor.Props(topic, deps with { SettingsRegion = registry.Get<TopicSettingsRegion>() }),
                 new TopicMessageExtractor(shards),
-                Options())
+                topicOptions)
             .WithShardRegion<TopicSettingsRegion>(
                 TopicSettingsTypeName,
                 (_, registry, _) => topic => TopicSettingsActor.Props(topic, registry.Get<TopicRegion>()),

@@ -21,6 +21,7 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new TopicCommands.Publish("orders.eu", "{\"n\":1,\"s\":\"café ✓\"}"u8.ToArray(), "customer-7", "client-1", "req-1"),
         new TopicCommands.Publish("t", "null"u8.ToArray(), null, null, null),
         new TopicCommands.Publish("t", new byte[100_000], "", "c", ""),
+        new TopicCommands.Publish("t", "1"u8.ToArray(), "k", "c", "1", DeadlineUnixMs: 1_767_225_600_123),
         new TopicCommands.PublishAck("orders.eu", "AQEB"),
         new TopicCommands.PublishAck("t", "AQEC", Duplicate: true),
         new TopicCommands.PublishRejected("t", "unavailable", "the log is unavailable; retry"),
@@ -172,6 +173,20 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                     break;
             }
         }
+    }
+
+    [Fact]
+    public void A_publish_with_a_deadline_has_its_own_manifest_and_one_without_is_written_as_before()
+    {
+        var plain = new TopicCommands.Publish("t", "1"u8.ToArray(), null, "c", "1");
+        var serializer = Sys.Serialization.FindSerializerFor(plain);
+        Assert.Equal("tp", Akka.Serialization.Serialization.ManifestFor(serializer, plain));
+        // The bytes of a publish without deadline, as nodes wrote them before deadlines existed.
+        Assert.Equal("0101000000740100000031FFFFFFFF01000000630100000031", Convert.ToHexString(serializer.ToBinary(plain)));
+        var timed = plain with { DeadlineUnixMs = 42 };
+        Assert.Equal("tp2", Akka.Serialization.Serialization.ManifestFor(serializer, timed));
+        var back = Assert.IsType<TopicCommands.Publish>(Sys.Serialization.Deserialize(serializer.ToBinary(timed), serializer.Identifier, "tp2"));
+        Assert.Equal(42, back.DeadlineUnixMs);
     }
 
     [Fact]
