@@ -149,9 +149,11 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// <summary>Ensures the Kafka topic and reads the tail of the log (see <see cref="ReadTailAsync"/>).</summary>
     private async Task<Tail> Recover()
     {
+        var started = Stopwatch.GetTimestamp();
         if (_mapping is not null) await _deps.Log.EnsureTopicAsync(_mapping).ConfigureAwait(false);
         else await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
-        return await ReadTailAsync().ConfigureAwait(false);
+        var ensured = Stopwatch.GetElapsedTime(started);
+        return await ReadTailAsync().ConfigureAwait(false) with { EnsureTime = ensured };
     }
 
     /// <summary>
@@ -161,9 +163,11 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private async Task<Tail> ReadTailAsync()
     {
+        var started = Stopwatch.GetTimestamp();
         var heads = await _deps.Log.QueryHeadsAsync(_kafkaTopic).ConfigureAwait(false);
+        var queried = Stopwatch.GetElapsedTime(started);
         var found = new List<LoggedPublish>();
-        if (_deps.Settings.DedupWindow <= 0) return new Tail(found, heads.High);
+        if (_deps.Settings.DedupWindow <= 0) return new Tail(found, heads.High) { HeadsTime = queried };
         var from = new long[heads.Partitions];
         for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
         using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
@@ -183,7 +187,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             }
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
-        return new Tail(found, heads.High);
+        return new Tail(found, heads.High) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
     }
 
     private static (string, string)? PublishIdentity(Headers? headers)
@@ -219,8 +223,10 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         {
             foreach (var found in ready.Tail.Found) _ledger.Observe(found.Key, found.Fingerprint, found.Pos);
             _heads = ready.Tail.Heads;
-            _logger.Info("Topic {0} ready on {1} in {2:0} ms ({3} recent publishes recovered from the log)", _topic,
-                ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, Stopwatch.GetElapsedTime(_started).TotalMilliseconds, ready.Tail.Found.Count);
+            var tail = ready.Tail;
+            _logger.Info("Topic {0} ready on {1} in {2:0} ms ({3} recent publishes recovered from the log; topic ensured in {4:0} ms, heads in {5:0} ms, tail read in {6:0} ms)",
+                [_topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, Stopwatch.GetElapsedTime(_started).TotalMilliseconds, tail.Found.Count,
+                    tail.EnsureTime.TotalMilliseconds, tail.HeadsTime.TotalMilliseconds, tail.ReadTime.TotalMilliseconds]);
             _recovered = true;
             TryBecomeReady();
         });
@@ -454,7 +460,13 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
 
     private sealed record LoggedPublish(PublishKey Key, ulong Fingerprint, string Pos);
 
-    private sealed record Tail(List<LoggedPublish> Found, long[] Heads);
+    /// <summary>What a read of the log's tail found, and how long its steps took (logged when a writer starts).</summary>
+    private sealed record Tail(List<LoggedPublish> Found, long[] Heads)
+    {
+        public TimeSpan EnsureTime { get; init; }
+        public TimeSpan HeadsTime { get; init; }
+        public TimeSpan ReadTime { get; init; }
+    }
 
     private sealed record TopicReady(Tail Tail);
 

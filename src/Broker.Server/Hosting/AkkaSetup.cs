@@ -83,6 +83,7 @@ public static class AkkaSetup
         akka.cluster.split-brain-resolver {"{"}
           active-strategy = {config.GetString("broker.cluster.split-brain-resolver.active-strategy")}
           stable-after = {config.GetTimeSpan("broker.cluster.split-brain-resolver.stable-after").TotalMilliseconds}ms
+          down-all-when-unstable = {config.GetTimeSpan("broker.cluster.split-brain-resolver.down-all-when-unstable").TotalMilliseconds}ms
         {"}"}
         """);
 
