@@ -66,6 +66,14 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
 
     private static readonly TimeSpan SettleRetry = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a starting writer waits for its run-time settings (their store is the database)
+    /// before defaults apply. Publishes wait meanwhile, and a publish is written only while
+    /// produce-timeout + answer-margin are left of its request-timeout: a longer wait would make
+    /// every first publish of a topic fail while the database is down.
+    /// </summary>
+    private static readonly TimeSpan SettingsTimeout = TimeSpan.FromSeconds(2);
+
     private readonly string _topic;
     private readonly string _kafkaTopic;
     private readonly Broker.Core.Settings.TopicMapping? _mapping;
@@ -120,7 +128,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _settingsKnown = true; // no settings store: defaults
             return;
         }
-        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), TimeSpan.FromSeconds(5))
+        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), SettingsTimeout)
             .PipeTo(Self, failure: e => new SettingsUnavailable(e));
     }
 
