@@ -165,6 +165,9 @@ public static class BrokerConfig
     public static Broker.Core.Sessions.SessionSettings Sessions(Config c) => new()
     {
         ExpireAfter = c.GetTimeSpan("broker.sessions.expire-after"),
+        PassivateAfter = c.GetTimeSpan("broker.sessions.passivate-after"),
+        SweepInterval = c.GetTimeSpan("broker.sessions.sweep-interval"),
+        SweepRate = c.GetInt("broker.sessions.sweep-rate"),
         SnapshotEvery = c.GetInt("broker.sessions.snapshot-every"),
         RequestTimeout = c.GetTimeSpan("broker.sessions.request-timeout"),
     };
@@ -191,6 +194,7 @@ public static class BrokerConfig
         return ConfigurationFactory.ParseString($"""
             akka.persistence.journal.sql.connection-string = {conn}
             akka.persistence.snapshot-store.sql.connection-string = {conn}
+            akka.persistence.query.journal.sql.connection-string = {conn}
             """).WithFallback(plugin);
     }
 

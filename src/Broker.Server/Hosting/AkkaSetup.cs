@@ -6,6 +6,8 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Akka.Hosting;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
 using Akka.Remote.Hosting;
 using Broker.Core.Admin;
 using Broker.Core.Connections;
@@ -25,6 +27,9 @@ public sealed class TopicSettingsRegion;
 
 /// <summary>Marker for the durable-session shard region in the Akka.Hosting registry.</summary>
 public sealed class SessionRegion;
+
+/// <summary>Marker for the session sweep singleton in the Akka.Hosting registry.</summary>
+public sealed class SessionSweeperKey;
 
 public static class AkkaSetup
 {
@@ -126,21 +131,33 @@ public static class AkkaSetup
     }
 
     /// <summary>
-    /// Durable sessions: one persistent actor per session id. Sharding state stays in DData; session
-    /// actors are not passivated when idle (they expire on their own, see <see cref="SessionSettings.ExpireAfter"/>).
+    /// Durable sessions: one persistent actor per session id, and the cluster's session sweep (a
+    /// singleton) that makes stored sessions check their expiry. Sharding state stays in DData;
+    /// sessions are not remembered entities: a session passivates itself when no connection is
+    /// attached (sharding's idle passivation would also stop attached ones) and expiry is driven by
+    /// what it stores (see <see cref="SessionActor"/>, <see cref="SessionSweeper"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, Config config)
     {
         var settings = BrokerConfig.Sessions(config);
-        return builder.WithShardRegion<SessionRegion>(
-            SessionTypeName,
-            session => SessionActor.Props(session, settings),
-            new SessionMessageExtractor(config.GetInt("broker.sessions.shards")),
-            new ShardOptions
-            {
-                StateStoreMode = StateStoreMode.DData,
-                RememberEntities = false,
-                ShouldPassivateIdleEntities = false,
-            });
+        return builder
+            .WithShardRegion<SessionRegion>(
+                SessionTypeName,
+                session => SessionActor.Props(session, settings),
+                new SessionMessageExtractor(config.GetInt("broker.sessions.shards")),
+                new ShardOptions
+                {
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                    ShouldPassivateIdleEntities = false,
+                })
+            .WithSingleton<SessionSweeperKey>(
+                "session-sweeper",
+                (system, registry, _) => SessionSweeper.Props(
+                    registry.Get<SessionRegion>(),
+                    () => PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier).CurrentPersistenceIds(),
+                    settings),
+                new ClusterSingletonOptions(),
+                createProxyToo: false);
     }
 }

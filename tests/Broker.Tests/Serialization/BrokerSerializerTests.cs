@@ -50,6 +50,11 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB")]),
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB"), new SessionTopic("t", "AQEA", "k1", true), new SessionTopic("u", "AQEC", "k2")]),
         new SessionEvents.Snapshot([]),
+        new SessionEvents.Snapshot([new SessionTopic("a", "AQEA")], new SessionAttachment("akka.tcp://broker@127.0.0.1:4053/user/endpoint#1", 1_767_225_600_000)),
+        new SessionEvents.Snapshot([], new SessionAttachment(null, 1)),
+        new SessionEvents.ConnectionAttached("akka.tcp://broker@127.0.0.1:4053/user/$a#42", 1_767_225_600_000),
+        new SessionEvents.ConnectionDetached(1_767_225_600_001),
+        new SessionCommands.CheckExpiry("s"),
         NodeInfo.GetNodeStatus.Instance,
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4053", 3, false, [new TopicSubscribers("orders", "p.orders", 2), new TopicSubscribers("café", "café", 0)]),
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4054", 0, true, []),
@@ -86,7 +91,9 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                 Assert.Equal(a.Topics, b.Topics);
                 break;
             case SessionEvents.Snapshot a:
-                Assert.Equal(a.Topics, Assert.IsType<SessionEvents.Snapshot>(back).Topics);
+                var snapshot = Assert.IsType<SessionEvents.Snapshot>(back);
+                Assert.Equal(a.Topics, snapshot.Topics);
+                Assert.Equal(a.Attachment, snapshot.Attachment);
                 break;
             case NodeInfo.NodeStatus n:
                 var m = Assert.IsType<NodeInfo.NodeStatus>(back);
