@@ -362,6 +362,37 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     }
 
     [Fact]
+    public async Task Sessions_whose_sockets_were_aborted_leave_memory_after_passivate_after_and_come_back_when_used()
+    {
+        var settings = Settings();
+        settings["broker.sessions.passivate-after"] = "1s";
+        await using var broker = await TestBroker.StartAsync(settings);
+        await StoreReady(broker);
+        var region = broker.App.Services.GetRequiredService<Akka.Hosting.IRequiredActor<Broker.Server.Hosting.SessionRegion>>().ActorRef;
+        async Task<int> LiveSessions() =>
+            (await Akka.Actor.Futures.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(region, Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10)))
+            .Shards.Sum(s => s.EntityIds.Count);
+        await Wait.UntilAsync(async () => await LiveSessions() == 0, "the probe sessions left memory");
+
+        // 200 clients attach their sessions and vanish without closing (aborted sockets).
+        const int count = 200;
+        var sessions = Enumerable.Range(0, count).Select(_ => NewId("abort")).ToList();
+        var topic = NewId("t");
+        foreach (var chunk in sessions.Chunk(20))
+        {
+            var clients = await Task.WhenAll(chunk.Select(id => Connect(broker, id)));
+            foreach (var c in clients) await c.SubscribeAsync(topic);
+            Assert.True(await LiveSessions() > 0);
+            foreach (var c in clients) c.Socket.Abort();
+            foreach (var c in clients) await c.DisposeAsync();
+        }
+        // Their session actors leave memory; their state stays stored.
+        await Wait.UntilAsync(async () => await LiveSessions() == 0, "the aborted clients' sessions left memory", TimeSpan.FromSeconds(60));
+        await using var back = await Connect(broker, sessions[^1]);
+        Assert.Equal(topic, (string?)(await back.ExpectAsync("subscribed"))["topic"]);
+    }
+
+    [Fact]
     public async Task Session_expires_after_every_broker_restarted_even_if_nobody_reconnects()
     {
         var settings = Settings(expireAfter: "15s");
