@@ -22,8 +22,11 @@ public sealed class KafkaOutageTests : IAsyncLifetime
         _broker = await TestBroker.StartAsync(new Dictionary<string, string>
         {
             ["broker.kafka.produce-timeout"] = "2s",
+            ["broker.topics.answer-margin"] = "1s", // a publish is written only while produce-timeout + this are left of request-timeout
             ["broker.kafka.query-timeout"] = "2s",
-            ["broker.websocket.request-timeout"] = "4s",
+            // A publish is written only while produce-timeout + answer-margin are left: 3 s for the
+            // topic's writer to start and take it.
+            ["broker.websocket.request-timeout"] = "6s",
         });
         _log = LogCapture.Attach(_broker);
     }
@@ -37,7 +40,7 @@ public sealed class KafkaOutageTests : IAsyncLifetime
 
     private MockKafkaCluster Cluster => _broker.App.Services.GetRequiredService<MockKafkaCluster>();
 
-    private const string Feed = "Broker.Core.Log.FeedHub";
+    private static readonly string Feed = typeof(Broker.Core.Fanout.FeedHub).FullName!;
 
     [Fact]
     public async Task Publishes_are_refused_while_the_log_is_down_and_subscribers_resume_without_gap_or_duplicate_when_it_returns()
