@@ -63,6 +63,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string SessionRejectedManifest = "sr";
     private const string TakenOverManifest = "st";
     private const string CheckExpiryManifest = "sx";
+    private const string CheckedManifest = "sX";
     private const string SubscribedEventManifest = "eS";
     private const string SubscribedWithOptionsEventManifest = "eS2";
     private const string UnsubscribedEventManifest = "eU";
@@ -98,6 +99,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         SessionCommands.Rejected => SessionRejectedManifest,
         SessionCommands.TakenOver => TakenOverManifest,
         SessionCommands.CheckExpiry => CheckExpiryManifest,
+        SessionCommands.Checked => CheckedManifest,
         SessionEvents.ConnectionAttached => ConnectionAttachedEventManifest,
         SessionEvents.ConnectionDetached => ConnectionDetachedEventManifest,
         SessionEvents.Subscribed e => HasOptions(e.Key, e.Headers) ? SubscribedWithOptionsEventManifest : SubscribedEventManifest,
@@ -170,6 +172,9 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             case SessionCommands.CheckExpiry x:
                 w.String(x.SessionId);
                 break;
+            case SessionCommands.Checked x:
+                w.String(x.SessionId);
+                break;
             case SessionEvents.ConnectionAttached e:
                 w.String(e.Endpoint); w.Long(e.AtUnixMs);
                 break;
@@ -240,6 +245,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             SessionRejectedManifest => new SessionCommands.Rejected(r.String()!, r.String()!, r.String()!),
             TakenOverManifest => new SessionCommands.TakenOver(r.String()!),
             CheckExpiryManifest => new SessionCommands.CheckExpiry(r.String()!),
+            CheckedManifest => new SessionCommands.Checked(r.String()!),
             ConnectionAttachedEventManifest => new SessionEvents.ConnectionAttached(r.String()!, r.Long()),
             ConnectionDetachedEventManifest => new SessionEvents.ConnectionDetached(r.Long()),
             SnapshotWithAttachmentManifest => new SessionEvents.Snapshot(Topics(ref r, withOptions: true), new SessionAttachment(r.String(), r.Long())),

@@ -190,6 +190,7 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         });
         Command<SessionCommands.CheckExpiry>(_ =>
         {
+            Sender.Tell(new SessionCommands.Checked(_sessionId));
             if (_connection is not null) return;
             if (IsExpired()) StartExpiry();
             else Passivate(); // woken only to check: leave memory again
@@ -206,7 +207,9 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotSuccess>(s =>
         {
             // The snapshot holds everything: older events and snapshots are not needed for recovery.
-            DeleteMessages(s.Metadata.SequenceNr);
+            // The last event's row stays: the session sweep finds stored sessions by their live
+            // journal rows, and one whose every row were deleted would never be checked for expiry.
+            DeleteMessages(s.Metadata.SequenceNr - 1);
             DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
         });
         Command<SaveSnapshotFailure>(f => _log.Warning("Session {0}: snapshot failed: {1}", _sessionId, f.Cause.Message));

@@ -59,6 +59,9 @@ public static class SessionCommands
     /// Starts the session if it does not run; one with nothing to do leaves memory again at once.
     /// </summary>
     public sealed record CheckExpiry(string SessionId) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>Reply to <see cref="CheckExpiry"/>: the session has checked (and deleted itself if it had expired).</summary>
+    public sealed record Checked(string SessionId) : IBrokerMessage;
 }
 
 /// <summary>What the session actor persists.</summary>

@@ -57,7 +57,7 @@ public sealed class TcpProxy : IDisposable
     {
         try
         {
-            c.Client.LingerState = new LingerOption(true, 0); // RST, not FIN
+            if (c.Client is { } socket) socket.LingerState = new LingerOption(true, 0); // RST, not FIN
             c.Close();
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

@@ -55,6 +55,7 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new SessionEvents.ConnectionAttached("akka.tcp://broker@127.0.0.1:4053/user/$a#42", 1_767_225_600_000),
         new SessionEvents.ConnectionDetached(1_767_225_600_001),
         new SessionCommands.CheckExpiry("s"),
+        new SessionCommands.Checked("s"),
         NodeInfo.GetNodeStatus.Instance,
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4053", 3, false, [new TopicSubscribers("orders", "p.orders", 2), new TopicSubscribers("café", "café", 0)]),
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4054", 0, true, []),

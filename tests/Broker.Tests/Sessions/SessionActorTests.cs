@@ -135,7 +135,8 @@ public sealed class SessionActorTests() : Akka.TestKit.Xunit2.TestKit(
     {
         var shard = CreateTestProbe();
         var session = Sys.ActorOf(Props.Create(() => new ShardStub(SessionActor.Props(id, settings), shard.Ref)));
-        session.Tell(new SessionCommands.CheckExpiry(id));
+        session.Tell(new SessionCommands.CheckExpiry(id), shard.Ref);
+        shard.ExpectMsg<SessionCommands.Checked>();
         shard.ExpectMsg<Akka.Cluster.Sharding.Passivate>(); // done either way: kept, or deleted
         var connection = CreateTestProbe();
         session.Tell(new SessionCommands.Attach(id, connection.Ref), connection.Ref);
@@ -192,9 +193,11 @@ public sealed class SessionActorTests() : Akka.TestKit.Xunit2.TestKit(
         clock.Now += TimeSpan.FromDays(3);
         var shard = CreateTestProbe();
         var woken = Sys.ActorOf(Props.Create(() => new ShardStub(SessionActor.Props(id, settings), shard.Ref)));
+        var checker = CreateTestProbe();
         AwaitAssert(() =>
         {
-            woken.Tell(new SessionCommands.CheckExpiry(id));
+            woken.Tell(new SessionCommands.CheckExpiry(id), checker.Ref);
+            checker.ExpectMsg<SessionCommands.Checked>();
             shard.ExpectMsg<Akka.Cluster.Sharding.Passivate>(TimeSpan.FromMilliseconds(200));
         }, TimeSpan.FromSeconds(10));
         StopSession(woken);
