@@ -9,6 +9,9 @@ namespace Broker.DevKafka;
 /// memory only. Each mock broker listens on an ephemeral loopback port of its own choosing, so
 /// we put a <see cref="TcpForwarder"/> on the requested port in front of it and make the broker
 /// advertise the forwarder's address in Metadata, so clients only ever talk to the fixed port.
+/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) is
+/// created automatically, like a Kafka broker with auto.create.topics.enable does: with
+/// <c>autoCreatePartitions</c> partitions when given (the mock alone would create 4).
 /// </summary>
 public sealed unsafe class MockKafkaCluster : IDisposable
 {
@@ -27,8 +30,10 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     /// Starts a cluster of <paramref name="brokers"/> brokers (ids 1..n). Broker i is reachable on
     /// <paramref name="host"/>:<paramref name="port"/>+i-1; with port 0 every broker gets a free port.
     /// </summary>
-    public static MockKafkaCluster Start(string host = "127.0.0.1", int port = 9092, int brokers = 1)
+    /// <param name="autoCreatePartitions">Partitions of topics created because a client named them first; null: the mock's own default (4).</param>
+    public static MockKafkaCluster Start(string host = "127.0.0.1", int port = 9092, int brokers = 1, int? autoCreatePartitions = null)
     {
+        if (autoCreatePartitions is < 1) throw new ArgumentOutOfRangeException(nameof(autoCreatePartitions));
         ArgumentOutOfRangeException.ThrowIfLessThan(brokers, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         var address = IPAddress.TryParse(host, out var ip)
@@ -68,7 +73,8 @@ public sealed unsafe class MockKafkaCluster : IDisposable
             var addresses = new List<string>();
             for (var id = 1; id <= brokers; id++)
             {
-                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1]);
+                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1],
+                    autoCreatePartitions is { } partitions ? request => cluster.CreateRequestedTopics(request.Span, partitions) : null);
                 cluster._forwarders.Add(fwd);
                 MockApi.WithUtf8(host, h => { MockApi.BrokerSetHostPort(mcluster, id, (byte*)h, fwd.Port); return 0; });
                 addresses.Add($"{host}:{fwd.Port}");
@@ -92,6 +98,13 @@ public sealed unsafe class MockKafkaCluster : IDisposable
         var err = Call(m => MockApi.WithUtf8(topic, t => MockApi.TopicCreate(m, (byte*)t, partitions, replicationFactor)));
         if (err != MockApi.ErrTopicAlreadyExists)
             Check(err, $"create topic '{topic}'");
+    }
+
+    /// <summary>Creates the topics a Metadata request names, when it allows auto-creation, before the mock would (with 4 partitions).</summary>
+    private void CreateRequestedTopics(ReadOnlySpan<byte> metadataRequest, int partitions)
+    {
+        foreach (var topic in MetadataRequest.TopicsToCreate(metadataRequest))
+            CreateTopic(topic, partitions);
     }
 
     /// <summary>Closes the broker's connections and refuses new ones (no leader change).</summary>

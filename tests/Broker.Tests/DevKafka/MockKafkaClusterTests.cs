@@ -136,10 +136,34 @@ public sealed class MockKafkaClusterTests
     }
 
     [Fact]
-    public void Auto_created_topics_get_the_mock_default_of_four_partitions()
+    public async Task A_topic_a_producer_writes_to_first_gets_the_configured_partitions()
     {
-        // Documents a mock limitation: the default is not configurable, so call CreateTopic
-        // first whenever the partition count matters.
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 2);
+        using var producer = NewProducer(cluster);
+        await producer.ProduceAsync("written-first", new Message<string, string> { Key = "k", Value = "v" });
+
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
+        Assert.Equal(2, Assert.Single(admin.GetMetadata("written-first", Timeout).Topics).Partitions.Count);
+        // A topic created on purpose keeps its own count.
+        cluster.CreateTopic("made", 3);
+        Assert.Equal(3, Assert.Single(admin.GetMetadata("made", Timeout).Topics).Partitions.Count);
+    }
+
+    [Fact]
+    public void A_metadata_query_that_forbids_auto_creation_creates_nothing()
+    {
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 1);
+        // Consumers ask with allow.auto.create.topics off (librdkafka's consumer default).
+        using var consumer = NewConsumer(cluster);
+        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+        var topic = Assert.Single(admin.GetMetadata("only-asked", Timeout).Topics);
+        Assert.Equal(ErrorCode.UnknownTopicOrPart, topic.Error.Code);
+    }
+
+    [Fact]
+    public void Without_a_partition_count_auto_created_topics_get_the_mock_default_of_four()
+    {
+        // The mock's own default (not configurable in librdkafka): the broker always gives a count.
         using var cluster = MockKafkaCluster.Start(port: 0);
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
         var topic = Assert.Single(admin.GetMetadata("never-created", Timeout).Topics);
