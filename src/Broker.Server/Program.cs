@@ -1,5 +1,3 @@
-using Broker.Server;
-using Broker.Server.Configuration;
+using Broker.Server.Hosting;
 
-var app = BrokerApp.Build(BrokerConfig.Load(), args);
-await app.RunAsync();
+return await BrokerMain.RunAsync(args, Environment.GetEnvironmentVariable);

@@ -87,7 +87,7 @@ public sealed class FeedHub : IDisposable
 
     /// <param name="partitionCount">How many partitions a Kafka topic has now (to notice added partitions); null: not watched.</param>
     public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null,
-        Func<string, CancellationToken, Task<int>>? partitionCount = null)
+        Func<string, CancellationToken, Task<int>>? partitionCount = null, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
         _logger = logger;
@@ -98,6 +98,7 @@ public sealed class FeedHub : IDisposable
         config.AutoOffsetReset = AutoOffsetReset.Error;
         _consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetErrorHandler((_, e) => LogKafkaError(e))
+            .WithLog(clientLog)
             .Build();
         _thread = new Thread(Run) { IsBackground = true, Name = "broker-feed" };
         _thread.Start();
@@ -244,7 +245,7 @@ public sealed class FeedHub : IDisposable
 
     private void Run()
     {
-        var poll = TimeSpan.FromMilliseconds(20);
+        var poll = _settings.FeedPoll;
         while (!_stop.IsCancellationRequested)
         {
             try
@@ -384,7 +385,7 @@ public sealed class FeedHub : IDisposable
     private void LingerCheck()
     {
         var now = Stopwatch.GetTimestamp();
-        if (Stopwatch.GetElapsedTime(_lastLingerCheck, now) < TimeSpan.FromSeconds(1)) return;
+        if (Stopwatch.GetElapsedTime(_lastLingerCheck, now) < _settings.FeedLingerCheck) return;
         _lastLingerCheck = now;
         List<TopicPartition>? drop = null;
         foreach (var feed in _feeds.Values)
@@ -426,7 +427,7 @@ public sealed class FeedHub : IDisposable
     {
         if (_stop.IsCancellationRequested) return;
         _stop.Cancel();
-        _thread.Join(TimeSpan.FromSeconds(5));
+        _thread.Join(_settings.CloseTimeout);
         try { _consumer.Close(); } catch (KafkaException) { }
         _consumer.Dispose();
         while (_commands.TryDequeue(out var c)) c.Abort();

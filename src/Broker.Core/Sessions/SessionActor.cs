@@ -6,19 +6,6 @@ using Broker.Protocol;
 
 namespace Broker.Core.Sessions;
 
-/// <summary>Settings of durable sessions (HOCON <c>broker.sessions</c>).</summary>
-public sealed record SessionSettings
-{
-    /// <summary>A session with no connection attached for this long is deleted.</summary>
-    public TimeSpan ExpireAfter { get; init; } = TimeSpan.FromHours(24);
-
-    /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted).</summary>
-    public int SnapshotEvery { get; init; } = 100;
-
-    /// <summary>How long a connection waits for the session store before answering <c>unavailable</c>.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
-}
-
 /// <summary>
 /// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
 /// the session's topics and, per topic, the position to resume after (the last commit, or where

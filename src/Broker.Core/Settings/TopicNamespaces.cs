@@ -43,4 +43,35 @@ public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partit
     }
 
     public TopicMapping Map(string topic) => new(KafkaTopic.Replace("{topic}", topic, StringComparison.Ordinal), Partitions, ReplicationFactor, Create, ReadOnly, Retention);
+
+    /// <summary>The fields a namespace entry may set (others are reported as unknown keys).</summary>
+    public static readonly IReadOnlyList<string> Fields = ["pattern", "kafka-topic", "kafka-prefix", "partitions", "replication-factor", "create", "read-only", "retention"];
+
+    /// <summary>
+    /// Binds <c>broker.namespaces</c>: a list of {pattern, kafka-topic (a template with {topic}) or
+    /// kafka-prefix, partitions, replication-factor, create, read-only, retention}. What an entry
+    /// leaves out comes from <c>broker.namespace-defaults</c>, from the kafka section's partitions and
+    /// replication-factor, and from <paramref name="topicPrefix"/> (Kafka topic = prefix + topic).
+    /// </summary>
+    public static IReadOnlyList<NamespaceRule> BindAll(SettingsReader r, string topicPrefix, int partitions, short replicationFactor)
+    {
+        var create = r.Switch("broker.namespace-defaults.create");
+        var readOnly = r.Switch("broker.namespace-defaults.read-only");
+        var rules = new List<NamespaceRule>();
+        foreach (var n in r.ObjectList("broker.namespaces"))
+        {
+            var pattern = n.NonEmpty("pattern", "a topic pattern such as orders.* or prices.>");
+            var template = n.Has("kafka-topic") ? n.NonEmpty("kafka-topic", "a Kafka topic name, {topic} standing for the broker topic")
+                : (n.Has("kafka-prefix") ? n.String("kafka-prefix").Trim() : topicPrefix) + "{topic}";
+            rules.Add(new NamespaceRule(
+                pattern,
+                template,
+                n.Has("partitions") ? n.Int("partitions", 1, Broker.Protocol.Position.MaxPartitions) : partitions,
+                n.Has("replication-factor") ? (short)n.Int("replication-factor", 1, short.MaxValue) : replicationFactor,
+                n.Has("create") ? n.Switch("create") : create,
+                n.Has("read-only") ? n.Switch("read-only") : readOnly,
+                n.Has("retention") ? n.Duration("retention", TimeSpan.FromMilliseconds(1)) : null));
+        }
+        return rules;
+    }
 }

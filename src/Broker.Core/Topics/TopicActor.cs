@@ -7,13 +7,6 @@ using Confluent.Kafka;
 
 namespace Broker.Core.Topics;
 
-/// <summary>Settings of topic actors (HOCON <c>broker.topics</c>).</summary>
-public sealed record TopicSettings
-{
-    /// <summary>Recent publishes remembered per topic to answer retries (same client and id) with the original ack.</summary>
-    public int DedupWindow { get; init; } = 10_000;
-}
-
 /// <summary>What a topic actor uses of its node.</summary>
 public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings)
 {
@@ -73,7 +66,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _settingsKnown = true; // no settings store: defaults
             return;
         }
-        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), TimeSpan.FromSeconds(5))
+        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), _deps.Settings.SettingsTimeout)
             .PipeTo(Self, failure: e => new SettingsUnavailable(e));
     }
 
@@ -89,7 +82,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private void SettingsFailed(SettingsUnavailable u)
     {
         _logger.Warning("Topic {0}: settings store unavailable ({1}); defaults apply until it answers", _topic, u.Cause.GetBaseException().Message);
-        Timers.StartSingleTimer("settings", RetrySettings.Instance, TimeSpan.FromSeconds(10));
+        Timers.StartSingleTimer("settings", RetrySettings.Instance, _deps.Settings.SettingsRetry);
     }
 
     private void SettingsMessages()
@@ -114,7 +107,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         if (_deps.Settings.DedupWindow <= 0) return (found, heads.High);
         var from = new long[heads.Partitions];
         for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
-        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
         var ackPosition = (long[])from.Clone();
         await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, _) =>
         {

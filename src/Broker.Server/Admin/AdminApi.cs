@@ -7,6 +7,7 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Broker.Core.Admin;
 using Broker.Core.Settings;
+using Broker.Server.Configuration;
 using Broker.Protocol;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -31,16 +32,13 @@ public sealed class BrokerEndpoints
 /// </summary>
 public static class AdminApi
 {
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
-
     /// <summary>Topic settings are persisted: when the store cannot answer, the reply is 503.</summary>
-    private static async Task<IResult> AskSettings(ActorSystem system, object request)
+    private static async Task<IResult> AskSettings(ActorSystem system, object request, TimeSpan timeout)
     {
         var region = Akka.Hosting.ActorRegistry.For(system).Get<Hosting.TopicSettingsRegion>();
         try
         {
-            var current = await region.Ask<TopicSettingsCommands.Current>(request, TimeSpan.FromSeconds(10));
+            var current = await region.Ask<TopicSettingsCommands.Current>(request, timeout);
             return Json(new JsonObject { ["topic"] = current.Topic, ["readOnly"] = current.ReadOnly });
         }
         catch (AskTimeoutException)
@@ -49,8 +47,11 @@ public static class AdminApi
         }
     }
 
-    public static void MapAdminApi(this WebApplication app, string token)
+    public static void MapAdminApi(this WebApplication app, AdminSettings settings)
     {
+        var token = settings.Token;
+        var askTimeout = settings.AskTimeout;
+        var drainTimeout = settings.DrainTimeout;
         var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
         var group = app.MapGroup("/admin").AddEndpointFilter(async (ctx, next) =>
         {
@@ -82,7 +83,7 @@ public static class AdminApi
             Json(new JsonObject { ["regions"] = Array(ClusterSharding.Get(system).ShardTypeNames.OrderBy(n => n, StringComparer.Ordinal)) }));
         group.MapGet("/sharding/{type}/region-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type);
+            var stats = await ShardingStats(system, type, askTimeout);
             if (stats is null) return UnknownType(type);
             var regions = new JsonArray();
             foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
@@ -99,7 +100,7 @@ public static class AdminApi
         });
         group.MapGet("/sharding/{type}/shard-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type);
+            var stats = await ShardingStats(system, type, askTimeout);
             if (stats is null) return UnknownType(type);
             var shards = new JsonArray();
             foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
@@ -112,7 +113,7 @@ public static class AdminApi
 
         group.MapGet("/topics", async (ActorSystem system, KafkaSettings kafka) =>
         {
-            var (nodes, errors) = await AskAllNodes(system);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var topics = new JsonArray();
             foreach (var name in nodes.SelectMany(n => n.Topics.Select(t => t.Topic)).Distinct(StringComparer.Ordinal).OrderBy(t => t, StringComparer.Ordinal))
                 topics.Add(TopicView(name, kafka, nodes));
@@ -121,7 +122,7 @@ public static class AdminApi
         group.MapGet("/topics/{name}", async (string name, ActorSystem system, KafkaSettings kafka) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
-            var (nodes, errors) = await AskAllNodes(system);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var view = TopicView(name, kafka, nodes);
             view["errors"] = errors;
             return Json(view);
@@ -129,7 +130,7 @@ public static class AdminApi
         group.MapGet("/topics/{name}/settings", async (string name, ActorSystem system) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
-            return await AskSettings(system, new TopicSettingsCommands.Get(name));
+            return await AskSettings(system, new TopicSettingsCommands.Get(name), askTimeout);
         });
         group.MapPut("/topics/{name}/settings", async (string name, HttpRequest req, ActorSystem system) =>
         {
@@ -139,11 +140,11 @@ public static class AdminApi
             catch (System.Text.Json.JsonException) { body = null; }
             if (body?["readOnly"] is not JsonValue v || !v.TryGetValue<bool>(out var readOnly))
                 return Error(StatusCodes.Status400BadRequest, "body must be {\"readOnly\": true|false}");
-            return await AskSettings(system, new TopicSettingsCommands.SetReadOnly(name, readOnly));
+            return await AskSettings(system, new TopicSettingsCommands.SetReadOnly(name, readOnly), askTimeout);
         });
         group.MapGet("/connections", async (ActorSystem system) =>
         {
-            var (nodes, errors) = await AskAllNodes(system);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var list = new JsonArray();
             foreach (var n in nodes.OrderBy(n => n.Address, StringComparer.Ordinal))
                 list.Add(new JsonObject { ["address"] = n.Address, ["connections"] = n.Connections, ["draining"] = n.Draining });
@@ -157,7 +158,7 @@ public static class AdminApi
             if (member is null) return Error(StatusCodes.Status404NotFound, $"no cluster member at {address}");
             try
             {
-                var drained = await NodeInfoOf(system, member.Address).Ask<NodeInfo.Drained>(new NodeInfo.DrainNode((int)DrainTimeout.TotalMilliseconds), DrainTimeout + AskTimeout);
+                var drained = await NodeInfoOf(system, member.Address).Ask<NodeInfo.Drained>(new NodeInfo.DrainNode((int)drainTimeout.TotalMilliseconds), drainTimeout + askTimeout);
                 return Json(new JsonObject { ["address"] = drained.Address, ["closed"] = drained.Closed, ["remaining"] = drained.Remaining });
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
@@ -215,7 +216,7 @@ public static class AdminApi
     }
 
     /// <summary>Asks the node-info actor of every member that is not down or removed; nodes that do not answer are listed as errors.</summary>
-    private static async Task<(List<NodeInfo.NodeStatus> Nodes, JsonArray Errors)> AskAllNodes(ActorSystem system)
+    private static async Task<(List<NodeInfo.NodeStatus> Nodes, JsonArray Errors)> AskAllNodes(ActorSystem system, TimeSpan askTimeout)
     {
         var members = Cluster.Get(system).State.Members
             .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving or MemberStatus.Joining)
@@ -224,11 +225,11 @@ public static class AdminApi
         {
             try
             {
-                return (Status: await NodeInfoOf(system, m.Address).Ask<NodeInfo.NodeStatus>(NodeInfo.GetNodeStatus.Instance, AskTimeout), Error: (string?)null);
+                return (Status: await NodeInfoOf(system, m.Address).Ask<NodeInfo.NodeStatus>(NodeInfo.GetNodeStatus.Instance, askTimeout), Error: (string?)null);
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
-                return (Status: (NodeInfo.NodeStatus?)null, Error: $"{m.Address}: no answer within {AskTimeout.TotalSeconds:0}s");
+                return (Status: (NodeInfo.NodeStatus?)null, Error: $"{m.Address}: no answer within {askTimeout.TotalSeconds:0.#}s");
             }
         });
         var results = await Task.WhenAll(asks);
@@ -240,11 +241,12 @@ public static class AdminApi
     private static ActorSelection NodeInfoOf(ActorSystem system, Address address) =>
         system.ActorSelection(new RootActorPath(address) / "user" / NodeInfo.ActorName);
 
-    private static async Task<ClusterShardingStats?> ShardingStats(ActorSystem system, string type)
+    private static async Task<ClusterShardingStats?> ShardingStats(ActorSystem system, string type, TimeSpan askTimeout)
     {
         var sharding = ClusterSharding.Get(system);
         if (!sharding.ShardTypeNames.Contains(type)) return null;
-        return await sharding.ShardRegion(type).Ask<ClusterShardingStats>(new GetClusterShardingStats(AskTimeout), AskTimeout + TimeSpan.FromSeconds(2));
+        // The region asks every other region within askTimeout; its own answer may take a little longer.
+        return await sharding.ShardRegion(type).Ask<ClusterShardingStats>(new GetClusterShardingStats(askTimeout), askTimeout * 1.5);
     }
 
     private static async Task<IResult> WithMember(HttpRequest req, ActorSystem system, Action<Cluster, Member> act, string done)

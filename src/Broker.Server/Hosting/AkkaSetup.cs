@@ -33,30 +33,27 @@ public static class AkkaSetup
     /// The actor system: remoting, the cluster (of one unless seed nodes are given), serialization,
     /// the topic shard region, the session store and the durable-session shard region.
     /// </summary>
-    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, Config config, string sessionStoreConnection)
+    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, NodeSettings settings, string sessionStoreConnection)
     {
         services.AddAkka(SystemName, (builder, sp) =>
         {
-            var seeds = BrokerConfig.SeedNodes(config);
+            var cluster = settings.Cluster;
+            string[] seeds = [.. cluster.SeedNodes];
             builder
-                .AddHocon(config, HoconAddMode.Prepend)
-                .AddHocon(SplitBrainResolver(config), HoconAddMode.Prepend)
-                .ConfigureLoggers(l =>
-                {
-                    l.ClearLoggers();
-                    l.AddLoggerFactory();
-                })
+                .AddHocon(settings.Akka, HoconAddMode.Prepend)
+                .AddHocon(SplitBrainResolver(cluster), HoconAddMode.Prepend)
+                .AddBrokerLogging(settings.Logging)
                 .WithRemoting(new RemoteOptions
                 {
-                    HostName = config.GetString("broker.cluster.hostname"),
-                    Port = config.GetInt("broker.cluster.port"),
+                    HostName = cluster.Hostname,
+                    Port = cluster.Port,
                 })
                 .WithClustering(new ClusterOptions { SeedNodes = seeds })
                 .AddBrokerSerialization()
-                .AddSessionPersistence(config, sessionStoreConnection)
-                .AddTopicRegion(config, new TopicDependencies(
-                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)))
-                .AddSessionRegion(config)
+                .AddSessionPersistence(settings.Persistence, sessionStoreConnection)
+                .AddTopicRegion(cluster, new TopicDependencies(
+                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), settings.Topics))
+                .AddSessionRegion(settings.Sessions)
                 .AddStartup((system, _) =>
                 {
                     // /user/broker-node-info: asked by the admin API of any node (connections, subscribers, drain).
@@ -76,12 +73,12 @@ public static class AkkaSetup
         return services;
     }
 
-    private static Config SplitBrainResolver(Config config) => ConfigurationFactory.ParseString($"""
+    private static Config SplitBrainResolver(BrokerClusterSettings cluster) => ConfigurationFactory.ParseString($"""
         akka.cluster.split-brain-resolver {"{"}
-          active-strategy = {config.GetString("broker.cluster.split-brain-resolver.active-strategy")}
-          stable-after = {config.GetTimeSpan("broker.cluster.split-brain-resolver.stable-after").TotalMilliseconds}ms
+          active-strategy = {cluster.SplitBrainStrategy}
+          stable-after = {(long)cluster.StableAfter.TotalMilliseconds}ms
         {"}"}
-        """);
+        """ + (cluster.QuorumSize > 0 ? $"\nakka.cluster.split-brain-resolver.static-quorum.quorum-size = {cluster.QuorumSize}" : ""));
 
     public static AkkaConfigurationBuilder AddBrokerSerialization(this AkkaConfigurationBuilder builder) =>
         builder.WithCustomSerializer("broker", [typeof(IBrokerMessage)], system => new BrokerSerializer(system));
@@ -92,10 +89,10 @@ public static class AkkaSetup
     /// The topic region and the region of topic settings. Topic actors get their settings from the
     /// latter (resolved when an entity starts, so both are registered by then).
     /// </summary>
-    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, TopicDependencies deps)
+    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, BrokerClusterSettings cluster, TopicDependencies deps)
     {
-        var shards = config.GetInt("broker.cluster.topic-shards");
-        var passivate = config.GetTimeSpan("broker.cluster.passivate-idle-after");
+        var shards = cluster.TopicShards;
+        var passivate = cluster.PassivateIdleAfter;
         // Topic entities are cheap to restart: no remembered entities, idle ones passivate.
         ShardOptions Options() => new()
         {
@@ -121,13 +118,12 @@ public static class AkkaSetup
     /// Durable sessions: one persistent actor per session id. Sharding state stays in DData; session
     /// actors are not passivated when idle (they expire on their own, see <see cref="SessionSettings.ExpireAfter"/>).
     /// </summary>
-    public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, Config config)
+    public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, SessionSettings settings)
     {
-        var settings = BrokerConfig.Sessions(config);
         return builder.WithShardRegion<SessionRegion>(
             SessionTypeName,
             session => SessionActor.Props(session, settings),
-            new SessionMessageExtractor(config.GetInt("broker.sessions.shards")),
+            new SessionMessageExtractor(settings.Shards),
             new ShardOptions
             {
                 StateStoreMode = StateStoreMode.DData,

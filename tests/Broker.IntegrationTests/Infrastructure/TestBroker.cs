@@ -35,11 +35,11 @@ public sealed class TestBroker : IAsyncDisposable
             ["broker.kafka.embedded.port"] = "0",
             ["broker.cluster.port"] = "0",
             ["broker.shutdown-deadline"] = "5s",
-            ["akka.loglevel"] = "WARNING",
+            ["broker.logging.level"] = "warning",
         };
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
         var config = BrokerConfig.Load(values, _ => null);
-        if (hocon is not null) config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(config);
+        if (hocon is not null) config = config.With(hocon);
         var app = BrokerApp.Build(config, ["--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);

@@ -21,7 +21,7 @@ public sealed class FeedHubTests : IDisposable
     public FeedHubTests()
     {
         _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = new KafkaSettings { BootstrapServers = _cluster.BootstrapServers };
+        _settings = TestDefaults.Kafka(_cluster.BootstrapServers);
         _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
         _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
         _replay = new CatchUpReader(_settings);

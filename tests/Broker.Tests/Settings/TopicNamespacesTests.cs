@@ -1,4 +1,5 @@
 using Broker.Core.Settings;
+using Broker.Tests.Infrastructure;
 
 namespace Broker.Tests.Settings;
 
@@ -26,7 +27,7 @@ public sealed class TopicNamespacesTests
     [Fact]
     public void First_matching_namespace_wins_and_the_template_names_the_kafka_topic()
     {
-        var settings = new KafkaSettings
+        var settings = TestDefaults.Kafka() with
         {
             TopicPrefix = "pre-",
             Namespaces = [Rule("orders.vip", "vip-orders", create: false), Rule("orders.*", "svc.{topic}"), Rule("feeds.>", "{topic}", readOnly: true)],
@@ -44,7 +45,7 @@ public sealed class TopicNamespacesTests
     [InlineData(UnmappedTopics.Forbidden)]
     public void Unmapped_topics_are_refused_when_configured(UnmappedTopics policy)
     {
-        var settings = new KafkaSettings { Namespaces = [Rule("orders.*")], Unmapped = policy };
+        var settings = TestDefaults.Kafka() with { Namespaces = [Rule("orders.*")], Unmapped = policy };
         Assert.Null(settings.Resolve("chat"));
         Assert.NotNull(settings.Resolve("orders.x"));
     }

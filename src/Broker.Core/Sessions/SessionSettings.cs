@@ -1,0 +1,28 @@
+using Broker.Core.Settings;
+
+namespace Broker.Core.Sessions;
+
+/// <summary>Settings of durable sessions (HOCON <c>broker.sessions</c>).</summary>
+public sealed record SessionSettings
+{
+    /// <summary>A session with no connection attached for this long is deleted.</summary>
+    public required TimeSpan ExpireAfter { get; init; }
+
+    /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted); 0: never.</summary>
+    public required int SnapshotEvery { get; init; }
+
+    /// <summary>How long a connection waits for the session store before answering <c>unavailable</c>.</summary>
+    public required TimeSpan RequestTimeout { get; init; }
+
+    /// <summary>Shards of the session region (fixed for the life of a cluster).</summary>
+    public required int Shards { get; init; }
+
+    /// <summary>Binds and validates <c>broker.sessions</c>.</summary>
+    public static SessionSettings Bind(SettingsReader r) => new()
+    {
+        ExpireAfter = r.Duration("broker.sessions.expire-after", TimeSpan.FromSeconds(1)),
+        SnapshotEvery = r.Int("broker.sessions.snapshot-every", 0),
+        RequestTimeout = r.Duration("broker.sessions.request-timeout", TimeSpan.FromMilliseconds(1)),
+        Shards = r.Int("broker.sessions.shards", 1),
+    };
+}

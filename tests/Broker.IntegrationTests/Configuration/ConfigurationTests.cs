@@ -1,0 +1,160 @@
+using Akka.Configuration;
+using Broker.Core.Settings;
+using Broker.Server.Configuration;
+
+namespace Broker.IntegrationTests.Configuration;
+
+/// <summary>The configuration model in process: layers, binding, validation, unknown keys (no node is started).</summary>
+public sealed class ConfigurationTests
+{
+    private static LoadedConfig Load(Dictionary<string, string>? environment = null, Dictionary<string, string>? overrides = null) =>
+        BrokerConfig.Load(overrides, name => environment?.GetValueOrDefault(name));
+
+    [Fact]
+    public void Every_key_of_the_defaults_is_read_by_a_settings_record()
+    {
+        var reader = new SettingsReader(BrokerDefaults.Config);
+        NodeSettings.Bind(reader);
+        var read = reader.KeysRead.ToHashSet();
+        var unread = Leaves(BrokerDefaults.Config.GetValue("broker"), "broker").Where(k => !read.Contains(k)).ToList();
+        Assert.True(unread.Count == 0, "keys in hocon/broker.conf that no settings record reads: " + string.Join(", ", unread));
+    }
+
+    [Fact]
+    public void Every_environment_variable_sets_a_key_of_the_defaults()
+    {
+        var defaults = BrokerDefaults.Config;
+        foreach (var (variable, key) in BrokerConfig.EnvironmentKeys)
+            Assert.True(defaults.HasPath(key), $"{variable} sets {key}, which hocon/broker.conf does not have");
+        Assert.True(defaults.HasPath(BrokerConfig.SeedsKey));
+    }
+
+    [Fact]
+    public void Environment_variables_override_the_file_and_the_file_overrides_the_defaults()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "broker.http.port = 1234\nbroker.admin.port = 2345\n");
+            var config = Load(new() { ["BROKER_CONFIG"] = file, ["BROKER_ADMIN_PORT"] = "3456", ["BROKER_SEEDS"] = "akka.tcp://broker@a:4053, akka.tcp://broker@b:4053" });
+            var settings = NodeSettings.Bind(config.Config);
+            Assert.Equal((1234, 3456), (settings.Http.Port, settings.Admin.Port));
+            Assert.Equal(["akka.tcp://broker@a:4053", "akka.tcp://broker@b:4053"], settings.Cluster.SeedNodes);
+            Assert.Equal([Path.GetFullPath(file)], config.Files);
+            Assert.Equal(Path.GetFullPath(file), config.OriginOf("broker.http.port"));
+            Assert.Equal("env BROKER_ADMIN_PORT", config.OriginOf("broker.admin.port"));
+            Assert.Equal("the defaults", config.OriginOf("broker.kafka.partitions"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Theory]
+    [InlineData("BROKER_HTTP_PORT", "abc", "broker.http.port")]
+    [InlineData("BROKER_ADMIN_PORT", "70000", "broker.admin.port")]
+    [InlineData("BROKER_DASHBOARD", "nope", "broker.http.dashboard")]
+    [InlineData("BROKER_SEEDS", "garbage", "broker.cluster.seed-nodes")]
+    [InlineData("BROKER_SEEDS", "akka.tcp://other@10.0.0.1:4053", "broker.cluster.seed-nodes")]
+    [InlineData("BROKER_SBR_STRATEGY", "foo", "broker.cluster.split-brain-resolver.active-strategy")]
+    [InlineData("BROKER_SBR_STRATEGY", "static-quorum", "broker.cluster.split-brain-resolver.quorum-size")]
+    [InlineData("BROKER_KAFKA_EMBEDDED", "maybe", "broker.kafka.embedded.enabled")]
+    [InlineData("BROKER_KAFKA_EMBEDDED", "off", "broker.kafka.embedded.enabled")]
+    [InlineData("BROKER_KAFKA_BOOTSTRAP", "kafka", "broker.kafka.bootstrap-servers")]
+    [InlineData("BROKER_MAX_FRAME_BYTES", "-5", "broker.websocket.max-frame-bytes")]
+    [InlineData("BROKER_LOG_FORMAT", "xml", "broker.logging.format")]
+    [InlineData("BROKER_DB_PROVIDER", "oracle", "broker.persistence.provider")]
+    [InlineData("BROKER_DB_PROVIDER", "postgresql", "broker.persistence.connection-string")]
+    [InlineData("BROKER_TOPIC_CREATION", "sometimes", "broker.kafka.topic-creation")]
+    [InlineData("BROKER_HTTP_HOST", "no-such-host.invalid", "broker.http.host")]
+    public void A_bad_environment_value_fails_binding_naming_the_key_and_the_variable(string variable, string value, string key)
+    {
+        var config = Load(new() { [variable] = value });
+        var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+        Assert.Equal(key, e.Key);
+        var line = config.Describe(e);
+        Assert.DoesNotContain('\n', line);
+        Assert.Contains(key, line);
+        if (key == BrokerConfig.EnvironmentKeys.GetValueOrDefault(variable) || variable == BrokerConfig.SeedsVariable)
+            Assert.Contains($"(from env {variable})", line);
+        Assert.Contains("expected ", line);
+    }
+
+    [Fact]
+    public void Keys_of_a_namespace_entry_are_checked_and_named_by_index()
+    {
+        var config = Load().With("broker.namespaces = [{ pattern = \"a.*\" }, { pattern = \"b.*\", partitions = many }]");
+        var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+        Assert.Equal("broker.namespaces[1].partitions", e.Key);
+        Assert.Contains("(from an override)", config.Describe(e));
+    }
+
+    [Fact]
+    public void Namespace_entries_take_what_they_leave_out_from_the_defaults()
+    {
+        var config = Load().With("broker.namespaces = [{ pattern = \"a.*\", kafka-prefix = \"x.\" }]");
+        var rule = Assert.Single(NodeSettings.Bind(config.Config).Kafka.Namespaces);
+        Assert.Equal("a.*", rule.Pattern);
+        Assert.Equal(new TopicMapping("x.a.b", 1, 1, Create: true, ReadOnly: false, Retention: null), rule.Map("a.b"));
+    }
+
+    [Fact]
+    public void Unknown_keys_are_reported_with_the_nearest_known_key()
+    {
+        var config = Load().With("""
+            broker.http.prot = 8081
+            broker.kafka.port = 9093
+            broker.websocket.keepalive = 5s
+            broker.frobnicate = yes
+            broker.namespaces = [{ pattern = "a.*", partiton = 2 }]
+            """);
+        var warnings = UnknownKeys.Find(config.Config);
+        Assert.Equal(
+        [
+            "unknown key broker.frobnicate (no setting has this name; hocon/broker.conf lists them all)",
+            "unknown key broker.http.prot — did you mean broker.http.port?",
+            "unknown key broker.kafka.port — did you mean broker.kafka.embedded.port?",
+            "unknown key broker.namespaces[0].partiton — did you mean partitions?",
+            "unknown key broker.websocket.keepalive — did you mean broker.websocket.keepalive-interval?",
+        ], warnings.Order(StringComparer.Ordinal));
+        Assert.Empty(UnknownKeys.Find(Load().Config));
+    }
+
+    [Fact]
+    public void Relative_paths_resolve_against_the_current_directory()
+    {
+        var settings = NodeSettings.Bind(Load(new() { ["BROKER_DB_PATH"] = "state/sessions.db" }).Config);
+        Assert.Equal(Path.Combine(Environment.CurrentDirectory, "state", "sessions.db"), settings.Persistence.SqlitePath);
+    }
+
+    [Fact]
+    public void A_missing_config_file_is_one_line_naming_the_variable_and_the_absolute_path()
+    {
+        var e = Assert.Throws<StartupException>(() => Load(new() { ["BROKER_CONFIG"] = "no-such.conf" }));
+        Assert.Contains("BROKER_CONFIG=no-such.conf", e.Message);
+        Assert.Contains(Path.GetFullPath("no-such.conf"), e.Message);
+    }
+
+    [Fact]
+    public void A_config_file_that_does_not_parse_is_one_line()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "broker.http.port = ${no.such.key}\n");
+            var e = Assert.Throws<StartupException>(() => Load(new() { ["BROKER_CONFIG"] = file }));
+            Assert.StartsWith($"cannot parse the configuration file {Path.GetFullPath(file)}", e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    private static IEnumerable<string> Leaves(Akka.Configuration.Hocon.HoconValue value, string path) =>
+        value.IsObject()
+            ? value.GetObject().Items.SelectMany(kv => Leaves(kv.Value, path + "." + kv.Key))
+            : [path];
+}
