@@ -7,7 +7,7 @@ public enum StartFrom
     Earliest,
 }
 
-/// <summary>A decoded, validated client request (PROTOCOL.md, "Client → server").</summary>
+/// <summary>A decoded, validated client request (docs/protocol.md, "Client → server").</summary>
 public abstract record ClientRequest(string? Id);
 
 /// <param name="Key">Only messages whose Kafka key is exactly this string (UTF-8) are delivered; null: every message.</param>

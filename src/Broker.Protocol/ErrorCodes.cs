@@ -1,6 +1,6 @@
 namespace Broker.Protocol;
 
-/// <summary>The error codes of PROTOCOL.md, as they appear on the wire.</summary>
+/// <summary>The error codes of the protocol (docs/protocol.md, "Errors"), as they appear on the wire.</summary>
 public static class ErrorCodes
 {
     public const string BadRequest = "bad_request";
@@ -14,7 +14,7 @@ public static class ErrorCodes
     public const string Internal = "internal";
 }
 
-/// <summary>WebSocket close codes used by the broker (PROTOCOL.md, "Closing codes").</summary>
+/// <summary>WebSocket close codes used by the broker (docs/protocol.md, "Close codes").</summary>
 public static class CloseCodes
 {
     public const int Normal = 1000;
