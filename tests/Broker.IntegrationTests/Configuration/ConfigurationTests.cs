@@ -153,6 +153,30 @@ public sealed class ConfigurationTests
         }
     }
 
+    [Fact]
+    public void The_readme_configuration_reference_names_every_key_and_every_environment_variable()
+    {
+        var readme = File.ReadAllText(Path.Combine(Repository.Root(), "README.md"));
+        var section = readme[readme.IndexOf("\n## Configuration\n", StringComparison.Ordinal)..];
+        var documented = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in section.Split('\n').Where(l => l.StartsWith("| `broker.", StringComparison.Ordinal)))
+        {
+            // "| `broker.kafka.partitions` / `replication-factor` | …": siblings of the first key.
+            var cell = row.Split('|')[1];
+            var keys = System.Text.RegularExpressions.Regex.Matches(cell, "`([^`]+)`").Select(m => m.Groups[1].Value).ToList();
+            var parent = keys[0][..keys[0].LastIndexOf('.')];
+            documented.Add(keys[0]);
+            foreach (var sibling in keys.Skip(1)) documented.Add(parent + "." + sibling);
+        }
+        var keysOfDefaults = Leaves(BrokerDefaults.Config.GetValue("broker"), "broker").ToList();
+        var missing = keysOfDefaults.Where(k => !documented.Contains(k)).ToList();
+        Assert.True(missing.Count == 0, "keys of hocon/broker.conf missing in the README: " + string.Join(", ", missing));
+        var unknown = documented.Where(k => !keysOfDefaults.Contains(k)).ToList();
+        Assert.True(unknown.Count == 0, "keys in the README that hocon/broker.conf does not have: " + string.Join(", ", unknown));
+        foreach (var variable in BrokerConfig.EnvironmentKeys.Keys.Append(BrokerConfig.SeedsVariable).Append(BrokerConfig.ConfigFileVariable))
+            Assert.Contains($"`{variable}`", section);
+    }
+
     private static IEnumerable<string> Leaves(Akka.Configuration.Hocon.HoconValue value, string path) =>
         value.IsObject()
             ? value.GetObject().Items.SelectMany(kv => Leaves(kv.Value, path + "." + kv.Key))
