@@ -51,6 +51,9 @@ public static class LoggingSetup
             };
             l.ClearLoggers();
             l.AddLogger<AkkaLogBridge>();
+            // Remoting reports its end after the node's logger has stopped, when Akka writes to
+            // stdout itself in its own format (a second timestamp): that info line is dropped.
+            l.WithLogFilter(f => f.ExcludeMessageContaining("Remoting shut down"));
         });
 
     /// <summary>librdkafka's lines through the host's logger, rate limited as <paramref name="settings"/> says.</summary>

@@ -113,6 +113,8 @@ public sealed class StartupTests
         Assert.Equal(0, await broker.StopAsync(ExitTimeout));
         Assert.DoesNotContain(broker.Lines, l => l.Contains("Request starting", StringComparison.Ordinal) || l.Contains("/healthz", StringComparison.Ordinal));
         Assert.True(before >= startup.Count);
+        // Shutting down, too, every line has the one format (none in Akka's own, with its second timestamp).
+        Assert.All(broker.Lines, l => Assert.Matches(@"^\d\d:\d\d:\d\d (info|warn|fail|crit|dbug): ", l));
     }
 
     [Fact]
