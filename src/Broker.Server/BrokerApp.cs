@@ -62,6 +62,7 @@ public static class BrokerApp
         builder.Services.AddSingleton(kafka);
         builder.Services.AddSingleton(settings.WebSocket);
         builder.Services.AddSingleton(settings.Admin);
+        builder.Services.AddSingleton(settings.Health);
         builder.Services.AddSingleton(sp => LoggingSetup.KafkaClientLog(sp.GetRequiredService<ILoggerFactory>(), settings.Logging));
         builder.Services.AddSingleton<ITopicProvisioner>(sp => settings.TopicCreation.Mode switch
         {

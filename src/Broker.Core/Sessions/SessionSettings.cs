@@ -22,7 +22,7 @@ public sealed record SessionSettings
     {
         ExpireAfter = r.Duration("broker.sessions.expire-after", TimeSpan.FromSeconds(1)),
         SnapshotEvery = r.Int("broker.sessions.snapshot-every", 0),
-        RequestTimeout = r.Duration("broker.sessions.request-timeout", TimeSpan.FromMilliseconds(1)),
+        RequestTimeout = r.Duration("broker.sessions.request-timeout"),
         Shards = r.Int("broker.sessions.shards", 1),
     };
 }

@@ -101,6 +101,14 @@ public sealed partial class SettingsReader
         return TryParseDuration(value, out var duration) && duration >= min ? duration : throw Invalid(key, value, expected);
     }
 
+    /// <summary>A duration greater than zero (a timeout, an interval).</summary>
+    public TimeSpan Duration(string key)
+    {
+        const string expected = "a duration greater than 0 such as 500ms, 15s, 2m or 24h";
+        var value = Scalar(key, expected);
+        return TryParseDuration(value, out var duration) && duration > TimeSpan.Zero ? duration : throw Invalid(key, value, expected);
+    }
+
     /// <summary>A path; a relative one is resolved against the current directory (where the user started the broker).</summary>
     public string FilePath(string key) => Path.GetFullPath(NonEmpty(key, "a file path"));
 

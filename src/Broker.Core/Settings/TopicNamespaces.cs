@@ -70,7 +70,7 @@ public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partit
                 n.Has("replication-factor") ? (short)n.Int("replication-factor", 1, short.MaxValue) : replicationFactor,
                 n.Has("create") ? n.Switch("create") : create,
                 n.Has("read-only") ? n.Switch("read-only") : readOnly,
-                n.Has("retention") ? n.Duration("retention", TimeSpan.FromMilliseconds(1)) : null));
+                n.Has("retention") ? n.Duration("retention") : null));
         }
         return rules;
     }

@@ -21,8 +21,8 @@ public sealed record TopicSettings
     public static TopicSettings Bind(SettingsReader r) => new()
     {
         DedupWindow = r.Int("broker.topics.dedup-window", 0),
-        SettingsTimeout = r.Duration("broker.topics.settings-timeout", TimeSpan.FromMilliseconds(1)),
-        SettingsRetry = r.Duration("broker.topics.settings-retry", TimeSpan.FromMilliseconds(1)),
-        RecoveryTimeout = r.Duration("broker.topics.recovery-timeout", TimeSpan.FromMilliseconds(1)),
+        SettingsTimeout = r.Duration("broker.topics.settings-timeout"),
+        SettingsRetry = r.Duration("broker.topics.settings-retry"),
+        RecoveryTimeout = r.Duration("broker.topics.recovery-timeout"),
     };
 }

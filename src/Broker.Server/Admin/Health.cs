@@ -123,9 +123,9 @@ public static class HealthEndpoints
             var (ready, body) = await probe.CheckAsync(system);
             return Results.Content(body.ToJsonString(), "application/json", statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
-        app.MapGet("/metrics", async (BrokerMetrics metrics, ConnectionRegistry registry, FeedHub feeds, ActorSystem system) =>
+        app.MapGet("/metrics", async (BrokerMetrics metrics, ConnectionRegistry registry, FeedHub feeds, ActorSystem system, HealthSettings health) =>
         {
-            var states = await feeds.SnapshotAsync().WaitAsync(TimeSpan.FromSeconds(2));
+            var states = await feeds.SnapshotAsync().WaitAsync(health.CheckTimeout);
             var cluster = Cluster.Get(system).State;
             var sharding = ClusterSharding.Get(system);
             var shards = new List<(string, int)>();
@@ -133,7 +133,7 @@ public static class HealthEndpoints
             {
                 try
                 {
-                    var state = await sharding.ShardRegion(type).Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(2));
+                    var state = await sharding.ShardRegion(type).Ask<CurrentShardRegionState>(GetShardRegionState.Instance, health.CheckTimeout);
                     shards.Add((type, state.Shards.Count));
                 }
                 catch (AskTimeoutException)

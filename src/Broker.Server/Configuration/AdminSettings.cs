@@ -31,7 +31,7 @@ public sealed record AdminSettings
         Address = ListenAddress.Resolve(r, "broker.admin.host"),
         Port = r.Port("broker.admin.port"),
         Token = r.String("broker.admin.token"),
-        AskTimeout = r.Duration("broker.admin.ask-timeout", TimeSpan.FromMilliseconds(1)),
+        AskTimeout = r.Duration("broker.admin.ask-timeout"),
         DrainTimeout = r.Duration("broker.admin.drain-timeout", TimeSpan.Zero),
     };
 }

@@ -49,9 +49,9 @@ public sealed record BrokerClusterSettings
             SeedNodes = Seeds(r, BrokerConfig.SeedsKey),
             SplitBrainStrategy = strategy,
             QuorumSize = quorum,
-            StableAfter = r.Duration("broker.cluster.split-brain-resolver.stable-after", TimeSpan.FromMilliseconds(1)),
+            StableAfter = r.Duration("broker.cluster.split-brain-resolver.stable-after"),
             TopicShards = r.Int("broker.cluster.topic-shards", 1),
-            PassivateIdleAfter = r.Duration("broker.cluster.passivate-idle-after", TimeSpan.FromMilliseconds(1)),
+            PassivateIdleAfter = r.Duration("broker.cluster.passivate-idle-after"),
         };
     }
 

@@ -41,6 +41,6 @@ public sealed record LoggingSettings
         Requests = r.Switch("broker.logging.requests"),
         Quiet = r.StringList("broker.logging.quiet"),
         KafkaLogBurst = r.Int("broker.logging.kafka-log-burst", 1),
-        KafkaLogWindow = r.Duration("broker.logging.kafka-log-window", TimeSpan.FromMilliseconds(1)),
+        KafkaLogWindow = r.Duration("broker.logging.kafka-log-window"),
     };
 }

@@ -15,6 +15,6 @@ public sealed record ShutdownSettings
     public static ShutdownSettings Bind(SettingsReader r) => new()
     {
         Deadline = r.Duration("broker.shutdown-deadline", TimeSpan.Zero),
-        LeaveTimeout = r.Duration("broker.shutdown-leave-timeout", TimeSpan.FromMilliseconds(1)),
+        LeaveTimeout = r.Duration("broker.shutdown-leave-timeout"),
     };
 }

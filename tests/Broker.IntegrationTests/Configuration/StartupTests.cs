@@ -39,7 +39,7 @@ public sealed class StartupTests
 
     [Theory]
     [InlineData("broker.http.port = eighty", "broker.http.port", "eighty", "a port number")]
-    [InlineData("broker.websocket.keepalive-interval = fast", "broker.websocket.keepalive-interval", "fast", "a duration such as")]
+    [InlineData("broker.websocket.keepalive-interval = fast", "broker.websocket.keepalive-interval", "fast", "a duration greater than 0 such as 500ms, 15s")]
     [InlineData("broker.websocket.outbound-buffer-bytes = \"-1 MiB\"", "broker.websocket.outbound-buffer-bytes", "-1 MiB", "a size such as")]
     public async Task A_bad_value_in_the_config_file_names_the_file(string hocon, string key, string value, string expected)
     {
