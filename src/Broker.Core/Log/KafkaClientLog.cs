@@ -8,17 +8,19 @@ namespace Broker.Core.Log;
 /// logger, so they honour the log format (text or JSON) instead of going raw to stderr, and rate
 /// limited: while Kafka is unreachable every client of the node reports every reconnect attempt,
 /// which would print dozens of lines per second. At most <c>burst</c> lines are written per
-/// <c>window</c>; the rest are counted and summed up in one line when the next window starts.
+/// <c>window</c>; the rest are counted and summed up in one line when the next window starts (with
+/// the first line written in it).
 /// Attach it with <c>.WithLog(log)</c> on every Kafka client builder.
 /// </summary>
-public sealed class KafkaClientLog(ILogger logger, int burst, TimeSpan window)
+/// <param name="time">The clock of the windows (tests pass their own).</param>
+public sealed class KafkaClientLog(ILogger logger, int burst, TimeSpan window, TimeProvider? time = null)
 {
     /// <summary>The category of librdkafka's lines in the node's log.</summary>
     public const string Category = "librdkafka";
 
     private readonly Lock _gate = new();
-    private readonly long _windowTicks = (long)(window.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-    private long _windowStart = System.Diagnostics.Stopwatch.GetTimestamp();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private long _windowStart = (time ?? TimeProvider.System).GetTimestamp();
     private int _written;
     private int _suppressed;
 
@@ -28,9 +30,9 @@ public sealed class KafkaClientLog(ILogger logger, int burst, TimeSpan window)
         int suppressed;
         lock (_gate)
         {
-            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            var now = _time.GetTimestamp();
             suppressed = 0;
-            if (now - _windowStart >= _windowTicks)
+            if (_time.GetElapsedTime(_windowStart, now) >= window)
             {
                 suppressed = _suppressed;
                 _windowStart = now;
