@@ -34,7 +34,7 @@ public static class LoggingSetup
         logging.SetMinimumLevel(settings.Level);
         foreach (var category in settings.Quiet)
             logging.AddFilter(category, level => level >= LogLevel.Warning && level >= settings.Level);
-        if (settings.Requests) logging.AddFilter(RequestCategory, level => level >= settings.Level);
+        if (settings.Requests) logging.AddFilter(RequestCategory, level => level >= LogLevel.Information); // asked for: written at info whatever the level
         return logging;
     }
 
