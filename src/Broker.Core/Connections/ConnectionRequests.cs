@@ -161,34 +161,107 @@ internal sealed class ConnectionRequests
     {
         if (TopicRouting.Refusal(_node.Log.Settings, s.Topic) is { } refused) return ServerFrames.Error(s.Id, refused);
         var mapping = _node.Log.Settings.Resolve(s.Topic)!;
-        var duplicate = _subscriptions.ContainsKey(s.Topic);
-        if (!duplicate && _subscriptions.Count >= Settings.MaxSubscriptions)
+        if (_subscriptions.ContainsKey(s.Topic)) return await DuplicateAsync(s, mapping).ConfigureAwait(false);
+        if (_subscriptions.Count >= Settings.MaxSubscriptions)
             return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, $"at most {Settings.MaxSubscriptions} subscriptions per connection");
 
         using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
-        await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
-        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, timeout.Token).ConfigureAwait(false);
-        var head = new Position(heads.High);
-        // Subscribing twice is idempotent: the existing subscription stays as it is.
-        if (duplicate) return ServerFrames.Subscribed(s.Id, s.Topic, head, null);
+        var sub = new Subscription(s.Topic, mapping, _outbound, _node, s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
+        if (mapping.Multiplexed) await SharedFeeds.EnsureReadingAsync(_node.Feeds, _node.Log, mapping, timeout.Token).ConfigureAwait(false);
+        // From "latest" on a topic the node reads already (every topic of a multiplexed namespace
+        // whose shared topic the node reads): joined in step with the feed, no query of the log. A
+        // durable session stores its start first, so it takes the general way below.
+        if (s is { Since: null, Last: null, From: StartFrom.Latest } && _session is null
+            && sub.TryStartAtHead(head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+        {
+            _subscriptions[s.Topic] = sub;
+            return null;
+        }
+        return mapping.Multiplexed
+            ? await SubscribeSharedAsync(s, mapping, sub, restored, timeout.Token).ConfigureAwait(false)
+            : await SubscribeTopicAsync(s, mapping, sub, restored, timeout.Token).ConfigureAwait(false);
+    }
 
+    /// <summary>Subscribing twice is idempotent: the existing subscription stays as it is; the reply has the current head.</summary>
+    private async Task<byte[]> DuplicateAsync(SubscribeRequest s, TopicMapping mapping)
+    {
+        using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
+        if (mapping.Multiplexed)
+        {
+            var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, timeout.Token).ConfigureAwait(false);
+            return ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(Math.Max(0, wm.High.Value)), null);
+        }
+        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, timeout.Token).ConfigureAwait(false);
+        return ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), null);
+    }
+
+    private async Task<byte[]?> SubscribeTopicAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
+    {
+        await _node.Log.EnsureTopicAsync(mapping, ct).ConfigureAwait(false);
+        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, ct).ConfigureAwait(false);
         var (start, recovered) = StartOffsets.For(s, heads);
         if (start is null) return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic");
         if (s is { Since: null, Last: { } last } && heads.Partitions > 1) // since wins over last
-            start = await _node.Replay.StartOfLastAsync(mapping.KafkaTopic, heads.Low, heads.High, last, timeout.Token).ConfigureAwait(false);
-        if (_session is not null && !restored)
-        {
-            // Durable: the session remembers the topic (resume from where it starts), its key filter and
-            // headers option before the client hears `subscribed`.
-            if (await _session.AddSubscriptionAsync(s.Topic, Position.Encode(start), s.Key, s.Headers).ConfigureAwait(false) is { } stored)
-                return ServerFrames.Error(s.Id, stored);
-        }
-        var sub = new Subscription(s.Topic, mapping.KafkaTopic, _outbound, _node.Feeds, _node.Replay, Settings.ReplayStallTimeout,
-            s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
+            start = await _node.Replay.StartOfLastAsync(mapping.KafkaTopic, heads.Low, heads.High, last, ct).ConfigureAwait(false);
+        if (await StoreInSessionAsync(s, new Position(start), restored).ConfigureAwait(false) is { } refused) return refused;
         _subscriptions[s.Topic] = sub;
         // The reply is queued before the first message of the subscription.
-        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered))) sub.Start(start, heads.High);
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), recovered))) sub.Start(start, heads.High);
         return null;
+    }
+
+    /// <summary>
+    /// A topic of a multiplexed namespace: its position is one offset of its partition of the shared
+    /// Kafka topic. <c>since</c> and <c>earliest</c> need that partition's watermarks (one query);
+    /// <c>last: N</c> is served from the feed's recent history when it can, else the partition is
+    /// scanned backwards for the topic's last N records.
+    /// </summary>
+    private async Task<byte[]?> SubscribeSharedAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
+    {
+        if (s.Since is { PartitionCount: not 1 }) return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic");
+        if (s is { Since: null, Last: { } n } && _session is null
+            && sub.TryStartLast(n, -1, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+        {
+            _subscriptions[s.Topic] = sub;
+            return null;
+        }
+        var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
+        var low = Math.Max(0, wm.Low.Value);
+        var high = Math.Max(low, wm.High.Value);
+        bool? recovered = null;
+        long start;
+        if (s.Since is { } since)
+        {
+            start = since.NextOffset(0);
+            recovered = start >= low && start <= high;
+            if (recovered == false) start = low; // older than retention, or from a log that no longer holds it
+        }
+        else if (s.Last is { } last)
+        {
+            if (_session is null && sub.TryStartLast(last, low, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+            {
+                _subscriptions[s.Topic] = sub;
+                return null;
+            }
+            start = await _node.Replay.StartOfLastSharedAsync(mapping.KafkaTopic, mapping.SharedPartition, System.Text.Encoding.UTF8.GetBytes(s.Topic), low, high, last, ct).ConfigureAwait(false);
+        }
+        else start = s.From == StartFrom.Earliest ? low : high;
+        if (await StoreInSessionAsync(s, Position.Single(start), restored).ConfigureAwait(false) is { } refused) return refused;
+        _subscriptions[s.Topic] = sub;
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(high), recovered))) sub.StartShared(start);
+        return null;
+    }
+
+    /// <summary>
+    /// Durable: the session remembers the topic (resume from where it starts), its key filter and
+    /// headers option before the client hears <c>subscribed</c>. Null when stored (or no session).
+    /// </summary>
+    private async Task<byte[]?> StoreInSessionAsync(SubscribeRequest s, Position start, bool restored)
+    {
+        if (_session is null || restored) return null;
+        return await _session.AddSubscriptionAsync(s.Topic, start.Encode(), s.Key, s.Headers).ConfigureAwait(false) is { } stored
+            ? ServerFrames.Error(s.Id, stored)
+            : null;
     }
 
     private async Task<byte[]> UnsubscribeAsync(UnsubscribeRequest u)
@@ -241,7 +314,9 @@ internal sealed class ConnectionRequests
             return ServerFrames.Error(c.Id, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}");
         using (var timeout = new CancellationTokenSource(Settings.RequestTimeout))
         {
-            var heads = await _node.Log.QueryHeadsAsync(sub.KafkaTopic, timeout.Token).ConfigureAwait(false);
+            var heads = sub.Mapping.Multiplexed
+                ? await SharedHeadsAsync(sub.Mapping, timeout.Token).ConfigureAwait(false)
+                : await _node.Log.QueryHeadsAsync(sub.KafkaTopic, timeout.Token).ConfigureAwait(false);
             if (c.Pos.PartitionCount > heads.Partitions) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is not a position of this topic");
             for (var p = 0; p < c.Pos.PartitionCount; p++)
             {
@@ -249,6 +324,14 @@ internal sealed class ConnectionRequests
             }
         }
         return await _session.CommitAsync(c.Topic, c.Pos.Encode()).ConfigureAwait(false) is { } stored ? ServerFrames.Error(c.Id, stored) : null;
+    }
+
+    /// <summary>A multiplexed topic's watermarks as a one-partition topic's (its partition of the shared Kafka topic).</summary>
+    private async Task<TopicHeads> SharedHeadsAsync(TopicMapping mapping, CancellationToken ct)
+    {
+        var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
+        var low = Math.Max(0, wm.Low.Value);
+        return new TopicHeads([low], [Math.Max(low, wm.High.Value)]);
     }
 
     /// <summary>The connection ended: stops every subscription (nothing more is delivered) and detaches the session.</summary>

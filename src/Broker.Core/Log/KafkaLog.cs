@@ -60,6 +60,8 @@ public sealed class KafkaLog : IDisposable
     /// <summary>Headers that identify a client publish (client identity and request id), for de-duplicating retries.</summary>
     public const string ClientHeader = "broker-client";
     public const string RequestIdHeader = "broker-id";
+    /// <summary>On a multiplexed namespace the Kafka key is the broker topic; a publish's own key travels in this header.</summary>
+    public const string KeyHeader = "broker-key";
     public static readonly byte[] JsonContentType = "json"u8.ToArray();
 
     private readonly KafkaSettings _settings;
@@ -150,6 +152,20 @@ public sealed class KafkaLog : IDisposable
     /// </summary>
     public void Produce(string kafkaTopic, string? key, byte[] jsonValue, string? clientId, string? requestId, Action<DeliveryReport<byte[]?, byte[]?>> onDelivery) =>
         _producer.Produce(kafkaTopic, Record(key, jsonValue, clientId, requestId), onDelivery);
+
+    /// <summary>
+    /// Writes one record of a multiplexed namespace to <paramref name="partition"/> of its shared Kafka
+    /// topic: the Kafka key is the broker topic, the publish's own key goes in the <c>broker-key</c>
+    /// header. Otherwise as <see cref="Produce(string, string?, byte[], string?, string?, Action{DeliveryReport{byte[], byte[]}})"/>.
+    /// </summary>
+    public void ProduceShared(string kafkaTopic, int partition, string topic, string? key, byte[] jsonValue, string? clientId, string? requestId,
+        Action<DeliveryReport<byte[]?, byte[]?>> onDelivery)
+    {
+        var record = Record(null, jsonValue, clientId, requestId);
+        record.Key = Encoding.UTF8.GetBytes(topic);
+        if (key is not null) record.Headers.Add(KeyHeader, Encoding.UTF8.GetBytes(key));
+        _producer.Produce(new TopicPartition(kafkaTopic, partition), record, onDelivery);
+    }
 
     private static Message<byte[]?, byte[]?> Record(string? key, byte[] jsonValue, string? clientId, string? requestId)
     {

@@ -113,6 +113,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     {
         if (_mapping is not null) await _deps.Log.EnsureTopicAsync(_mapping).ConfigureAwait(false);
         else await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
+        if (_mapping is { Multiplexed: true }) return await RecoverShared(_mapping).ConfigureAwait(false);
         var heads = await _deps.Log.QueryHeadsAsync(_kafkaTopic).ConfigureAwait(false);
         var found = new List<(string Client, string Id, string Pos)>();
         if (_deps.Settings.DedupWindow <= 0) return (found, heads.High);
@@ -135,6 +136,33 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
         return (found, heads.High);
+    }
+
+    /// <summary>
+    /// A topic of a multiplexed namespace: its records are the ones keyed with its name in its
+    /// partition of the shared Kafka topic; positions are offsets of that partition.
+    /// </summary>
+    private async Task<(List<(string Client, string Id, string Pos)> Found, long[] Heads)> RecoverShared(Broker.Core.Settings.TopicMapping mapping)
+    {
+        var partition = mapping.SharedPartition;
+        var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, partition).ConfigureAwait(false);
+        var low = Math.Max(0, wm.Low.Value);
+        var high = Math.Max(low, wm.High.Value);
+        var found = new List<(string Client, string Id, string Pos)>();
+        if (_deps.Settings.DedupWindow <= 0) return (found, [high]);
+        var from = new long[partition + 1];
+        var to = new long[partition + 1];
+        from[partition] = Math.Max(low, high - _deps.Settings.DedupWindow);
+        to[partition] = high;
+        var key = Encoding.UTF8.GetBytes(_topic);
+        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, (record, _) =>
+        {
+            if (record.Message.Key is { } k && k.AsSpan().SequenceEqual(key) && PublishIdentity(record.Message.Headers) is var (client, id))
+                found.Add((client, id, Position.Encode([record.Offset.Value + 1])));
+            return ValueTask.CompletedTask;
+        }, cts.Token).ConfigureAwait(false);
+        return (found, [high]);
     }
 
     private static (string, string)? PublishIdentity(Headers? headers)
@@ -226,10 +254,13 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
                 // Delivery reports come on the producer's poll thread in write order per partition,
                 // so the Produced messages (and the acks) keep the order of the publishes of a
                 // partition (of the topic, with one partition).
-                _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, report => self.Tell(
+                void Delivered(DeliveryReport<byte[]?, byte[]?> report) => self.Tell(
                     report.Error.IsError
                         ? new Produced(p, replyTo, -1, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))
-                        : new Produced(p, replyTo, report.Partition.Value, report.Offset.Value, null)));
+                        : new Produced(p, replyTo, report.Partition.Value, report.Offset.Value, null));
+                if (_mapping is { Multiplexed: true } shared)
+                    _deps.Log.ProduceShared(_kafkaTopic, shared.SharedPartition, _topic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
+                else _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
             }
             catch (KafkaException e)
             {
@@ -259,6 +290,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private string AckPosition(int partition, long offset)
     {
+        if (_mapping is { Multiplexed: true }) return Position.Encode([offset + 1]); // one offset of the topic's partition
         if (partition >= _heads.Length) Array.Resize(ref _heads, partition + 1); // partitions were added
         if (offset + 1 > _heads[partition]) _heads[partition] = offset + 1;
         if (_heads.Length == 1) return Position.Encode([offset + 1]);

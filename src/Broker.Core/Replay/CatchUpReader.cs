@@ -57,6 +57,68 @@ public sealed class CatchUpReader : IDisposable
                 : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct);
 
     /// <summary>
+    /// Reads a multiplexed topic's history: the records of <paramref name="partition"/> of the shared
+    /// Kafka topic in [<paramref name="from"/>, <paramref name="to"/>) whose Kafka key is
+    /// <paramref name="topicKey"/> (the broker topic), as frames whose <c>pos</c> is the record's
+    /// offset + 1. Records of other topics in between are read and skipped: a long range of a busy
+    /// shared partition costs a scan (recent history is served from the feed's memory instead).
+    /// </summary>
+    public Task ReadSharedAsync(string kafkaTopic, int partition, byte[] topicKey, string topic, long from, long to, Func<byte[], ValueTask> write,
+        CancellationToken ct, byte[]? keyFilter = null, bool withHeaders = false)
+    {
+        var (starts, ends) = OnePartition(partition, from, to);
+        return ReadRecordsAsync(kafkaTopic, starts, ends, (record, _) =>
+        {
+            if (!IsOf(record, topicKey) || (keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter, shared: true))) return ValueTask.CompletedTask;
+            return write(RecordFrames.Build(topic, record, Position.Encode([record.Offset.Value + 1]), withHeaders, shared: true));
+        }, ct);
+    }
+
+    /// <summary>
+    /// The offset to read a multiplexed topic from so that its last <paramref name="count"/> records
+    /// before <paramref name="high"/> are delivered: the partition is scanned backwards in growing
+    /// chunks until that many records of the topic are found (or the oldest retained record is
+    /// reached: then fewer exist, and the read starts there).
+    /// </summary>
+    public async Task<long> StartOfLastSharedAsync(string kafkaTopic, int partition, byte[] topicKey, long low, long high, int count, CancellationToken ct)
+    {
+        if (count <= 0) return high;
+        var found = new List<long>(); // offsets of the topic's records from `end` to `high`, newest chunk first
+        var end = high;
+        var chunk = Math.Max(count * 8L, 4096);
+        while (end > low)
+        {
+            var begin = Math.Max(low, end - chunk);
+            var inChunk = new List<long>();
+            var (starts, ends) = OnePartition(partition, begin, end);
+            await ReadRecordsAsync(kafkaTopic, starts, ends, (record, _) =>
+            {
+                if (IsOf(record, topicKey)) inChunk.Add(record.Offset.Value);
+                return ValueTask.CompletedTask;
+            }, ct).ConfigureAwait(false);
+            inChunk.AddRange(found);
+            found = inChunk;
+            if (found.Count >= count) return found[found.Count - count];
+            end = begin;
+            chunk *= 2;
+        }
+        return low;
+    }
+
+    private static bool IsOf(ConsumeResult<byte[]?, byte[]?> record, byte[] topicKey) =>
+        record.Message.Key is { } k && k.AsSpan().SequenceEqual(topicKey);
+
+    /// <summary>Per-partition ranges that read only [<paramref name="from"/>, <paramref name="to"/>) of <paramref name="partition"/>.</summary>
+    private static (long[] From, long[] To) OnePartition(int partition, long from, long to)
+    {
+        var starts = new long[partition + 1];
+        var ends = new long[partition + 1];
+        starts[partition] = from;
+        ends[partition] = to;
+        return (starts, ends);
+    }
+
+    /// <summary>
     /// The start of the last <paramref name="count"/> records of the topic between <paramref name="low"/>
     /// and <paramref name="high"/> in merge order: reading from it to <paramref name="high"/> yields
     /// exactly those records. One partition needs no read.

@@ -15,13 +15,22 @@ public enum UnmappedTopics
 /// <param name="Create">Create the Kafka topic on first use; false: it must exist (else <c>not_found</c>).</param>
 /// <param name="ReadOnly">Clients may subscribe but not publish (<c>forbidden</c>): the topic is fed by other Kafka producers.</param>
 /// <param name="Retention">retention.ms of a topic the broker creates through the AdminClient; null: the Kafka default.</param>
-public sealed record TopicMapping(string KafkaTopic, int Partitions, short ReplicationFactor, bool Create, bool ReadOnly, TimeSpan? Retention);
+/// <param name="Multiplexed">
+/// The broker topic shares <see cref="KafkaTopic"/> with every topic of its namespace: its records
+/// carry the broker topic name as Kafka key and live in one partition (<see cref="SharedPartition"/>).
+/// </param>
+public sealed record TopicMapping(string KafkaTopic, int Partitions, short ReplicationFactor, bool Create, bool ReadOnly, TimeSpan? Retention, bool Multiplexed = false)
+{
+    /// <summary>For a multiplexed topic, the partition of the shared Kafka topic that holds it (murmur2 of its name); else -1.</summary>
+    public int SharedPartition { get; init; } = -1;
+}
 
 /// <summary>
 /// One entry of <c>broker.namespaces</c>: broker topics matching <see cref="Pattern"/> map to the Kafka
 /// topic <see cref="KafkaTopic"/>, a template in which <c>{topic}</c> stands for the broker topic name.
 /// </summary>
-public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partitions, short ReplicationFactor, bool Create, bool ReadOnly, TimeSpan? Retention)
+/// <param name="Multiplex">Every matching broker topic shares the one Kafka topic <see cref="KafkaTopic"/> (a fixed name), keyed by the broker topic name.</param>
+public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partitions, short ReplicationFactor, bool Create, bool ReadOnly, TimeSpan? Retention, bool Multiplex = false)
 {
     private readonly string[] _segments = Pattern.Split('.');
 
@@ -42,5 +51,10 @@ public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partit
         return parts.Length == _segments.Length;
     }
 
-    public TopicMapping Map(string topic) => new(KafkaTopic.Replace("{topic}", topic, StringComparison.Ordinal), Partitions, ReplicationFactor, Create, ReadOnly, Retention);
+    public TopicMapping Map(string topic) => Multiplex
+        ? new(KafkaTopic, Partitions, ReplicationFactor, Create, ReadOnly, Retention, Multiplexed: true)
+        {
+            SharedPartition = Log.KafkaPartitioner.Partition(System.Text.Encoding.UTF8.GetBytes(topic), Partitions),
+        }
+        : new(KafkaTopic.Replace("{topic}", topic, StringComparison.Ordinal), Partitions, ReplicationFactor, Create, ReadOnly, Retention);
 }

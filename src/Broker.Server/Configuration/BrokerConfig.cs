@@ -136,12 +136,20 @@ public static class BrokerConfig
             var partitions = n.GetInt("partitions", c.GetInt("broker.kafka.partitions"));
             if (partitions < 1) throw new ConfigurationException($"broker.namespaces '{pattern}': partitions = {partitions}; at least 1");
             var retention = n.HasPath("retention") ? n.GetTimeSpan("retention") : (TimeSpan?)null;
+            var multiplex = n.GetBoolean("multiplex", false);
+            if (multiplex && (template.Contains("{topic}", StringComparison.Ordinal) || n.GetString("kafka-topic", null) is null))
+                throw new ConfigurationException($"broker.namespaces '{pattern}': multiplex = true needs a fixed kafka-topic (the one Kafka topic every topic of the namespace shares), e.g. kafka-topic = \"broker.users\"");
             rules.Add(new NamespaceRule(pattern, template, partitions,
                 (short)n.GetInt("replication-factor", c.GetInt("broker.kafka.replication-factor")),
-                n.GetBoolean("create", true), n.GetBoolean("read-only", false), retention));
+                n.GetBoolean("create", true), n.GetBoolean("read-only", false), retention, multiplex));
         }
         return rules;
     }
+
+    public static Broker.Core.Fanout.RecentHistorySettings RecentHistory(Config c) => new(
+        c.GetInt("broker.fanout.recent-history.messages"),
+        c.GetByteSize("broker.fanout.recent-history.max-bytes") ?? throw new ConfigurationException("broker.fanout.recent-history.max-bytes is required"),
+        c.GetTimeSpan("broker.fanout.recent-history.idle-expiry"));
 
     public static Broker.Core.Publish.TopicSettings Topics(Config c) => new()
     {
