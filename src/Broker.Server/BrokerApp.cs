@@ -14,6 +14,7 @@ using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.Publish;
 
 namespace Broker.Server;
 
@@ -117,6 +118,7 @@ public static class BrokerApp
         app.UseWebSockets();
         app.MapHealthAndMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
+        app.MapHttpPublish(HttpPublishSettings.From(config));
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
         app.MapAdminApi(config.GetString("broker.admin.token", ""));
 
