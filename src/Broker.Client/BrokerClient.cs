@@ -183,8 +183,11 @@ public sealed partial class BrokerClient : IAsyncDisposable
         Enqueue(topic, key, data, static (w, d) => d.WriteTo(w), cancellationToken);
 
     /// <summary>Publishes one JSON value given as UTF-8 bytes (validated here); see <see cref="PublishAsync(string, JsonElement, string?, CancellationToken)"/>.</summary>
-    public Task<Ack> PublishAsync(string topic, ReadOnlyMemory<byte> utf8Json, string? key = null, CancellationToken cancellationToken = default) =>
-        Enqueue(topic, key, utf8Json, static (w, d) => w.WriteRawValue(d.Span), cancellationToken);
+    public Task<Ack> PublishAsync(string topic, ReadOnlyMemory<byte> utf8Json, string? key = null, CancellationToken cancellationToken = default)
+    {
+        JsonValue.ThrowIfNotOneValue(utf8Json.Span, nameof(utf8Json));
+        return Enqueue(topic, key, utf8Json, static (w, d) => w.WriteRawValue(d.Span, skipInputValidation: true), cancellationToken);
+    }
 
     /// <summary>
     /// Publishes <paramref name="data"/> serialised with <paramref name="typeInfo"/> (e.g. from a
@@ -291,13 +294,13 @@ public sealed partial class BrokerClient : IAsyncDisposable
         }
         catch
         {
-            await sub.UnsubscribeAsync(CancellationToken.None).ConfigureAwait(false);
+            await sub.DisposeAsync().ConfigureAwait(false);
             throw;
         }
         return sub;
     }
 
-    internal async Task UnsubscribeAsync(BrokerSubscription sub, CancellationToken ct)
+    internal async Task UnsubscribeAsync(BrokerSubscription sub, CancellationToken ct, bool awaitReply)
     {
         TaskCompletionSource<ServerFrame>? reply = null;
         lock (_gate)
@@ -316,13 +319,33 @@ public sealed partial class BrokerClient : IAsyncDisposable
             // (one still being subscribed is unsubscribed when its confirmation arrives).
         }
         if (reply is null) return;
+        if (!awaitReply)
+        {
+            _ = reply.Task.ContinueWith(t => OnUnsubscribeLost(t, sub.Topic), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return;
+        }
         try
         {
             await reply.Task.WaitAsync(ct).ConfigureAwait(false); // unsubscribed, or not_found: gone either way
         }
         catch (ConnectionLostException)
         {
-            if (_options.Session is not null) lock (_gate) _unsubscribeLater.Add(sub.Topic);
+        }
+        finally
+        {
+            OnUnsubscribeLost(reply.Task, sub.Topic);
+        }
+    }
+
+    /// <summary>An unsubscribe whose connection ended before the reply: a session may still hold the topic.</summary>
+    private void OnUnsubscribeLost(Task<ServerFrame> reply, string topic)
+    {
+        if (reply.IsFaulted && reply.Exception?.InnerException is ConnectionLostException && _options.Session is not null)
+        {
+            lock (_gate)
+            {
+                if (!_subscriptions.ContainsKey(topic)) _unsubscribeLater.Add(topic);
+            }
         }
     }
 

@@ -100,14 +100,18 @@ public sealed class BrokerSubscription : IAsyncEnumerable<BrokerMessage>, IAsync
     }
 
     /// <summary>
-    /// Unsubscribes: nothing more is buffered; messages already buffered can still be enumerated,
-    /// then the enumeration ends. With a session the broker forgets the topic (also when the
-    /// unsubscribe has to wait for a reconnect).
+    /// Unsubscribes and waits for the broker's reply (while connected): nothing more is buffered;
+    /// messages already buffered can still be enumerated, then the enumeration ends. With a session
+    /// the broker forgets the topic (after the next reconnect when it cannot be told now).
     /// </summary>
-    public Task UnsubscribeAsync(CancellationToken cancellationToken = default) => _client.UnsubscribeAsync(this, cancellationToken);
+    public Task UnsubscribeAsync(CancellationToken cancellationToken = default) => _client.UnsubscribeAsync(this, cancellationToken, awaitReply: true);
 
-    /// <summary>Unsubscribes (see <see cref="UnsubscribeAsync"/>).</summary>
-    public async ValueTask DisposeAsync() => await UnsubscribeAsync().ConfigureAwait(false);
+    /// <summary>Unsubscribes like <see cref="UnsubscribeAsync"/>, without waiting for the broker's reply.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _ = _client.UnsubscribeAsync(this, CancellationToken.None, awaitReply: false);
+        return ValueTask.CompletedTask;
+    }
 
     // ---- state owned by the client (read and written under its lock or on its receive loop) ----
 

@@ -35,17 +35,7 @@ public sealed class HttpPublishItem
     /// <summary>An item whose data is one JSON value given as UTF-8 bytes (validated here).</summary>
     public static HttpPublishItem Create(string topic, ReadOnlyMemory<byte> utf8Json, string? key = null)
     {
-        var reader = new Utf8JsonReader(utf8Json.Span);
-        try
-        {
-            if (!reader.Read()) throw new ArgumentException("data is empty", nameof(utf8Json));
-            reader.Skip();
-            if (reader.Read()) throw new ArgumentException("data must be exactly one JSON value", nameof(utf8Json));
-        }
-        catch (JsonException e)
-        {
-            throw new ArgumentException("data is not valid JSON: " + e.Message, nameof(utf8Json), e);
-        }
+        Internal.JsonValue.ThrowIfNotOneValue(utf8Json.Span, nameof(utf8Json));
         return new HttpPublishItem(topic, utf8Json.ToArray(), key);
     }
 
