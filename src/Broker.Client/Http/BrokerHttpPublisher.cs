@@ -77,10 +77,12 @@ public sealed class BrokerHttpPublisher : IDisposable
     public Task<Ack> PublishAsync<T>(string topic, T data, JsonTypeInfo<T> typeInfo, string? key = null, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
         PublishAsync(HttpPublishItem.Create(topic, data, typeInfo, key), idempotencyKey, cancellationToken);
 
-    private async Task<Ack> PublishAsync(HttpPublishItem item, string? idempotencyKey, CancellationToken ct)
+    private Task<Ack> PublishAsync(HttpPublishItem item, string? idempotencyKey, CancellationToken ct) =>
+        PublishOneAsync(Body([item], single: true), IdempotencyKey(idempotencyKey), ct); // arguments checked before any await
+
+    private async Task<Ack> PublishOneAsync(byte[] body, string idempotencyKey, CancellationToken ct)
     {
-        var body = Body([item], single: true);
-        var results = await SendAsync(body, IdempotencyKey(idempotencyKey), single: true, ct).ConfigureAwait(false);
+        var results = await SendAsync(body, idempotencyKey, single: true, ct).ConfigureAwait(false);
         return results[0].Ack ?? throw results[0].Error!;
     }
 
