@@ -70,9 +70,9 @@ internal sealed class WebSocketConnection
         catch (WebSocketException e)
         {
             var status = (int)socket.HttpStatusCode;
+            var retryAfter = RetryAfter(socket.HttpResponseHeaders);
             socket.Dispose();
             if (status == 0) throw new ConnectFailedException(new BrokerCloseInfo(null, e.Message), false, null, e);
-            var retryAfter = RetryAfter(socket.HttpResponseHeaders);
             var terminal = status is (int)HttpStatusCode.BadRequest or (int)HttpStatusCode.Unauthorized
                 or (int)HttpStatusCode.Forbidden or (int)HttpStatusCode.NotFound;
             throw new ConnectFailedException(new BrokerCloseInfo(null, $"the WebSocket upgrade was refused with HTTP {status}", status), terminal, retryAfter, e);
