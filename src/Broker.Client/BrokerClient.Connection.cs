@@ -143,7 +143,12 @@ public sealed partial class BrokerClient
         lock (_gate) auth = Request(connection, "a", id => RequestFrames.Auth(id, token));
         var reply = await auth.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
         if (reply.Type == "error")
-            throw new HandshakeRefusedException(new BrokerCloseInfo(BrokerCloseCodes.PolicyViolation, $"{reply.Code}: {reply.Message}"));
+        {
+            // unauthorized: the broker closes with 1008 next. Anything else (a broker without auth answers
+            // bad_request to the unknown frame) is no reason to retry either, but is not a 1008.
+            var code = reply.Code == BrokerErrorCodes.Unauthorized ? BrokerCloseCodes.PolicyViolation : (int?)null;
+            throw new HandshakeRefusedException(new BrokerCloseInfo(code, $"the broker refused the auth frame: {reply.Code}: {reply.Message}"));
+        }
         Subject = reply.Sub;
     }
 
