@@ -10,13 +10,15 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # (the durable-session tests run against SQLite and a real PostgreSQL server) and chromium (the
 # dashboard test drives it headless through Playwright, whose own browser download is not used),
 # nginx (the production-topology test runs deploy/nginx.conf in front of three broker processes)
-# and docker-compose (its `config` validates docker-compose.yml; no Docker engine is needed).
+# docker-compose (its `config` validates docker-compose.yml; no Docker engine is needed) and
+# prometheus (its promtool checks deploy/prometheus/prometheus.yml).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq

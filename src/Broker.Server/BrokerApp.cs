@@ -1,9 +1,11 @@
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Net;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
-using Akka.Streams;
 using Broker.Core.Connections;
 using Broker.Core.Log;
 using Broker.Core.Metrics;
@@ -14,6 +16,10 @@ using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.WebSockets;
+using Broker.Core.Publish;
+using Broker.Server.Logging;
+using Broker.Server.Metrics;
 using Broker.Server.Publish;
 
 namespace Broker.Server;
@@ -47,6 +53,7 @@ public static class BrokerApp
             case var other:
                 throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
         }
+        builder.AddLogControl(config);
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
         var endpoints = new BrokerEndpoints();
         builder.Services.AddSingleton(endpoints);
@@ -80,34 +87,30 @@ public static class BrokerApp
             var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
         });
         builder.Services.AddSingleton<KafkaLog>();
-        var metrics = new BrokerMetrics();
-        builder.Services.AddSingleton(metrics);
+        builder.AddBrokerMetrics(config);
         builder.Services.AddSingleton(sp =>
         {
             var log = sp.GetRequiredService<KafkaLog>();
-            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), metrics, (topic, ct) => log.PartitionCountAsync(topic, ct));
+            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct));
         });
         builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(config, sessionStore);
         builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
-        builder.Services.AddSingleton(sp =>
-        {
-            var system = sp.GetRequiredService<ActorSystem>();
-            return new NodeServices(
-                connection,
-                sp.GetRequiredService<KafkaLog>(),
-                sp.GetRequiredService<FeedHub>(),
-                sp.GetRequiredService<CatchUpReader>(),
-                sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef,
-                system.Materializer(),
-                sp.GetRequiredService<ConnectionRegistry>(),
-                sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
-                system,
-                BrokerConfig.Sessions(config),
-                metrics);
-        });
+        builder.Services.AddSingleton(sp => new Publisher(
+            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, connection.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));
+        builder.Services.AddSingleton(sp => new NodeServices(
+            connection,
+            sp.GetRequiredService<KafkaLog>(),
+            sp.GetRequiredService<FeedHub>(),
+            sp.GetRequiredService<CatchUpReader>(),
+            sp.GetRequiredService<Publisher>(),
+            sp.GetRequiredService<ConnectionRegistry>(),
+            sp.GetRequiredService<BrokerMetrics>(),
+            sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
+            sp.GetRequiredService<ActorSystem>(),
+            BrokerConfig.Sessions(config)));
 
         var deadline = config.GetTimeSpan("broker.shutdown-deadline");
         // Leave room after the connections' deadline for the shard hand-off and cluster leave.
@@ -116,11 +119,12 @@ public static class BrokerApp
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseWebSockets();
-        app.MapHealthAndMetrics();
+        app.MapHealth();
+        app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         app.MapHttpPublish(HttpPublishSettings.From(config));
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
-        app.MapAdminApi(config.GetString("broker.admin.token", ""));
+        app.MapAdminApi(AdminToken.From(config));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;
@@ -195,14 +199,16 @@ public static class BrokerApp
             await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
-        var settings = node.Settings;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-        {
-            KeepAliveInterval = settings.KeepAliveInterval,
-            KeepAliveTimeout = settings.IdleTimeout,
-        });
+        var accepted = await WebSocketAcceptor.AcceptAsync(context, node.Settings);
+        if (accepted is null) return;
+        using var socket = accepted.Socket;
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        await new Connection(socket, node, logger, client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null).RunAsync();
+        var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1");
+        await new Connection(socket, accepted.Coalescing, node, logger, options, () =>
+        {
+            socket.Abort();
+            context.Abort(); // a write blocked on a peer that does not read fails only when the transport goes
+        }).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>

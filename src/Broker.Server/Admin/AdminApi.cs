@@ -62,6 +62,8 @@ public static class AdminApi
         });
 
         group.MapGet("/cluster", (ActorSystem system) => Json(ClusterView(Cluster.Get(system))));
+        group.MapClusterEvents();
+        group.MapLogAdmin();
         group.MapPost("/cluster/leave", async (HttpRequest req, ActorSystem system) =>
             await WithMember(req, system, (cluster, member) => cluster.Leave(member.Address), "leaving"));
         group.MapPost("/cluster/down", async (HttpRequest req, ActorSystem system) =>
@@ -82,32 +84,48 @@ public static class AdminApi
             Json(new JsonObject { ["regions"] = Array(ClusterSharding.Get(system).ShardTypeNames.OrderBy(n => n, StringComparer.Ordinal)) }));
         group.MapGet("/sharding/{type}/region-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type);
-            if (stats is null) return UnknownType(type);
+            var (answers, problem) = await RegionStats(system, type);
+            if (problem is not null) return problem;
             var regions = new JsonArray();
-            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            var errors = new JsonArray();
+            foreach (var a in answers!)
             {
+                if (a.Answer is not { } region)
+                {
+                    errors.Add(a.Problem);
+                    continue;
+                }
                 regions.Add(new JsonObject
                 {
-                    ["address"] = address.ToString(),
+                    ["address"] = a.Address.ToString(),
                     ["shards"] = region.Stats.Count,
                     ["entities"] = region.Stats.Values.Sum(),
                     ["failed"] = Array(region.Failed.OrderBy(s => s, StringComparer.Ordinal)),
                 });
+                if (region.Failed.Count > 0)
+                    errors.Add($"{a.Address}: shards {string.Join(",", region.Failed.OrderBy(s => s, StringComparer.Ordinal))} did not answer (starting, stopping or handing off)");
             }
-            return Json(new JsonObject { ["type"] = type, ["regions"] = regions });
+            return Json(new JsonObject { ["type"] = type, ["regions"] = regions, ["complete"] = errors.Count == 0, ["errors"] = errors });
         });
         group.MapGet("/sharding/{type}/shard-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type);
-            if (stats is null) return UnknownType(type);
+            var (answers, problem) = await RegionStats(system, type);
+            if (problem is not null) return problem;
             var shards = new JsonArray();
-            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            var errors = new JsonArray();
+            foreach (var a in answers!)
             {
+                if (a.Answer is not { } region)
+                {
+                    errors.Add(a.Problem);
+                    continue;
+                }
                 foreach (var (shard, entities) in region.Stats.OrderBy(s => s.Key, StringComparer.Ordinal))
-                    shards.Add(new JsonObject { ["address"] = address.ToString(), ["shard"] = shard, ["entities"] = entities });
+                    shards.Add(new JsonObject { ["address"] = a.Address.ToString(), ["shard"] = shard, ["entities"] = entities });
+                if (region.Failed.Count > 0)
+                    errors.Add($"{a.Address}: shards {string.Join(",", region.Failed.OrderBy(s => s, StringComparer.Ordinal))} did not answer (starting, stopping or handing off)");
             }
-            return Json(new JsonObject { ["type"] = type, ["shards"] = shards });
+            return Json(new JsonObject { ["type"] = type, ["shards"] = shards, ["complete"] = errors.Count == 0, ["errors"] = errors });
         });
 
         group.MapGet("/topics", async (ActorSystem system, KafkaSettings kafka) =>
@@ -121,8 +139,12 @@ public static class AdminApi
         group.MapGet("/topics/{name}", async (string name, ActorSystem system, KafkaSettings kafka) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
+            var owner = TopicOwner(system, name);
             var (nodes, errors) = await AskAllNodes(system);
             var view = TopicView(name, kafka, nodes);
+            var (writer, ownerErrors) = await owner;
+            view["writer"] = writer;
+            foreach (var e in ownerErrors) errors.Add(e);
             view["errors"] = errors;
             return Json(view);
         });
@@ -240,11 +262,55 @@ public static class AdminApi
     private static ActorSelection NodeInfoOf(ActorSystem system, Address address) =>
         system.ActorSelection(new RootActorPath(address) / "user" / NodeInfo.ActorName);
 
-    private static async Task<ClusterShardingStats?> ShardingStats(ActorSystem system, string type)
+    /// <summary>
+    /// Every region's own stats (<see cref="ShardingQueries"/>); a problem result when the type is
+    /// unknown, this node is not in a cluster, or no region answered at all.
+    /// </summary>
+    private static async Task<(IReadOnlyList<ShardingQueries.RegionAnswer<ShardRegionStats>>? Answers, IResult? Problem)> RegionStats(ActorSystem system, string type)
     {
-        var sharding = ClusterSharding.Get(system);
-        if (!sharding.ShardTypeNames.Contains(type)) return null;
-        return await sharding.ShardRegion(type).Ask<ClusterShardingStats>(new GetClusterShardingStats(AskTimeout), AskTimeout + TimeSpan.FromSeconds(2));
+        if (!ClusterSharding.Get(system).ShardTypeNames.Contains(type)) return (null, UnknownType(type));
+        var cluster = Cluster.Get(system);
+        if (ShardingQueries.RegionHosts(cluster).Count == 0)
+            return (null, Error(StatusCodes.Status503ServiceUnavailable, $"{cluster.SelfAddress} is not an Up member of a cluster (itself {cluster.SelfMember.Status}): no shard regions to ask"));
+        var answers = await ShardingQueries.AskEveryRegionAsync<ShardRegionStats>(system, type, GetShardRegionStats.Instance, AskTimeout);
+        if (answers.All(a => a.Answer is null))
+            return (null, Error(StatusCodes.Status503ServiceUnavailable,
+                $"no {type} region answered ({string.Join("; ", answers.Select(a => a.Problem))}); the cluster may be rebalancing after a membership change, try again"));
+        return (answers, null);
+    }
+
+    /// <summary>
+    /// Where a topic's writer (its entity in the topic region) lives: the shard id from the region's
+    /// own message extractor, and the member whose region hosts that shard, asked of every region.
+    /// </summary>
+    private static async Task<(JsonObject Writer, IReadOnlyList<string> Errors)> TopicOwner(ActorSystem system, string topic)
+    {
+        var region = ClusterSharding.Get(system).ShardRegion(Hosting.AkkaSetup.TopicTypeName);
+        string shard;
+        try
+        {
+            shard = (await region.Ask<EntityLocation>(new GetEntityLocation(topic, AskTimeout), AskTimeout + AskTimeout)).ShardId;
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return (new JsonObject { ["state"] = "unknown" }, [$"the local {Hosting.AkkaSetup.TopicTypeName} region did not answer within {AskTimeout.TotalSeconds:0}s"]);
+        }
+        var answers = await ShardingQueries.AskEveryRegionAsync<CurrentShardRegionState>(system, Hosting.AkkaSetup.TopicTypeName, GetShardRegionState.Instance, AskTimeout);
+        var errors = answers.Where(a => a.Problem is not null).Select(a => a.Problem!).ToList();
+        var host = answers.FirstOrDefault(a => a.Answer?.Shards.Any(s => s.ShardId == shard) == true);
+        var writer = new JsonObject { ["shard"] = shard };
+        if (host is not null)
+        {
+            writer["owner"] = host.Address.ToString();
+            writer["state"] = host.Answer!.Shards.Single(s => s.ShardId == shard).EntityIds.Contains(topic) ? "running" : "stopped";
+        }
+        else
+        {
+            // Not hosted by any region that answered: unallocated if all answered, else unknown.
+            writer["owner"] = null;
+            writer["state"] = errors.Count == 0 ? "not started" : "unknown";
+        }
+        return (writer, errors);
     }
 
     private static async Task<IResult> WithMember(HttpRequest req, ActorSystem system, Action<Cluster, Member> act, string done)
@@ -277,7 +343,7 @@ public static class AdminApi
 
     private static IResult UnknownType(string type) => Error(StatusCodes.Status404NotFound, $"no shard region of type '{type}'");
 
-    private static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
+    internal static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
 
     private static JsonArray Array(IEnumerable<string> values)
     {
@@ -286,6 +352,6 @@ public static class AdminApi
         return a;
     }
 
-    private static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
+    internal static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
         Results.Content(node.ToJsonString(), "application/json", statusCode: status);
 }

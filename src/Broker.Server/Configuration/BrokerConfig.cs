@@ -1,3 +1,9 @@
+using Broker.Core.Log;
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Broker.Core.Settings;
@@ -20,7 +26,9 @@ public static class BrokerConfig
         ["BROKER_ADMIN_HOST"] = "broker.admin.host",
         ["BROKER_ADMIN_PORT"] = "broker.admin.port",
         ["BROKER_ADMIN_TOKEN"] = "broker.admin.token",
+        ["BROKER_ADMIN_TOKEN_FILE"] = "broker.admin.token-file",
         ["BROKER_LOG_FORMAT"] = "broker.logging.format",
+        ["BROKER_OTLP_ENDPOINT"] = "broker.metrics.otlp-endpoint",
         ["BROKER_KAFKA_BOOTSTRAP"] = "broker.kafka.bootstrap-servers",
         ["BROKER_KAFKA_EMBEDDED"] = "broker.kafka.embedded.enabled",
         ["BROKER_EMBEDDED_KAFKA_PORT"] = "broker.kafka.embedded.port",
@@ -32,6 +40,7 @@ public static class BrokerConfig
         ["BROKER_DEVKAFKA_ADMIN"] = "broker.kafka.devkafka-admin",
         ["BROKER_MAX_FRAME_BYTES"] = "broker.websocket.max-frame-bytes",
         ["BROKER_OUTBOUND_BUFFER"] = "broker.websocket.outbound-buffer-frames",
+        ["BROKER_WS_COMPRESSION"] = "broker.websocket.compression",
         ["BROKER_DB_PROVIDER"] = "broker.persistence.provider",
         ["BROKER_DB_CONNECTION"] = "broker.persistence.connection-string",
         ["BROKER_DB_PATH"] = "broker.persistence.sqlite.path",
@@ -79,6 +88,8 @@ public static class BrokerConfig
         CloseTimeout = c.GetTimeSpan("broker.websocket.close-timeout"),
         RequestTimeout = c.GetTimeSpan("broker.websocket.request-timeout"),
         ReplayStallTimeout = c.GetTimeSpan("broker.websocket.replay-stall-timeout"),
+        BatchMaxBytes = Bytes(c, "broker.websocket.batch-max-bytes"),
+        Compression = c.GetBoolean("broker.websocket.compression"),
     };
 
     public static KafkaSettings Kafka(Config c, string bootstrapServers) => new()
@@ -132,7 +143,7 @@ public static class BrokerConfig
         return rules;
     }
 
-    public static Broker.Core.Topics.TopicSettings Topics(Config c) => new()
+    public static Broker.Core.Publish.TopicSettings Topics(Config c) => new()
     {
         DedupWindow = c.GetInt("broker.topics.dedup-window"),
     };

@@ -30,7 +30,7 @@ public static class DashboardEndpoints
         app.MapGet("/dashboard.js", () => Results.Bytes(Script.Value, "text/javascript; charset=utf-8"));
         app.MapGet("/api/cluster", (ActorSystem system, ConnectionRegistry registry) => Results.Json(View(system, registry)));
         // The topics this node reads: local subscribers and the feed's position (the page derives a rate from it).
-        app.MapGet("/api/topics", async (Broker.Core.Log.FeedHub feeds) => Results.Json(new
+        app.MapGet("/api/topics", async (Broker.Core.Fanout.FeedHub feeds) => Results.Json(new
         {
             topics = (await feeds.SnapshotAsync())
                 .OrderBy(f => f.Topic, StringComparer.Ordinal)

@@ -1,13 +1,9 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
-using Akka.Actor;
 using Broker.Core.Connections;
 using Broker.Core.Log;
-using Broker.Core.Settings;
-using Broker.Core.Topics;
 using Broker.Protocol;
 using Broker.Server.Admin;
 using Confluent.Kafka;
@@ -107,7 +103,7 @@ public static class HttpPublishEndpoint
             {
                 case JsonValueKind.Object:
                 {
-                    var (code, frame) = await PublishAsync(node, await PrepareAsync(node, root, key), context.RequestAborted);
+                    var (code, frame) = await PublishAsync(node, Validate(node, root, key));
                     if (code == ErrorCodes.RateLimited) context.Response.Headers.RetryAfter = "1";
                     await WriteAsync(context, code is null ? StatusCodes.Status200OK : StatusFor(code), frame);
                     return;
@@ -120,16 +116,12 @@ public static class HttpPublishEndpoint
                         await Refuse(context, ErrorCodes.TooLarge, $"{count} publishes; at most {settings.MaxBatch} per request ({HttpPublishSettings.Section}.max-batch)");
                         return;
                     }
-                    // Each item's publish is handed to its topic before the next item's, so items of one
-                    // topic are written in request order; the acks are awaited together.
-                    var results = new Task<(string? Code, byte[] Frame)>[count];
-                    var i = 0;
-                    foreach (var item in root.EnumerateArray())
-                    {
-                        var prepared = await PrepareAsync(node, item, key is null ? null : $"{key}.{i}");
-                        results[i++] = PublishAsync(node, prepared, context.RequestAborted);
-                    }
-                    var frames = await Task.WhenAll(results);
+                    var items = root.EnumerateArray().Select((item, i) => Validate(node, item, key is null ? null : $"{key}.{i}")).ToList();
+                    await EnsureTopicsAsync(node, items);
+                    // Each item is handed to its topic's writer before the next one (the publisher asks the
+                    // writer before its first await), so items of one topic are written in request order;
+                    // the outcomes are awaited together.
+                    var frames = await Task.WhenAll(items.Select(item => PublishAsync(node, item)).ToList());
                     await WriteArrayAsync(context, frames.Select(r => r.Frame));
                     return;
                 }
@@ -150,11 +142,11 @@ public static class HttpPublishEndpoint
         return buffer.ToArray();
     }
 
-    /// <summary>A publish ready to hand to its topic, or the error that refuses it.</summary>
-    private readonly record struct Prepared(PublishRequest? Request, string? ErrorCode, string? ErrorMessage);
+    /// <summary>A validated publish, or the error that refuses it.</summary>
+    private readonly record struct Item(PublishRequest? Request, string? ErrorCode, string? ErrorMessage);
 
-    /// <summary>Validates one item (as the WebSocket decoder validates a <c>publish</c>) and checks its topic's mapping.</summary>
-    private static async Task<Prepared> PrepareAsync(NodeServices node, JsonElement item, string? requestId)
+    /// <summary>Validates one item as the WebSocket decoder validates a <c>publish</c> (the topic's mapping is the publisher's).</summary>
+    private static Item Validate(NodeServices node, JsonElement item, string? requestId)
     {
         if (item.ValueKind != JsonValueKind.Object) return Refused(ErrorCodes.BadRequest, "each publish must be a JSON object {\"topic\",\"data\",\"key\"}");
         if (!item.TryGetProperty("topic"u8, out var topicValue) || topicValue.ValueKind == JsonValueKind.Null) return Refused(ErrorCodes.BadRequest, "missing field: topic");
@@ -170,73 +162,42 @@ public static class HttpPublishEndpoint
             var limits = node.Settings.Limits;
             if (Encoding.UTF8.GetByteCount(key) > limits.MaxKeyBytes) return Refused(ErrorCodes.BadRequest, $"key must be at most {limits.MaxKeyBytes} bytes");
         }
-        var dataLength = JsonMarshal.GetRawUtf8Value(data).Length;
-        if (dataLength > node.Settings.MaxDataBytes)
-            return Refused(ErrorCodes.TooLarge, $"data is {dataLength} bytes; the limit is {node.Settings.MaxDataBytes}");
-        var raw = JsonMarshal.GetRawUtf8Value(data).ToArray();
+        var raw = JsonMarshal.GetRawUtf8Value(data);
+        if (raw.Length > node.Settings.MaxDataBytes)
+            return Refused(ErrorCodes.TooLarge, $"data is {raw.Length} bytes; the limit is {node.Settings.MaxDataBytes}");
+        return new Item(new PublishRequest(requestId, topic, raw.ToArray(), key), null, null);
+    }
 
-        // The topic's mapping, as a WebSocket publish checks it (Connection.Publish; duplicated here until
-        // the publish path is shared): unmapped topics, read-only namespaces, topics that must exist.
+    private static Item Refused(string code, string message) => new(null, code, message);
+
+    /// <summary>
+    /// Makes sure the Kafka topics of the batch's <c>create = false</c> namespaces were checked on this node
+    /// (the check is cached), so that handing the items to the publisher one after another reaches each
+    /// topic's writer in request order. A failed check is reported by the publisher, per item.
+    /// </summary>
+    private static async Task EnsureTopicsAsync(NodeServices node, IEnumerable<Item> items)
+    {
         var settings = node.Log.Settings;
-        if (settings.Resolve(topic) is not { } mapping)
+        foreach (var topic in items.Where(i => i.Request is not null).Select(i => i.Request!.Topic).Distinct(StringComparer.Ordinal))
         {
-            return settings.Unmapped == UnmappedTopics.Forbidden
-                ? Refused(ErrorCodes.Forbidden, $"topic {topic} is in no namespace")
-                : Refused(ErrorCodes.NotFound, $"topic {topic} is in no namespace");
-        }
-        if (mapping.ReadOnly) return Refused(ErrorCodes.Forbidden, $"topic {topic} is read-only");
-        if (!mapping.Create)
-        {
+            if (settings.Resolve(topic) is not { Create: false, ReadOnly: false } mapping) continue;
             try
             {
-                // Checked once per node (cached), so a missing topic is not_found, not unavailable.
                 using var timeout = new CancellationTokenSource(node.Settings.RequestTimeout);
                 await node.Log.EnsureTopicAsync(mapping, timeout.Token);
             }
-            catch (TopicNotFoundException e)
+            catch (Exception e) when (e is TopicNotFoundException or KafkaException or TimeoutException or OperationCanceledException)
             {
-                return Refused(ErrorCodes.NotFound, e.Message);
-            }
-            catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
-            {
-                return Refused(ErrorCodes.Unavailable, "the log is unavailable; retry");
             }
         }
-        return new Prepared(new PublishRequest(requestId, topic, raw, key), null, null);
     }
 
-    private static Prepared Refused(string code, string message) => new(null, code, message);
-
-    /// <summary>Hands the publish to its topic's actor (the one writer of the topic) and waits for the ack.</summary>
-    private static async Task<(string? Code, byte[] Frame)> PublishAsync(NodeServices node, Prepared prepared, CancellationToken aborted)
+    /// <summary>Hands the publish to its topic's writer through the node's publisher (the one WebSocket publishes use) and waits for the outcome.</summary>
+    private static async Task<(string? Code, byte[] Frame)> PublishAsync(NodeServices node, Item item)
     {
-        if (prepared.Request is not { } p) return (prepared.ErrorCode, ServerFrames.Error(null, prepared.ErrorCode!, prepared.ErrorMessage!));
-        var started = Stopwatch.GetTimestamp();
-        object reply;
-        try
-        {
-            reply = await node.Topics.Ask<object>(
-                new TopicCommands.Publish(p.Topic, p.Data, p.Key, p.Id is null ? null : ClientIdentity, p.Id), node.Settings.RequestTimeout, aborted);
-        }
-        catch (AskTimeoutException)
-        {
-            return Error(ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry");
-        }
-        catch (TaskCanceledException) when (aborted.IsCancellationRequested)
-        {
-            return Error(ErrorCodes.Unavailable, "the request was aborted");
-        }
-        switch (reply)
-        {
-            case TopicCommands.PublishAck a:
-                node.Metrics?.MessageIn();
-                node.Metrics?.PublishAckLatency.ObserveSince(started);
-                return (null, ServerFrames.Ack(null, a.Topic, a.Pos));
-            case TopicCommands.PublishRejected r:
-                return Error(r.Code, r.Message);
-            default:
-                return Error(ErrorCodes.Internal, "unexpected reply");
-        }
+        if (item.Request is not { } p) return Error(item.ErrorCode!, item.ErrorMessage!);
+        var outcome = await node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, ClientIdentity, p.Id);
+        return outcome.Acked ? (null, ServerFrames.Ack(null, p.Topic, outcome.Pos!)) : Error(outcome.Error.Code, outcome.Error.Message);
     }
 
     private static (string? Code, byte[] Frame) Error(string code, string message) => (code, ServerFrames.Error(null, code, message));

@@ -100,7 +100,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         return node;
     }
 
-    private static string DotnetHost() =>
+    public static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 
     private void Append(string? line)

@@ -1,3 +1,7 @@
+using Broker.Core.Topics;
+using Broker.Core.Connections;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
@@ -5,7 +9,7 @@ using Broker.Core.Log;
 using Broker.Protocol;
 using Confluent.Kafka;
 
-namespace Broker.Core.Topics;
+namespace Broker.Core.Publish;
 
 /// <summary>Settings of topic actors (HOCON <c>broker.topics</c>).</summary>
 public sealed record TopicSettings

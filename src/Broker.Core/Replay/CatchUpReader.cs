@@ -1,9 +1,14 @@
+using Broker.Core.Log;
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Collections.Concurrent;
 using Broker.Core.Settings;
 using Broker.Protocol;
 using Confluent.Kafka;
 
-namespace Broker.Core.Log;
+namespace Broker.Core.Replay;
 
 /// <summary>
 /// Called for each record of a catch-up read with the reader's position once the record is seen

@@ -1,22 +1,27 @@
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
 using Broker.Core.Log;
 
-namespace Broker.Core.Connections;
+namespace Broker.Core.Fanout;
 
 /// <summary>
 /// One connection's subscription to one topic: it catches up from its start position (next
 /// offsets per partition) with the catch-up reader, then joins the node feed (see <see cref="FeedHub"/> for the handover rule).
 /// </summary>
-internal sealed class Subscription(string topic, string kafkaTopic, Outbound outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall, byte[]? keyFilter = null, bool withHeaders = false) : IFeedSubscriber
+internal sealed class Subscription(string topic, string kafkaTopic, OutboundQueue outbound, FeedHub feeds, CatchUpReader replay, TimeSpan replayStall, byte[]? keyFilter = null, bool withHeaders = false) : IFeedSubscriber
 {
     private readonly CancellationTokenSource _cts = new();
     private Task _run = Task.CompletedTask;
 
     public string Topic { get; } = topic;
 
+    public string KafkaTopic => kafkaTopic;
+
     public bool TryDeliver(byte[] frame) => outbound.TryEnqueueLive(frame);
 
     /// <summary>The node's reader lost records this subscriber has not received: close like a slow consumer, so the client resumes with <c>since</c> and learns it.</summary>
-    public void Lost() => outbound.RequestClose(1013, "slow_consumer");
+    public void Lost() => outbound.RequestClose(Broker.Protocol.CloseCodes.TryAgainLater, "slow_consumer");
 
     public byte[]? KeyFilter => keyFilter;
 

@@ -1,3 +1,7 @@
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using System.Text;
 using Akka.Actor;
 using Broker.Core.Log;
@@ -7,7 +11,7 @@ using Broker.DevKafka;
 using Broker.Protocol;
 using Broker.Tests.Infrastructure;
 
-namespace Broker.Tests.Topics;
+namespace Broker.Tests.Publish;
 
 public sealed class TopicActorTests : Akka.TestKit.Xunit2.TestKit
 {

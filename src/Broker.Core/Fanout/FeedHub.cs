@@ -1,3 +1,8 @@
+using Broker.Core.Log;
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Topics;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Broker.Core.Settings;
@@ -5,7 +10,7 @@ using Broker.Protocol;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 
-namespace Broker.Core.Log;
+namespace Broker.Core.Fanout;
 
 /// <summary>A local subscriber of a node feed: a connection's subscription to one topic.</summary>
 public interface IFeedSubscriber

@@ -1,4 +1,4 @@
-namespace Broker.Core.Topics;
+namespace Broker.Core.Publish;
 
 /// <summary>
 /// The publishes a topic has written recently, by (client, request id) → position, so that a

@@ -1,8 +1,8 @@
-using Broker.Core.Connections;
+using Broker.Core.Replay;
 using Broker.Core.Log;
 using Broker.Protocol;
 
-namespace Broker.Tests.Connections;
+namespace Broker.Tests.Replay;
 
 public sealed class StartOffsetTests
 {
@@ -10,12 +10,12 @@ public sealed class StartOffsetTests
 
     private static (long Start, bool? Recovered) Start(StartFrom from = StartFrom.Latest, Position? since = null, int? last = null, long low = Low, long high = High)
     {
-        var (start, recovered) = Connection.StartOffsets(new SubscribeRequest("s", "t", from, since, last), new TopicHeads([low], [high]));
+        var (start, recovered) = StartOffsets.For(new SubscribeRequest("s", "t", from, since, last), new TopicHeads([low], [high]));
         return (start is null ? -1 : Assert.Single(start), recovered);
     }
 
     private static (long[]? Start, bool? Recovered) Starts(Position since, long[] low, long[] high) =>
-        Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, since, null), new TopicHeads(low, high));
+        StartOffsets.For(new SubscribeRequest("s", "t", StartFrom.Latest, since, null), new TopicHeads(low, high));
 
     [Fact]
     public void Latest_starts_at_the_high_watermark() => Assert.Equal((High, (bool?)null), Start());
@@ -114,8 +114,8 @@ public sealed class StartOffsetTests
     public void Latest_earliest_and_last_per_partition()
     {
         TopicHeads heads = new([0, 4, 9], [10, 6, 9]);
-        Assert.Equal([10L, 6, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, null, null), heads).Start!);
-        Assert.Equal([0L, 4, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Earliest, null, null), heads).Start!);
-        Assert.Equal([7L, 4, 9], Connection.StartOffsets(new SubscribeRequest("s", "t", StartFrom.Latest, null, 3), heads).Start!);
+        Assert.Equal([10L, 6, 9], StartOffsets.For(new SubscribeRequest("s", "t", StartFrom.Latest, null, null), heads).Start!);
+        Assert.Equal([0L, 4, 9], StartOffsets.For(new SubscribeRequest("s", "t", StartFrom.Earliest, null, null), heads).Start!);
+        Assert.Equal([7L, 4, 9], StartOffsets.For(new SubscribeRequest("s", "t", StartFrom.Latest, null, 3), heads).Start!);
     }
 }

@@ -1,9 +1,14 @@
+using Broker.Core.Log;
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Topics;
 using System.Text;
 using System.Text.Unicode;
 using Broker.Protocol;
 using Confluent.Kafka;
 
-namespace Broker.Core.Log;
+namespace Broker.Core.Fanout;
 
 /// <summary>Turns a Kafka record into the <c>message</c> frame every subscriber of the topic receives.</summary>
 public static class RecordFrames

@@ -1,3 +1,8 @@
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Text;
 using System.Text.Json;
 using Broker.Core.Log;
@@ -6,7 +11,7 @@ using Broker.DevKafka;
 using Broker.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Broker.Tests.Log;
+namespace Broker.Tests.Fanout;
 
 public sealed class FeedHubTests : IDisposable
 {
@@ -193,8 +198,8 @@ public sealed class FeedHubTests : IDisposable
     {
         await Produce("lag-conn", 0, 10);
         _cluster.DeleteRecords("lag-conn", 0, 5);
-        var outbound = new Broker.Core.Connections.Outbound(16);
-        var sub = new Broker.Core.Connections.Subscription("lag-conn", "lag-conn", outbound, _hub, _replay, TimeSpan.FromSeconds(5));
+        var outbound = new Broker.Core.Connections.OutboundQueue(16, long.MaxValue);
+        var sub = new Broker.Core.Fanout.Subscription("lag-conn", "lag-conn", outbound, _hub, _replay, TimeSpan.FromSeconds(5));
         sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them
         Assert.Equal(new Broker.Core.Connections.CloseRequest(1013, "slow_consumer"), await outbound.Closed.WaitAsync(Timeout));
         await sub.StopAsync().WaitAsync(Timeout);
