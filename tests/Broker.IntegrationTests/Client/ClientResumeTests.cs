@@ -13,8 +13,10 @@ public sealed class ClientResumeTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(120);
 
-    [Fact]
-    public async Task After_1013_slow_consumer_closes_the_subscriber_resumes_with_no_gap_and_no_duplicate()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // ?batch=1: the broker coalesces queued frames into arrays
+    public async Task After_1013_slow_consumer_closes_the_subscriber_resumes_with_no_gap_and_no_duplicate(bool batch)
     {
         const string topic = "client.slow";
         const int count = 3000;
@@ -25,7 +27,7 @@ public sealed class ClientResumeTests(ITestOutputHelper output)
             ["broker.websocket.outbound-buffer-frames"] = "4",
         });
         var options = new BrokerClientOptions { Reconnect = ClientScenario.QuickReconnect };
-        await using var subscriber = await BrokerClient.ConnectAsync(broker.WsUri, options);
+        await using var subscriber = await BrokerClient.ConnectAsync(broker.WsUri, new BrokerClientOptions { Batch = batch, Reconnect = ClientScenario.QuickReconnect });
         var states = new ClientScenario.States(subscriber);
         await using var publisher = await BrokerClient.ConnectAsync(broker.WsUri, options);
         var reader = new ClientScenario.Reader("subscriber", subscriber, await subscriber.SubscribeAsync(topic), count);
