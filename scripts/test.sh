@@ -47,7 +47,7 @@ dotnet build Broker.sln -c Release -nologo -clp:ErrorsOnly
 
 results=$(mktemp -d)
 status=0
-for project in tests/Broker.Tests tests/Broker.IntegrationTests; do
+for project in tests/Broker.Tests tests/Broker.Client.Tests tests/Broker.IntegrationTests; do
   # --blame-hang-timeout turns a hung test into a failure instead of a stuck run.
   dotnet test "$project" -c Release --no-build --nologo \
     --blame-hang-timeout 5m --logger "console;verbosity=normal" 2>&1 | tee "$results/$(basename "$project").log" || status=1

@@ -20,6 +20,7 @@ using Broker.Server.WebSockets;
 using Broker.Core.Publish;
 using Broker.Server.Logging;
 using Broker.Server.Metrics;
+using Broker.Server.Publish;
 
 namespace Broker.Server;
 
@@ -122,6 +123,7 @@ public static class BrokerApp
         app.MapHealth();
         app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
+        app.MapHttpPublish(HttpPublishSettings.From(config));
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
         app.MapAdminApi(AdminToken.From(config));
 
