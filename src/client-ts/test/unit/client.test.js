@@ -1,7 +1,7 @@
 // Unit tests of the client against a fake WebSocket server (no network, no broker).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connect, backoffDelay, memoryStorage, BrokerError } from "../../dist/broker-client.js";
+import { connect, backoffDelay, memoryStorage, BrokerError } from "../../build/broker-client.js";
 import { FakeServer, fast, nextEvent } from "../support/fake-server.js";
 
 const T = { timeout: 5000 };
