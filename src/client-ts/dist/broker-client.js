@@ -705,6 +705,15 @@ export class BrokerClient {
             case "ping":
                 request.resolve();
                 return;
+            case "auth":
+                if (!conn.ready && id === conn.authId && code !== "unauthorized") {
+                    // A broker without auth does not know the frame (bad_request): carry on without it.
+                    this.emit("error", new BrokerError(code, `the broker did not take the auth frame (${text}); continuing without auth`));
+                    this.ready(conn);
+                    return;
+                }
+                this.emit("error", new BrokerError(code, text)); // unauthorized: the broker closes with 1008
+                return;
             default:
                 this.emit("error", new BrokerError(code, text, { topic: typeof f.topic === "string" ? f.topic : (request?.kind === "commit" ? request.topic : undefined), retryAfterMs }));
         }
@@ -719,6 +728,8 @@ export class BrokerClient {
             while (sub.queue.length > 0 && !sub.removed && sub.handler) {
                 const message = sub.queue.shift();
                 this.buffered--;
+                if (this.conn?.paused)
+                    this.flowControl();
                 let result;
                 try {
                     result = sub.handler(message);

@@ -26,7 +26,7 @@ test("kill -9 and restart: no gap, no duplicate, retried publishes written once,
   const topic = unique("e2e.kill");
   const session = unique("sess");
   const N = 400;
-  const plain = client(node.wsUrl);
+  const plain = client(node.wsUrl, { batch: true }); // ?batch=1: frames may be arrays
   const durable = client(node.wsUrl, { session, commitIntervalMs: 20 });
   const publisher = client(node.wsUrl);
   const p = await recorder(plain, topic);
@@ -76,4 +76,14 @@ test("kill -9 and restart: no gap, no duplicate, retried publishes written once,
   await Promise.all([plain.close(), publisher.close(), again.close()]);
   const stray = [plain, publisher, again].flatMap((c) => c.errors).filter((e) => e.code !== "transport");
   assert.deepEqual(stray.map((e) => e.message), []);
+});
+
+test("getToken against a broker without auth: the auth frame is refused as unknown and the client works on", { timeout: 60000 }, async () => {
+  const topic = unique("e2e.token");
+  const c = client(node.wsUrl, { getToken: async () => "not-checked" });
+  const r = await recorder(c, topic);
+  const ack = await c.publish(topic, END);
+  await untilEnd(r.seen, 30000, "the subscriber");
+  assert.ok(ack.pos);
+  assert.equal(c.errors[0]?.code, "bad_request");
 });

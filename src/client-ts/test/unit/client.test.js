@@ -580,3 +580,20 @@ test("bad arguments are refused before anything is sent", T, async () => {
   await assert.rejects(client.subscribe("t", () => {}, { last: -1 }), TypeError);
   await client.close();
 });
+
+test("token: a broker without auth answers the auth frame with bad_request; the client carries on without it", T, async () => {
+  const server = new FakeServer();
+  const client = connect("ws://b/ws", fast(server, { getToken: () => "jwt" }));
+  const errors = [];
+  client.on("error", (e) => errors.push(e.code));
+  const s = await server.accept();
+  const auth = await s.frame("auth");
+  const published = client.publish("t", 1);
+  s.push({ type: "error", id: auth.id, code: "bad_request", message: "unknown type 'auth'" });
+  const pub = await s.frame("publish");
+  s.push({ type: "ack", id: pub.id, topic: "t", pos: "1" });
+  await published;
+  assert.equal(client.state, "connected");
+  assert.deepEqual(errors, ["bad_request"]);
+  await client.close();
+});
