@@ -25,7 +25,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 # One run, one file at a time: each end-to-end file starts its own log and broker processes.
-node --test --test-reporter=spec --test-concurrency=1 test/unit/ test/e2e/ test/browser/ 2>&1 | tee "$log" || status=1
+# Every test has its own timeout; the whole run is bounded too (SIGTERM stops the brokers it started).
+timeout 900 node --test --test-reporter=spec --test-concurrency=1 test/unit/ test/e2e/ test/browser/ 2>&1 | tee "$log" || status=1
 count() { { grep -oE "^ℹ $1 [0-9]+" "$log" || true; } | awk '{s+=$3} END {print s+0}'; }
 echo "client-ts: $(count pass) passed, $(count fail) failed"
 exit $status

@@ -16,9 +16,16 @@ const serverDll = join(serverDir, "Broker.Server.dll");
 const devKafkaDll = join(repoRoot, "src/Broker.DevKafka/bin/Release/net10.0/Broker.DevKafka.dll");
 
 const started = new Set();
-process.on("exit", () => {
+function killStarted() {
   for (const child of started) try { child.kill("SIGKILL"); } catch { /* gone */ }
-});
+}
+process.on("exit", killStarted);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    killStarted();
+    process.exit(1);
+  });
+}
 
 export function freePort() {
   return new Promise((resolvePort, reject) => {

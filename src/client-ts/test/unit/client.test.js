@@ -1,8 +1,21 @@
 // Unit tests of the client against a fake WebSocket server (no network, no broker).
-import { test } from "node:test";
+import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { connect, backoffDelay, memoryStorage, BrokerError } from "../../build/broker-client.js";
+import { connect as connectClient, backoffDelay, memoryStorage, BrokerError } from "../../build/broker-client.js";
 import { FakeServer, fast, nextEvent } from "../support/fake-server.js";
+
+// Every client a test makes is closed after it, also when the test failed (a client keeps
+// reconnecting, and the process alive, until closed).
+const made = new Set();
+function connect(url, options) {
+  const client = connectClient(url, options);
+  made.add(client);
+  return client;
+}
+afterEach(async () => {
+  for (const client of made) await client.close().catch(() => undefined);
+  made.clear();
+});
 
 const T = { timeout: 5000 };
 
@@ -306,8 +319,9 @@ test("several URLs: each reconnect tries the next one", T, async () => {
 test("a connection that does not open in time is dropped and retried", T, async () => {
   const server = new FakeServer();
   const client = connect("ws://b/ws", fast(server, { connectTimeoutMs: 20 }));
+  const disconnected = nextEvent(client, "disconnected");
   await server.next(); // never accepted
-  const d = await nextEvent(client, "disconnected");
+  const d = await disconnected;
   assert.equal(d.reason, "connect timeout");
   await server.accept();
   await client.close();
@@ -316,11 +330,10 @@ test("a connection that does not open in time is dropped and retried", T, async 
 test("keepalive: pings when idle, drops a silent connection and reconnects", T, async () => {
   const server = new FakeServer();
   const client = connect("ws://b/ws", fast(server, { pingIntervalMs: 30, pingTimeoutMs: 30 }));
+  const disconnected = nextEvent(client, "disconnected");
   const s1 = await server.accept();
-  const ping = await s1.frame("ping");
-  s1.push({ type: "pong", id: ping.id });
-  await s1.frame("ping"); // idle again: another ping, not answered
-  const d = await nextEvent(client, "disconnected");
+  await s1.frame("ping"); // idle: a ping, never answered
+  const d = await disconnected;
   assert.equal(d.reason, "keepalive timeout");
   await server.accept();
   await client.close();
@@ -523,8 +536,9 @@ test("token: a refused token stops the client with the broker's reason; query tr
 test("token: no authed reply in time drops the connection and retries", T, async () => {
   const server = new FakeServer();
   const client = connect("ws://b/ws", fast(server, { getToken: () => "jwt", authTimeoutMs: 20 }));
+  const disconnected = nextEvent(client, "disconnected");
   await server.accept();
-  const d = await nextEvent(client, "disconnected");
+  const d = await disconnected;
   assert.equal(d.reason, "no authed reply");
   const s2 = await server.accept();
   const auth = await s2.frame("auth");
