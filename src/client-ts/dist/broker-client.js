@@ -715,7 +715,7 @@ export class BrokerClient {
                 this.emit("error", new BrokerError(code, text)); // unauthorized: the broker closes with 1008
                 return;
             default:
-                this.emit("error", new BrokerError(code, text, { topic: typeof f.topic === "string" ? f.topic : (request?.kind === "commit" ? request.topic : undefined), retryAfterMs }));
+                this.emit("error", new BrokerError(code, text, { topic: typeof f.topic === "string" ? f.topic : undefined, retryAfterMs }));
         }
     }
     // ---- delivery -----------------------------------------------------------------------------
@@ -871,9 +871,8 @@ export class BrokerClient {
             }
             if (!sub.active)
                 continue; // after its (re)subscription
-            const id = this.nextId();
-            this.requests.set(id, { kind: "commit", topic });
-            this.send(conn, { type: "commit", id, topic, pos });
+            // Not tracked: a stored commit gets no reply (an error names the topic in its message).
+            this.send(conn, { type: "commit", id: this.nextId(), topic, pos });
             this.commits.delete(topic);
         }
     }

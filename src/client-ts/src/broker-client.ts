@@ -282,8 +282,7 @@ type Request =
   | { kind: "subscribe"; sub: Sub; resumed: boolean }
   | { kind: "unsubscribe"; topic: string; resolve: () => void; reject: (e: Error) => void }
   | { kind: "ping"; resolve: () => void }
-  | { kind: "auth" }
-  | { kind: "commit"; topic: string };
+  | { kind: "auth" };
 
 type Listener<T> = (value: T) => void;
 
@@ -885,7 +884,7 @@ export class BrokerClient {
         this.emit("error", new BrokerError(code, text)); // unauthorized: the broker closes with 1008
         return;
       default:
-        this.emit("error", new BrokerError(code, text, { topic: typeof f.topic === "string" ? f.topic : (request?.kind === "commit" ? request.topic : undefined), retryAfterMs }));
+        this.emit("error", new BrokerError(code, text, { topic: typeof f.topic === "string" ? f.topic : undefined, retryAfterMs }));
     }
   }
 
@@ -1027,9 +1026,8 @@ export class BrokerClient {
         continue;
       }
       if (!sub.active) continue; // after its (re)subscription
-      const id = this.nextId();
-      this.requests.set(id, { kind: "commit", topic });
-      this.send(conn, { type: "commit", id, topic, pos });
+      // Not tracked: a stored commit gets no reply (an error names the topic in its message).
+      this.send(conn, { type: "commit", id: this.nextId(), topic, pos });
       this.commits.delete(topic);
     }
   }
