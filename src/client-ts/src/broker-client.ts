@@ -562,9 +562,10 @@ export class BrokerClient {
         if (this.conn !== conn) return;
         const now = Date.now();
         if (conn.paused) { conn.lastInbound = now; return; }
-        const idle = now - conn.lastInbound;
-        if (idle >= interval + timeout && pinged > 0) this.drop(conn, "keepalive timeout");
-        else if (idle >= interval && now - pinged >= interval) {
+        if (pinged > conn.lastInbound) {
+          // A ping is out and nothing came since: the connection is dead once it waited long enough.
+          if (now - pinged >= timeout) this.drop(conn, "keepalive timeout");
+        } else if (now - conn.lastInbound >= interval) {
           pinged = now;
           this.send(conn, { type: "ping", id: this.nextId() });
         }

@@ -329,10 +329,17 @@ test("a connection that does not open in time is dropped and retried", T, async 
 
 test("keepalive: pings when idle, drops a silent connection and reconnects", T, async () => {
   const server = new FakeServer();
-  const client = connect("ws://b/ws", fast(server, { pingIntervalMs: 30, pingTimeoutMs: 30 }));
+  const client = connect("ws://b/ws", fast(server, { pingIntervalMs: 20, pingTimeoutMs: 200 }));
+  const disconnects = [];
+  client.on("disconnected", (x) => disconnects.push(x));
   const disconnected = nextEvent(client, "disconnected");
   const s1 = await server.accept();
-  await s1.frame("ping"); // idle: a ping, never answered
+  for (let i = 0; i < 3; i++) {
+    const ping = await s1.frame("ping"); // idle: a ping, answered
+    s1.push({ type: "pong", id: ping.id });
+  }
+  assert.deepEqual(disconnects, []);
+  await s1.frame("ping"); // not answered
   const d = await disconnected;
   assert.equal(d.reason, "keepalive timeout");
   await server.accept();
