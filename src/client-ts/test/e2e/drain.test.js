@@ -51,14 +51,17 @@ test("drain (1001): clients move to the other node and resume; retried publishes
   });
   const publishedAt = Date.now();
   const result = await drained;
+  const drainedAt = Date.now();
   assert.equal(result.remaining, 0);
   await publisher.publish(topic, END);
   await untilEnd(p.seen, 30000, "the plain subscriber");
   await untilEnd(d.seen, 30000, "the session subscriber");
+  const endAt = Date.now();
 
   assertExactly(p.seen, 0, N, "plain subscriber");
   assertExactly(d.seen, 0, N, "session subscriber");
   await assertWrittenOnce(b.wsUrl, topic, 0, N);
+  const readAt = Date.now();
   for (const c of [plain, durable, publisher]) {
     const first = c.disconnects[0];
     assert.deepEqual([first.code, first.willReconnect], [1001, true]); // reason: "node draining"
@@ -66,5 +69,5 @@ test("drain (1001): clients move to the other node and resume; retried publishes
     assert.equal(c.state, "connected");
   }
   assert.ok(d.infos.some((i) => i.restored), "the session was restored on the other node");
-  t.diagnostic(`published ${N} in ${publishedAt - started} ms across the drain; clients moved with ${plain.disconnects.length + durable.disconnects.length + publisher.disconnects.length} disconnects`);
+  t.diagnostic(`published ${N} in ${publishedAt - started} ms across the drain (answered after ${drainedAt - started} ms), all delivered after ${endAt - started} ms, read back after ${readAt - started} ms; clients moved with ${plain.disconnects.length + durable.disconnects.length + publisher.disconnects.length} disconnects`);
 });
