@@ -4,13 +4,18 @@
 // durable sessions, tokens, frame batching. One file with no imports: it is also the browser
 // bundle the broker's dashboard loads (dist/broker-client.js, embedded in Broker.Server).
 
-/** The WebSocket API this client uses: the WHATWG one (browsers, Node 22+) or the `ws` package's. */
+/**
+ * The WebSocket API this client uses: the WHATWG one (browsers, Node 22+) or the `ws` package's.
+ * The handlers take `any` so that both classes fit as they are typed (their event types differ);
+ * the client reads `data` of message events and `code` and `reason` of close events.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   /** `ws` only: stop reading from the socket (flow control for slow handlers). */
@@ -19,6 +24,7 @@ export interface WebSocketLike {
   /** `ws` only: drop the TCP connection at once. */
   terminate?(): void;
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
@@ -539,13 +545,13 @@ export class BrokerClient {
         this.ready(conn);
       }
     };
-    ws.onmessage = (event) => this.received(conn, event.data);
-    ws.onerror = (event) => {
+    ws.onmessage = (event: { data: unknown }) => this.received(conn, event.data);
+    ws.onerror = (event: unknown) => {
       if (this.conn !== conn) return;
       const message = (event as { message?: string; error?: unknown })?.message;
       this.emit("error", new BrokerError("transport", `WebSocket error on ${url}${message ? ": " + message : ""}`));
     };
-    ws.onclose = (event) => this.closed(conn, event.code, event.reason ?? "");
+    ws.onclose = (event: { code: number; reason?: string }) => this.closed(conn, event.code, event.reason ?? "");
   }
 
   /** The connection is usable (opened, and authenticated when a token is sent as a frame). */
