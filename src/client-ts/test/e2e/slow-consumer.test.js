@@ -10,6 +10,7 @@
 // The outbound buffer is set in bytes so that the bursts in which the node's feed hands a batch of
 // records to a healthy subscriber still fit.
 import { test, before, after } from "node:test";
+import WebSocket from "ws";
 import assert from "node:assert/strict";
 import { startDevKafka, BrokerNode, tempDb, waitFor } from "../support/processes.js";
 import { client, closeClients, recorder, publishRange, END, untilEnd, assertExactly, unique } from "../support/scenario.js";
@@ -34,7 +35,8 @@ test("slow consumer (1013): the paused subscriber is closed by the broker, recon
   const closesBefore = await node.metric("broker_slow_consumer_closes_total");
   let release;
   const blocked = new Promise((r) => (release = r));
-  const slow = client(node.wsUrl, { pauseAt: 2 });
+  // The ws package's WebSocket can stop reading (Node's global one, from 22 on, cannot).
+  const slow = client(node.wsUrl, { pauseAt: 2, WebSocket });
   const publisher = client(node.wsUrl);
   // The handler blocks on the first numbered message until the broker has given up on the connection.
   const s = await recorder(slow, topic, {}, (m) => (m.data.warm ? undefined : blocked));
