@@ -43,7 +43,12 @@ public static class ServerFrames
         if (id is not null) w.WriteString("id"u8, id);
     }
 
-    public static byte[] Subscribed(string? id, string topic, Position head, bool? recovered)
+    /// <param name="since">
+    /// Given for a subscription a durable session restored: the position delivery resumes strictly
+    /// after (the last commit, or where the subscription started), so a client can tell which of the
+    /// messages that follow it has already processed.
+    /// </param>
+    public static byte[] Subscribed(string? id, string topic, Position head, bool? recovered, Position? since = null)
     {
         var w = Rent();
         w.WriteStartObject();
@@ -52,6 +57,7 @@ public static class ServerFrames
         w.WriteString("topic"u8, topic);
         w.WriteString("pos"u8, head.Encode());
         if (recovered is { } r) w.WriteBoolean("recovered"u8, r);
+        if (since is { } from) w.WriteString("since"u8, from.Encode());
         w.WriteEndObject();
         return Finish(w);
     }

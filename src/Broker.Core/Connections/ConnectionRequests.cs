@@ -206,7 +206,8 @@ internal sealed class ConnectionRequests
         if (await StoreInSessionAsync(s, new Position(start), restored).ConfigureAwait(false) is { } refused) return refused;
         _subscriptions[s.Topic] = sub;
         // The reply is queued before the first message of the subscription.
-        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), recovered))) sub.Start(start, heads.High);
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), recovered, restored ? new Position(start) : null)))
+            sub.Start(start, heads.High);
         return null;
     }
 
@@ -248,7 +249,8 @@ internal sealed class ConnectionRequests
         else start = s.From == StartFrom.Earliest ? low : high;
         if (await StoreInSessionAsync(s, Position.Single(start), restored).ConfigureAwait(false) is { } refused) return refused;
         _subscriptions[s.Topic] = sub;
-        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(high), recovered))) sub.StartShared(start);
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(high), recovered, restored ? Position.Single(start) : null)))
+            sub.StartShared(start);
         return null;
     }
 

@@ -42,7 +42,9 @@ public readonly record struct JoinResult(bool Joined, long[] CatchUpTo);
 /// namespace's shared Kafka topic is one feed (<see cref="Topic"/> = its pattern's Kafka topic,
 /// <see cref="Topics"/> = the broker topics with local subscribers).
 /// </summary>
-public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark, int Partitions = 1, int Topics = 1, bool Shared = false)
+/// <param name="Misrouted">A shared feed's records skipped because their key names no topic of the partition they are in.</param>
+public readonly record struct FeedState(string Topic, string KafkaTopic, int Subscribers, long Next, long HighWatermark, int Partitions = 1, int Topics = 1, bool Shared = false,
+    long Misrouted = 0)
 {
     /// <summary>Records in the log the feed has not yet read (0 when the watermark is unknown).</summary>
     public long Lag => HighWatermark < 0 ? 0 : Math.Max(0, HighWatermark - Next);

@@ -299,7 +299,7 @@ internal sealed class SharedFeed : KafkaFeed
     {
         long next = 0;
         foreach (var n in Next) next += n;
-        return new FeedState(KafkaTopic, KafkaTopic, _subscribers, next, highWatermarks, Next.Length, _topics.Count, Shared: true);
+        return new FeedState(KafkaTopic, KafkaTopic, _subscribers, next, highWatermarks, Next.Length, _topics.Count, Shared: true, Misrouted);
     }
 
     private sealed class SharedTopic(string name, int partition)

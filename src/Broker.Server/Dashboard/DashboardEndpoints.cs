@@ -39,11 +39,17 @@ public static class DashboardEndpoints
         });
         app.MapGet("/api/cluster", (ActorSystem system, ConnectionRegistry registry) => Results.Json(View(system, registry)));
         // The topics this node reads: local subscribers and the feed's position (the page derives a rate from it).
+        // A multiplexed namespace's shared Kafka topic is one row: its broker topics known to this
+        // node (with local subscribers or recent history) and the records skipped as misrouted.
         app.MapGet("/api/topics", async (Broker.Core.Fanout.FeedHub feeds) => Results.Json(new
         {
             topics = (await feeds.SnapshotAsync())
                 .OrderBy(f => f.Topic, StringComparer.Ordinal)
-                .Select(f => new { topic = f.Topic, kafkaTopic = f.KafkaTopic, subscribers = f.Subscribers, position = f.Next })
+                .Select(f => new
+                {
+                    topic = f.Topic, kafkaTopic = f.KafkaTopic, subscribers = f.Subscribers, position = f.Next,
+                    shared = f.Shared, topics = f.Shared ? f.Topics : (int?)null, misrouted = f.Shared ? f.Misrouted : (long?)null,
+                })
                 .ToArray(),
         }));
     }

@@ -25,8 +25,11 @@ public static class HttpPublishEndpoint
 {
     public const string Path = "/v1/publish";
 
-    /// <summary>The client identity of HTTP publishes (<c>http.&lt;sub&gt;</c> once auth lands, issue 12).</summary>
-    public const string ClientIdentity = "http";
+    /// <summary>
+    /// The client identity of HTTP publishes (<c>http:&lt;sub&gt;</c> once auth lands, issue 12). A WebSocket
+    /// <c>?client=</c> cannot contain ':', so no WebSocket client shares HTTP publishes' retry window.
+    /// </summary>
+    public const string ClientIdentity = "http:";
 
     private const int MaxIdempotencyKeyLength = 56;
 
@@ -116,7 +119,7 @@ public static class HttpPublishEndpoint
                         await Refuse(context, ErrorCodes.TooLarge, $"{count} publishes; at most {settings.MaxBatch} per request ({HttpPublishSettings.Section}.max-batch)");
                         return;
                     }
-                    var items = root.EnumerateArray().Select((item, i) => Validate(node, item, key is null ? null : $"{key}.{i}")).ToList();
+                    var items = root.EnumerateArray().Select((item, i) => Validate(node, item, key is null ? null : $"{key}#{i}")).ToList();
                     await EnsureTopicsAsync(node, items);
                     // Each item is handed to its topic's writer before the next one (the publisher asks the
                     // writer before its first await), so items of one topic are written in request order;

@@ -97,7 +97,7 @@ public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture
         var log = LogReadBack.All(Broker.KafkaBootstrap, topic);
         Assert.Equal(4, log.Count);
         Assert.All(log, r => Assert.Equal(HttpPublishEndpoint.ClientIdentity, r.Headers["broker-client"]));
-        Assert.Equal([key, $"{batchKey}.0", $"{batchKey}.1", $"{batchKey}.2"], log.Select(r => r.Headers["broker-id"]));
+        Assert.Equal([key, $"{batchKey}#0", $"{batchKey}#1", $"{batchKey}#2"], log.Select(r => r.Headers["broker-id"]));
         Assert.Equal((string?)first.Body["pos"], log[0].Pos);
         Assert.Equal(firstBatch.Body.AsArray().Select(a => (string?)a!["pos"]), log.Skip(1).Select(r => r.Pos));
     }
