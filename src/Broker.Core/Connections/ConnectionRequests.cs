@@ -27,6 +27,7 @@ internal sealed class ConnectionRequests
     private readonly string _clientId;
     private readonly SessionLink? _session;
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly ReplayShare _replays;
     private readonly Lock _slots = new();
     private int _publishing;
     private TaskCompletionSource? _slotFree;
@@ -38,6 +39,7 @@ internal sealed class ConnectionRequests
         _logger = logger;
         _clientId = clientId;
         _session = session;
+        _replays = new ReplayShare(node.Settings.MaxReplaysPerConnection);
     }
 
     private ConnectionSettings Settings => _node.Settings;
@@ -166,7 +168,8 @@ internal sealed class ConnectionRequests
             return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, $"at most {Settings.MaxSubscriptions} subscriptions per connection");
 
         using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
-        var sub = new Subscription(s.Topic, mapping, _outbound, _node, s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
+        var sub = new Subscription(s.Topic, mapping, _outbound, _node, s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers,
+            _replays, _logger);
         if (mapping.Multiplexed) await SharedFeeds.EnsureReadingAsync(_node.Feeds, _node.Log, mapping, timeout.Token).ConfigureAwait(false);
         // From "latest" on a topic the node reads already (every topic of a multiplexed namespace
         // whose shared topic the node reads): joined in step with the feed, no query of the log. A

@@ -3,6 +3,7 @@ using Broker.Core.Log;
 using Broker.Core.Replay;
 using Broker.Core.Settings;
 using Broker.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace Broker.Core.Connections;
 
@@ -21,11 +22,17 @@ internal sealed class Subscription : IFeedSubscriber
     private readonly NodeServices _node;
     private readonly byte[]? _keyFilter;
     private readonly bool _withHeaders;
+    private readonly ReplayShare _share;
+    private readonly ILogger _logger;
     private CancellationTokenSource? _cts;
     private Task _run = Task.CompletedTask;
 
-    public Subscription(string topic, TopicMapping mapping, OutboundQueue outbound, NodeServices node, byte[]? keyFilter, bool withHeaders)
+    /// <param name="share">The connection's share of the node's replay slots.</param>
+    public Subscription(string topic, TopicMapping mapping, OutboundQueue outbound, NodeServices node, byte[]? keyFilter, bool withHeaders,
+        ReplayShare share, ILogger logger)
     {
+        _share = share;
+        _logger = logger;
         Topic = topic;
         _mapping = mapping;
         _outbound = outbound;
@@ -86,22 +93,23 @@ internal sealed class Subscription : IFeedSubscriber
             // that closes the connection as a slow consumer once it exceeds the outbound budget.
             if (Before(start, head))
             {
-                await replay.ReadAsync(KafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders).ConfigureAwait(false);
+                await replay.ReadAsync(KafkaTopic, Topic, start, head, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders, _share).ConfigureAwait(false);
                 start = head;
             }
             while (!ct.IsCancellationRequested)
             {
                 var join = await _node.Feeds.JoinAsync(KafkaTopic, Topic, start, this).ConfigureAwait(false);
                 if (join.Joined) return;
-                await replay.ReadAsync(KafkaTopic, Topic, start, join.CatchUpTo, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders).ConfigureAwait(false);
+                await replay.ReadAsync(KafkaTopic, Topic, start, join.CatchUpTo, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders, _share).ConfigureAwait(false);
                 start = join.CatchUpTo;
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
-        catch (ObjectDisposedException)
+        catch (Exception e)
         {
+            Failed(e); // also when the node is shutting down: its connections are closing already (the first close wins)
         }
     }
 
@@ -145,17 +153,33 @@ internal sealed class Subscription : IFeedSubscriber
                 }
                 if (join.Value.Joined) return;
                 var to = join.Value.CatchUpTo[0];
-                await _node.Replay.ReadSharedAsync(KafkaTopic, partition, topicKey, Topic, start, to, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders).ConfigureAwait(false);
+                await _node.Replay.ReadSharedAsync(KafkaTopic, partition, topicKey, Topic, start, to, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders, _share).ConfigureAwait(false);
                 start = to;
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
-        catch (ObjectDisposedException)
+        catch (Exception e)
         {
+            Failed(e); // also when the node is shutting down: its connections are closing already (the first close wins)
         }
     }
+
+    /// <summary>
+    /// Reading history (or rejoining the feed) failed: the subscription can no longer deliver in
+    /// order, so the connection is closed with 1013 <c>replay_failed</c> — the client reconnects and
+    /// resumes with <c>since</c>, losing nothing the log still holds — and the cause is logged.
+    /// </summary>
+    private void Failed(Exception e)
+    {
+        _logger.LogWarning("Subscription to {Topic}: reading its history failed ({Reason}); closing the connection with 1013 replay_failed so the client resumes",
+            Topic, e.GetBaseException().Message);
+        _outbound.RequestClose(CloseCodes.TryAgainLater, ReplayFailed);
+    }
+
+    /// <summary>Close reason when a subscription's history could not be read.</summary>
+    public const string ReplayFailed = "replay_failed";
 
     /// <summary>Queues history frames the feed holds in memory (called under the feed's lock: never waits; at most the history's depth).</summary>
     private bool EnqueueAll(List<byte[]> frames)

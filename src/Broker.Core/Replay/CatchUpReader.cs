@@ -50,11 +50,11 @@ public sealed class CatchUpReader : IDisposable
     /// with exactly that key are written; with <paramref name="withHeaders"/>, frames carry the records' headers.
     /// </summary>
     public Task ReadAsync(string kafkaTopic, string topic, long[] from, long[] to, Func<byte[], ValueTask> write, CancellationToken ct,
-        byte[]? keyFilter = null, bool withHeaders = false) =>
+        byte[]? keyFilter = null, bool withHeaders = false, ReplayShare? share = null) =>
         ReadRecordsAsync(kafkaTopic, from, to, (record, position) =>
             keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter)
                 ? ValueTask.CompletedTask
-                : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct);
+                : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct, share);
 
     /// <summary>
     /// Reads a multiplexed topic's history: the records of <paramref name="partition"/> of the shared
@@ -64,14 +64,14 @@ public sealed class CatchUpReader : IDisposable
     /// shared partition costs a scan (recent history is served from the feed's memory instead).
     /// </summary>
     public Task ReadSharedAsync(string kafkaTopic, int partition, byte[] topicKey, string topic, long from, long to, Func<byte[], ValueTask> write,
-        CancellationToken ct, byte[]? keyFilter = null, bool withHeaders = false)
+        CancellationToken ct, byte[]? keyFilter = null, bool withHeaders = false, ReplayShare? share = null)
     {
         var (starts, ends) = OnePartition(partition, from, to);
         return ReadRecordsAsync(kafkaTopic, starts, ends, (record, _) =>
         {
             if (!IsOf(record, topicKey) || (keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter, shared: true))) return ValueTask.CompletedTask;
             return write(RecordFrames.Build(topic, record, Position.Encode([record.Offset.Value + 1]), withHeaders, shared: true));
-        }, ct);
+        }, ct, share);
     }
 
     /// <summary>
@@ -154,33 +154,67 @@ public sealed class CatchUpReader : IDisposable
     /// <summary>
     /// Hands every record between <paramref name="from"/> and <paramref name="to"/> (per partition:
     /// offsets in [from, to)) to <paramref name="handle"/> in merge order, with the position after it.
+    /// <paramref name="share"/> bounds how many reads of one connection run at once, so that one
+    /// client's many replays cannot take every slot of the node.
+    /// <para>
+    /// A read holds one of the node's slots (and a pooled consumer) only while it reads: when
+    /// <paramref name="handle"/> makes it wait longer than <see cref="YieldAfter"/> (the client is
+    /// not reading), it gives both back, waits without them, and goes on from where it stopped.
+    /// </para>
     /// </summary>
-    public async Task ReadRecordsAsync(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
+    public async Task ReadRecordsAsync(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct, ReplayShare? share = null)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var any = false;
         for (var p = 0; p < to.Length; p++) any |= Start(from, p) < to[p];
         if (!any) return;
-        await _slots.WaitAsync(ct).ConfigureAwait(false);
+        var position = new long[to.Length];
+        for (var p = 0; p < to.Length; p++) position[p] = Math.Min(Start(from, p), to[p]);
+        if (share is not null) await share.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            // Consume() blocks: each replay gets a thread of its own (their number is bounded by the
-            // slots) instead of blocking the thread pool that connections and actors run on.
-            await Task.Factory.StartNew(() => ReadLoop(kafkaTopic, from, to, handle, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                .ConfigureAwait(false);
+            while (true)
+            {
+                Task? blocked;
+                await _slots.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    // Consume() blocks: each read gets a thread of its own (their number is bounded by
+                    // the slots) instead of blocking the thread pool that connections and actors run on.
+                    blocked = await Task.Factory.StartNew(() => ReadLoop(kafkaTopic, position, to, handle, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                        .ConfigureAwait(false);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
+                if (blocked is null) return;
+                await blocked.WaitAsync(ct).ConfigureAwait(false); // without a slot: the client makes room
+            }
         }
         finally
         {
-            _slots.Release();
+            share?.Release();
         }
     }
+
+    /// <summary>Reads holding one of the node's slots now (for operators and tests).</summary>
+    public int ActiveReads => _settings.MaxConcurrentReplays - _slots.CurrentCount;
+
+    /// <summary>How long a read waits for its client to take a record before it gives its slot back (and waits without it).</summary>
+    public static readonly TimeSpan YieldAfter = TimeSpan.FromMilliseconds(200);
 
     /// <summary>A position may have fewer partitions than the topic (partitions added since): nothing of those was seen.</summary>
     private static long Start(long[] from, int partition) => partition < from.Length ? from[partition] : 0;
 
-    private void ReadLoop(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
+    /// <summary>
+    /// Reads from <paramref name="position"/> (next offsets per partition, advanced as records are
+    /// handed on) to <paramref name="to"/>. Returns null when the range is read, or the write a slow
+    /// client keeps waiting: the caller waits for it without a slot and calls again from <paramref name="position"/>.
+    /// </summary>
+    private Task? ReadLoop(string kafkaTopic, long[] position, long[] to, RecordHandler handle, CancellationToken ct)
     {
         var n = to.Length;
-        var position = new long[n];
         var reading = new bool[n];   // still has records to fetch in its range
         var paused = new bool[n];
         var buffered = new Queue<ConsumeResult<byte[]?, byte[]?>>?[n];
@@ -188,7 +222,6 @@ public sealed class CatchUpReader : IDisposable
         var assignment = new List<TopicPartitionOffset>(n);
         for (var p = 0; p < n; p++)
         {
-            position[p] = Math.Min(Start(from, p), to[p]);
             partitions[p] = new TopicPartition(kafkaTopic, p);
             if (position[p] >= to[p]) continue;
             reading[p] = true;
@@ -209,14 +242,21 @@ public sealed class CatchUpReader : IDisposable
                     var record = buffered[next]!.Dequeue();
                     position[next] = record.Offset.Value + 1;
                     var written = handle(record, position);
-                    if (!written.IsCompletedSuccessfully) written.AsTask().GetAwaiter().GetResult(); // backpressure: this thread waits
+                    if (!written.IsCompletedSuccessfully)
+                    {
+                        // Backpressure: wait a little on this thread; a client that takes longer gets
+                        // its write waited for without the slot (the records buffered here are read again).
+                        var pending = written.AsTask();
+                        if (!pending.Wait(YieldAfter, ct)) return pending;
+                        pending.GetAwaiter().GetResult(); // rethrows what the write threw
+                    }
                     if (paused[next] && reading[next] && buffered[next]!.Count <= MergeBuffer / 2)
                     {
                         consumer.Resume([partitions[next]]);
                         paused[next] = false;
                     }
                 }
-                if (Finished(buffered, reading)) return;
+                if (Finished(buffered, reading)) return null;
                 var fetched = consumer.Consume(poll);
                 if (fetched is null)
                 {
@@ -340,4 +380,17 @@ public sealed class CatchUpReader : IDisposable
             c.Dispose();
         }
     }
+}
+
+/// <summary>
+/// One connection's share of the node's replay slots: at most <c>max-replays-per-connection</c> of
+/// its catch-up reads run at once; the others wait for them, not for other clients' reads.
+/// </summary>
+public sealed class ReplayShare(int concurrent)
+{
+    private readonly SemaphoreSlim _reads = new(concurrent, concurrent);
+
+    public Task WaitAsync(CancellationToken ct) => _reads.WaitAsync(ct);
+
+    public void Release() => _reads.Release();
 }

@@ -31,6 +31,9 @@ public sealed record ConnectionSettings
     /// <summary>A replay whose client has not made room for the next history frame within this time is closed as a slow consumer.</summary>
     public TimeSpan ReplayStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Catch-up reads (replays) of one connection that run at once; its others wait for them.</summary>
+    public int MaxReplaysPerConnection { get; init; } = 2;
+
     /// <summary>Largest JSON array of server objects sent as one frame to a client that asked for batching (<c>?batch=1</c>).</summary>
     public int BatchMaxBytes { get; init; } = 64 * 1024;
 

@@ -89,6 +89,7 @@ public static class BrokerConfig
         RequestTimeout = c.GetTimeSpan("broker.websocket.request-timeout"),
         ReplayStallTimeout = c.GetTimeSpan("broker.websocket.replay-stall-timeout"),
         BatchMaxBytes = Bytes(c, "broker.websocket.batch-max-bytes"),
+        MaxReplaysPerConnection = c.GetInt("broker.websocket.max-replays-per-connection"),
         Compression = c.GetBoolean("broker.websocket.compression"),
     };
 

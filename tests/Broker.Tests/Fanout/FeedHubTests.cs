@@ -202,7 +202,7 @@ public sealed class FeedHubTests : IDisposable
         var metrics = new Broker.Core.Metrics.BrokerMetrics();
         var node = new NodeServices(new ConnectionSettings { ReplayStallTimeout = TimeSpan.FromSeconds(5) }, _log, _hub, _replay,
             new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics), new ConnectionRegistry(), metrics);
-        var sub = new Subscription("lag-conn", _settings.Resolve("lag-conn")!, outbound, node, null, false);
+        var sub = new Subscription("lag-conn", _settings.Resolve("lag-conn")!, outbound, node, null, false, new ReplayShare(2), NullLogger.Instance);
         sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them
         Assert.Equal(new Broker.Core.Connections.CloseRequest(1013, "slow_consumer"), await outbound.Closed.WaitAsync(Timeout));
         await sub.StopAsync().WaitAsync(Timeout);
