@@ -223,12 +223,6 @@ internal sealed class ConnectionRequests
     private async Task<byte[]?> SubscribeSharedAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
     {
         if (s.Since is { PartitionCount: not 1 }) return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic");
-        if (s is { Since: null, Last: { } n } && _session is null
-            && sub.TryStartLast(n, -1, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
-        {
-            _subscriptions[s.Topic] = sub;
-            return null;
-        }
         var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
         var low = Math.Max(0, wm.Low.Value);
         var high = Math.Max(low, wm.High.Value);
@@ -242,7 +236,7 @@ internal sealed class ConnectionRequests
         }
         else if (s.Last is { } last)
         {
-            if (_session is null && sub.TryStartLast(last, low, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+            if (_session is null && sub.TryStartLast(last, low, high, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
             {
                 _subscriptions[s.Topic] = sub;
                 return null;

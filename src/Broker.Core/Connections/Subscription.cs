@@ -116,13 +116,15 @@ internal sealed class Subscription : IFeedSubscriber
     // ---- multiplexed topics ----------------------------------------------------------------
 
     /// <summary>
-    /// <c>last: N</c> from the shared feed's recent history (when it holds the topic's last N, or
-    /// all of them since <paramref name="retainedFrom"/>, the partition's first retained offset, -1
-    /// unknown): <paramref name="subscribed"/> queues the reply with the feed's offset, the frames
-    /// follow, and the subscription is live. False: the history cannot answer.
+    /// <c>last: N</c> from the shared feed's recent history, when the feed has read the partition up
+    /// to <paramref name="head"/> (the log's end a moment ago, so that "last" means what the client
+    /// published before subscribing) and the history holds the topic's last N — or all of them since
+    /// <paramref name="retainedFrom"/>, the partition's first retained offset: <paramref name="subscribed"/>
+    /// queues the reply with the feed's offset, the frames follow, and the subscription is live.
+    /// False: the history cannot answer.
     /// </summary>
-    public bool TryStartLast(int n, long retainedFrom, Func<Position, bool> subscribed) =>
-        PlainFrames && _node.Feeds.TryJoinSharedLast(KafkaTopic, Topic, _mapping.SharedPartition, n, retainedFrom, this, (at, frames) =>
+    public bool TryStartLast(int n, long retainedFrom, long head, Func<Position, bool> subscribed) =>
+        PlainFrames && _node.Feeds.TryJoinSharedLast(KafkaTopic, Topic, _mapping.SharedPartition, n, retainedFrom, head, this, (at, frames) =>
         {
             if (!subscribed(Position.Single(at))) return false;
             return EnqueueAll(frames);

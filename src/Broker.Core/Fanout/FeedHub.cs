@@ -178,12 +178,12 @@ public sealed class FeedHub : IDisposable
     }
 
     /// <summary><c>last: N</c> of a multiplexed topic from the shared feed's recent history (see <see cref="SharedFeed.TryJoinLast"/>).</summary>
-    public bool TryJoinSharedLast(string kafkaTopic, string topic, int partition, int n, long retainedFrom, IFeedSubscriber subscriber, Func<long, List<byte[]>, bool> joined)
+    public bool TryJoinSharedLast(string kafkaTopic, string topic, int partition, int n, long retainedFrom, long head, IFeedSubscriber subscriber, Func<long, List<byte[]>, bool> joined)
     {
         if (Shared(kafkaTopic) is not { } feed) return false;
         lock (feed.Gate)
         {
-            return !feed.Removed && feed.TryJoinLast(topic, partition, n, retainedFrom, subscriber, joined);
+            return !feed.Removed && feed.TryJoinLast(topic, partition, n, retainedFrom, head, subscriber, joined);
         }
     }
 

@@ -87,13 +87,15 @@ internal sealed class SharedFeed : KafkaFeed
     }
 
     /// <summary>
-    /// <c>last: N</c> from the recent history, when it holds N frames of the topic — or all of the
-    /// topic's retained records (its history reaches back to <paramref name="retainedFrom"/>, the
-    /// partition's first retained offset; -1: unknown). Then <paramref name="joined"/> runs with the
-    /// feed's offset and the frames, and the subscriber joins in step. False: read the log instead.
+    /// <c>last: N</c> from the recent history, when the feed has dispatched the partition up to
+    /// <paramref name="head"/> and the history holds N frames of the topic — or all of the topic's
+    /// retained records (its history reaches back to <paramref name="retainedFrom"/>, the partition's
+    /// first retained offset; -1: unknown). Then <paramref name="joined"/> runs with the feed's offset
+    /// and the frames, and the subscriber joins in step. False: read the log instead.
     /// </summary>
-    public bool TryJoinLast(string topic, int partition, int n, long retainedFrom, IFeedSubscriber subscriber, Func<long, List<byte[]>, bool> joined)
+    public bool TryJoinLast(string topic, int partition, int n, long retainedFrom, long head, IFeedSubscriber subscriber, Func<long, List<byte[]>, bool> joined)
     {
+        if (Next[partition] < head) return false; // the feed has not read everything written before the subscribe yet
         if (!_topics.TryGetValue(topic, out var t) || t.History is not { } h) return false;
         if (h.Count < n && (retainedFrom < 0 || h.CoveredFrom > retainedFrom)) return false;
         if (joined(Next[partition], h.Last(n))) AddMember(t, subscriber, -1);

@@ -132,10 +132,12 @@ public sealed class SharedFeedTests : IDisposable
         await live.WaitForCount(4);
 
         var three = new FrameRecorder();
-        Assert.True(_hub.TryJoinSharedLast(Shared, "u.l", p, 3, -1, three, (_, frames) => { foreach (var f in frames) three.TryDeliver(f); return true; }));
+        Assert.True(_hub.TryJoinSharedLast(Shared, "u.l", p, 3, -1, 0, three, (_, frames) => { foreach (var f in frames) three.TryDeliver(f); return true; }));
         Assert.Equal([1L, 2, 3], Values(three));
         // Four are held but not ten, and the history does not reach back to the partition's start.
-        Assert.False(_hub.TryJoinSharedLast(Shared, "u.l", p, 10, -1, new FrameRecorder(), (_, _) => true));
+        Assert.False(_hub.TryJoinSharedLast(Shared, "u.l", p, 10, -1, 0, new FrameRecorder(), (_, _) => true));
+        // Nor does it answer before the feed has read up to the log's end the subscriber saw.
+        Assert.False(_hub.TryJoinSharedLast(Shared, "u.l", p, 3, -1, long.MaxValue, new FrameRecorder(), (_, _) => true));
     }
 
     [Fact]
