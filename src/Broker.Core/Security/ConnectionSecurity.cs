@@ -166,14 +166,14 @@ public sealed class ConnectionSecurity : IDisposable
     {
         Reply(ServerFrames.Error(id, ErrorCodes.Unauthorized, problem));
         _ready = false;
-        _outbound?.RequestClose(CloseCodes.PolicyViolation, CloseReasons.Unauthorized);
+        _outbound?.RequestCloseAfterQueued(CloseCodes.PolicyViolation, CloseReasons.Unauthorized);
     }
 
     private void TooMany(string? id, string problem)
     {
         Reply(ServerFrames.Error(id, new ProtocolError(ErrorCodes.RateLimited, problem, (long)_node.Admission.RetryAfter.TotalMilliseconds)));
         _ready = false;
-        _outbound?.RequestClose(CloseCodes.TryAgainLater, CloseReasons.TooManyConnections);
+        _outbound?.RequestCloseAfterQueued(CloseCodes.TryAgainLater, CloseReasons.TooManyConnections);
     }
 
     private void Reply(byte[] frame) => _outbound?.EnqueueReply(frame);

@@ -47,6 +47,10 @@ public sealed class TestBroker : IAsyncDisposable
 
     public Task<WsClient> ConnectAsync(string query = "") => WsClient.ConnectAsync(new Uri(WsUri + query));
 
+    /// <summary>Connects with <c>Authorization: Bearer <paramref name="token"/></c> on the upgrade.</summary>
+    public Task<WsClient> ConnectWithTokenAsync(string token, string query = "") =>
+        WsClient.ConnectAsync(new Uri(WsUri + query), configure: o => o.SetRequestHeader("Authorization", "Bearer " + token));
+
     public async ValueTask DisposeAsync()
     {
         await App.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
