@@ -14,7 +14,7 @@ public sealed class TestBroker : IAsyncDisposable
     {
         App = app;
         HttpAddress = app.HttpAddress();
-        WsUri = new Uri(HttpAddress.Replace("http://", "ws://") + "/ws");
+        WsUri = new Uri(HttpAddress.Replace("https://", "wss://").Replace("http://", "ws://") + "/ws");
     }
 
     public WebApplication App { get; }
