@@ -44,6 +44,7 @@ public static class BrokerConfig
         ["BROKER_DB_PROVIDER"] = "broker.persistence.provider",
         ["BROKER_DB_CONNECTION"] = "broker.persistence.connection-string",
         ["BROKER_DB_PATH"] = "broker.persistence.sqlite.path",
+        ["BROKER_DB_PASSWORD_FILE"] = "broker.persistence.password-file",
         ["BROKER_INTERNAL_ENDPOINTS"] = "broker.http.internal-endpoints",
         ["BROKER_TLS_CERT_FILE"] = "broker.http.tls.cert-file",
         ["BROKER_TLS_KEY_FILE"] = "broker.http.tls.key-file",
