@@ -27,7 +27,7 @@ public sealed class SigningKeys : IDisposable
     private readonly Timer? _refresh;
     private readonly SemaphoreSlim _reloading = new(1, 1);
     private volatile IReadOnlyList<SecurityKey> _asymmetric = [];
-    private long _lastReload;
+    private long _lastReload; // when the last read of the sources started (Environment.TickCount64); guarded by _reloading
 
     private SigningKeys(AuthSettings settings, ILogger logger, HttpMessageHandler? handler)
     {
@@ -82,23 +82,23 @@ public sealed class SigningKeys : IDisposable
         }
     }
 
-    /// <summary>Re-reads the asymmetric sources now unless that was done less than a second ago; true when it did.</summary>
+    /// <summary>
+    /// Re-reads the asymmetric sources for a token that names an unknown key: a reload that started
+    /// after the caller asked serves it as is; otherwise the sources are read again, at most once a
+    /// second (a caller waits out the rest of that second rather than being refused, so a key that
+    /// was just rotated in is always found). False when there is nothing to reload.
+    /// </summary>
     public async Task<bool> ReloadAsync()
     {
         if (_settings.PublicKeysFile is null && _settings.JwksFile is null && _settings.JwksUrl is null) return false;
+        var asked = Environment.TickCount64;
         if (!await _reloading.WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false)) return false;
         try
         {
-            if (Environment.TickCount64 - Volatile.Read(ref _lastReload) < MinReloadInterval.TotalMilliseconds) return false;
-            try
-            {
-                _asymmetric = await ReadAsymmetricAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or HttpRequestException or TaskCanceledException or ArgumentException or CryptographicException or System.Text.Json.JsonException or FormatException)
-            {
-                _logger.LogWarning("Token signing keys not reloaded, the previous ones stay: {Problem}", e.Message);
-            }
-            Volatile.Write(ref _lastReload, Environment.TickCount64);
+            if (_lastReload >= asked) return true;
+            var wait = (long)MinReloadInterval.TotalMilliseconds - (Environment.TickCount64 - _lastReload);
+            if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait)).ConfigureAwait(false);
+            await ReadIntoCurrentAsync().ConfigureAwait(false);
             return true;
         }
         finally
@@ -107,12 +107,33 @@ public sealed class SigningKeys : IDisposable
         }
     }
 
+    private async Task ReadIntoCurrentAsync()
+    {
+        _lastReload = Environment.TickCount64;
+        try
+        {
+            _asymmetric = await ReadAsymmetricAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or HttpRequestException or TaskCanceledException or ArgumentException or CryptographicException or System.Text.Json.JsonException or FormatException)
+        {
+            _logger.LogWarning("Token signing keys not reloaded, the previous ones stay: {Problem}", e.Message);
+        }
+    }
+
+    /// <summary>A file changed or the refresh period passed: read the sources again (one reload at a time).</summary>
     private void ReloadInBackground() => _ = Task.Run(async () =>
     {
         // A watcher fires while the file is still being written: give the writer a moment, then read.
         await Task.Delay(100).ConfigureAwait(false);
-        Volatile.Write(ref _lastReload, 0);
-        await ReloadAsync().ConfigureAwait(false);
+        await _reloading.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await ReadIntoCurrentAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _reloading.Release();
+        }
     });
 
     private async Task<IReadOnlyList<SecurityKey>> ReadAsymmetricAsync()
