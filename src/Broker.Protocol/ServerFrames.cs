@@ -107,7 +107,43 @@ public static class ServerFrames
         return Finish(w);
     }
 
-    public static byte[] Error(string? id, ProtocolError error) => Error(id, error.Code, error.Message);
+    public static byte[] Error(string? id, ProtocolError error)
+    {
+        if (error.RetryAfterMs is not { } retry) return Error(id, error.Code, error.Message);
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "error"u8);
+        Id(w, id);
+        w.WriteString("code"u8, error.Code);
+        w.WriteString("message"u8, error.Message);
+        w.WriteNumber("retry_after_ms"u8, retry);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>The answer to an accepted <c>auth</c> frame: the token's subject and expiry (unix seconds; absent when the token has none).</summary>
+    public static byte[] Authed(string? id, string subject, long? exp)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "authed"u8);
+        Id(w, id);
+        w.WriteString("sub"u8, subject);
+        if (exp is { } e) w.WriteNumber("exp"u8, e);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>Sent once, <c>broker.auth.refresh-notice</c> before the token expires: send an <c>auth</c> frame with a new token.</summary>
+    public static byte[] TokenExpiring(long exp)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "token_expiring"u8);
+        w.WriteNumber("exp"u8, exp);
+        w.WriteEndObject();
+        return Finish(w);
+    }
 
     /// <summary>
     /// A delivered message. <paramref name="jsonData"/> must be one valid JSON value

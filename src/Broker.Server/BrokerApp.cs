@@ -21,6 +21,7 @@ using Broker.Core.Publish;
 using Broker.Server.Logging;
 using Broker.Server.Metrics;
 using Broker.Server.Publish;
+using Broker.Server.Security;
 
 namespace Broker.Server;
 
@@ -57,11 +58,13 @@ public static class BrokerApp
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
         var endpoints = new BrokerEndpoints();
         builder.Services.AddSingleton(endpoints);
+        var tls = TlsSetup.FromConfig(config);
+        endpoints.MainTls = tls.Enabled;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Listen(ResolveHost(config.GetString("broker.http.host")), config.GetInt("broker.http.port"), o => endpoints.Main = o);
-            k.Listen(ResolveHost(config.GetString("broker.admin.host")), config.GetInt("broker.admin.port"), o => endpoints.Admin = o);
+            k.Listen(ResolveHost(config.GetString("broker.http.host")), config.GetInt("broker.http.port"), o => endpoints.Main = tls.Apply(o.Tag(Listener.Public)));
+            k.Listen(ResolveHost(config.GetString("broker.admin.host")), config.GetInt("broker.admin.port"), o => endpoints.Admin = o.Tag(Listener.Admin));
         });
 
         // The log: embedded (in-process mock cluster) or a real Kafka cluster.
@@ -76,6 +79,8 @@ public static class BrokerApp
         }
         var kafka = BrokerConfig.Kafka(config, bootstrap);
         var connection = BrokerConfig.Connection(config);
+        var adminToken = AdminToken.From(config);
+        builder.AddBrokerSecurity(config, kafka, adminToken);
         builder.Services.AddSingleton(kafka);
         builder.Services.AddSingleton(connection);
         builder.Services.AddSingleton<ITopicProvisioner>(_ => TopicCreation(config, embedded) switch
@@ -119,19 +124,21 @@ public static class BrokerApp
 
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
+        app.UseBrokerSecurity();
+        app.UsePublicSurface(config.GetString("broker.http.internal-endpoints"));
         app.UseWebSockets();
         app.MapHealth();
         app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
         app.MapHttpPublish(HttpPublishSettings.From(config));
         if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
-        app.MapAdminApi(AdminToken.From(config));
+        app.MapAdminApi(AdminGuard.From(config, adminToken, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Admin")));
 
         var lifetime = app.Lifetime;
         var log = app.Logger;
         lifetime.ApplicationStarted.Register(() =>
         {
-            var url = BrokerEndpoints.Url(endpoints.Main);
+            var url = app.HttpAddress();
             log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
             log.LogInformation("Admin API on {Url}/admin (brokerctl --endpoint {Url})", BrokerEndpoints.Url(endpoints.Admin), BrokerEndpoints.Url(endpoints.Admin));
             log.LogInformation("Durable sessions stored with {Provider}", BrokerConfig.PersistenceProvider(config));
@@ -200,11 +207,14 @@ public static class BrokerApp
             await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
+        var security = await context.RequestServices.GetRequiredService<WebSocketGate>().AdmitAsync(context, session.Count > 0);
+        if (security is null) return;
+        using var _ = security;
         var accepted = await WebSocketAcceptor.AcceptAsync(context, node.Settings);
         if (accepted is null) return;
         using var socket = accepted.Socket;
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1");
+        var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1", security);
         await new Connection(socket, accepted.Coalescing, node, logger, options, () =>
         {
             socket.Abort();
@@ -213,8 +223,12 @@ public static class BrokerApp
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>
-    public static string HttpAddress(this WebApplication app) =>
-        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Main);
+    public static string HttpAddress(this WebApplication app)
+    {
+        var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
+        var url = BrokerEndpoints.Url(endpoints.Main);
+        return endpoints.MainTls ? "https" + url["http".Length..] : url;
+    }
 
     /// <summary>The address of the admin API (useful with port 0).</summary>
     public static string AdminAddress(this WebApplication app) =>

@@ -9,5 +9,16 @@ if (HealthCheckCommand.IsRequested(args))
     return;
 }
 
-var app = BrokerApp.Build(BrokerConfig.Load(), args);
+WebApplication app;
+try
+{
+    app = BrokerApp.Build(BrokerConfig.Load(), args);
+}
+catch (Akka.Configuration.ConfigurationException e)
+{
+    // A setting the operator must fix (e.g. an unprotected exposure): one line, exit code 2.
+    Console.Error.WriteLine($"broker: {e.Message}");
+    Environment.ExitCode = 2;
+    return;
+}
 await app.RunAsync();

@@ -2,6 +2,7 @@ using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Publish;
 using Broker.Core.Replay;
+using Broker.Core.Security;
 using Broker.Core.Sessions;
 using Broker.Core.Settings;
 using Broker.Protocol;
@@ -25,20 +26,26 @@ internal sealed class ConnectionRequests
     private readonly OutboundQueue _outbound;
     private readonly ILogger _logger;
     private readonly string _clientId;
-    private readonly SessionLink? _session;
+    private readonly Func<SessionLink>? _openSession;
+    private readonly ConnectionSecurity? _security;
+    private SessionLink? _session;
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly ReplayShare _replays;
     private readonly Lock _slots = new();
     private int _publishing;
     private TaskCompletionSource? _slotFree;
 
-    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string clientId, SessionLink? session)
+    /// <param name="session">Opens the link to the connection's durable session (null: none); called once the client may act (after its first-frame auth).</param>
+    /// <param name="security">Identity, auth flow, permissions and rates of the connection (null: none checked).</param>
+    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string clientId, Func<SessionLink>? session, ConnectionSecurity? security = null)
     {
         _node = node;
         _outbound = outbound;
         _logger = logger;
         _clientId = clientId;
-        _session = session;
+        _openSession = session;
+        _security = security;
+        security?.Attach(outbound);
         _replays = new ReplayShare(node.Settings.MaxReplaysPerConnection);
     }
 
@@ -47,6 +54,12 @@ internal sealed class ConnectionRequests
     /// <summary>Handles one request; returns once its reply is queued (a publish: once it is on its way).</summary>
     public async ValueTask HandleAsync(DecodeResult decoded)
     {
+        if (_security is not null && await _security.InterceptAsync(decoded).ConfigureAwait(false) is { } step)
+        {
+            if (step == AuthStep.Authenticated) await RestoreSessionAsync().ConfigureAwait(false);
+            else if (step == AuthStep.Refreshed) await RecheckSubscriptionsAsync().ConfigureAwait(false);
+            return;
+        }
         if (decoded.IsError)
         {
             _node.Metrics.BadInput(decoded.Error.Code);
@@ -62,6 +75,11 @@ internal sealed class ConnectionRequests
                     Reply(ServerFrames.Pong(p.Id));
                     break;
                 case PublishRequest p:
+                    if (_security is not null && await _security.CheckPublishAsync(p.Topic, p.Data.Length).ConfigureAwait(false) is { } denied)
+                    {
+                        Reply(ServerFrames.Error(p.Id, denied));
+                        break;
+                    }
                     StartPublish(p);
                     break;
                 case SubscribeRequest s:
@@ -132,7 +150,7 @@ internal sealed class ConnectionRequests
     {
         try
         {
-            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _clientId, p.Id).ConfigureAwait(false);
+            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _security?.Scope(_clientId) ?? _clientId, p.Id).ConfigureAwait(false);
             Reply(outcome.Acked ? ServerFrames.Ack(p.Id, p.Topic, outcome.Pos!) : ServerFrames.Error(p.Id, outcome.Error));
         }
         catch (Exception e)
@@ -161,6 +179,7 @@ internal sealed class ConnectionRequests
     /// <summary>The reply to a subscribe, or null when the reply is already queued (before the first message).</summary>
     private async Task<byte[]?> SubscribeAsync(SubscribeRequest s, bool restored)
     {
+        if (_security is not null && await _security.CheckSubscribeAsync(s.Topic, restored).ConfigureAwait(false) is { } denied) return ServerFrames.Error(s.Id, denied);
         if (TopicRouting.Refusal(_node.Log.Settings, s.Topic) is { } refused) return ServerFrames.Error(s.Id, refused);
         var mapping = _node.Log.Settings.Resolve(s.Topic)!;
         if (_subscriptions.ContainsKey(s.Topic)) return await DuplicateAsync(s, mapping).ConfigureAwait(false);
@@ -282,7 +301,8 @@ internal sealed class ConnectionRequests
     /// </summary>
     public async Task RestoreSessionAsync()
     {
-        if (_session is null) return;
+        if (_openSession is null || _security is { Ready: false }) return;
+        _session ??= _openSession();
         var topics = await _session.AttachAsync().ConfigureAwait(false);
         if (topics is null)
         {
@@ -309,6 +329,7 @@ internal sealed class ConnectionRequests
     {
         if (_session is null)
             return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "commit needs a durable session (connect with ?session=<id>)");
+        if (_security?.CheckRead(c.Topic) is { } denied) return ServerFrames.Error(c.Id, denied);
         if (!_subscriptions.TryGetValue(c.Topic, out var sub))
             return ServerFrames.Error(c.Id, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}");
         using (var timeout = new CancellationTokenSource(Settings.RequestTimeout))
@@ -331,6 +352,18 @@ internal sealed class ConnectionRequests
         var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
         var low = Math.Max(0, wm.Low.Value);
         return new TopicHeads([low], [Math.Max(low, wm.High.Value)]);
+    }
+
+    /// <summary>After a token refresh: subscriptions the new token no longer allows are stopped (nothing more is delivered) and reported as <c>forbidden</c>.</summary>
+    private async Task RecheckSubscriptionsAsync()
+    {
+        foreach (var (topic, sub) in _subscriptions.ToList())
+        {
+            if (_security!.CheckRead(topic) is not { } denied) continue;
+            _subscriptions.Remove(topic);
+            await sub.StopAsync().ConfigureAwait(false);
+            Reply(ServerFrames.Error(null, denied.Code, $"unsubscribed from {topic}: {denied.Message}"));
+        }
     }
 
     /// <summary>The connection ended: stops every subscription (nothing more is delivered) and detaches the session.</summary>

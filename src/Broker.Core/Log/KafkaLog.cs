@@ -28,7 +28,7 @@ public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the 
 /// <summary>Creates topics through the Kafka AdminClient (real Kafka); "already exists" is success.</summary>
 public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
 {
-    private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }).Build();
+    private readonly IAdminClient _admin = new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).Build();
 
     public async Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {
@@ -82,7 +82,17 @@ public sealed class KafkaLog : IDisposable
 
     public KafkaSettings Settings => _settings;
 
-    public static ProducerConfig ProducerConfig(KafkaSettings s) => new()
+    /// <summary>
+    /// Sets <see cref="KafkaSettings.ClientConfig"/> (SASL, SSL, any librdkafka property) on a
+    /// client's configuration: every producer, consumer and admin client of the node goes through here.
+    /// </summary>
+    public static T WithClientConfig<T>(T config, KafkaSettings s) where T : ClientConfig
+    {
+        foreach (var (key, value) in s.ClientConfig) config.Set(key, value);
+        return config;
+    }
+
+    public static ProducerConfig ProducerConfig(KafkaSettings s) => WithClientConfig(new ProducerConfig
     {
         BootstrapServers = s.BootstrapServers,
         Acks = Acks.All,
@@ -96,13 +106,13 @@ public sealed class KafkaLog : IDisposable
         Partitioner = Confluent.Kafka.Partitioner.Murmur2Random,
         ReconnectBackoffMs = ReconnectBackoffMs(s),
         ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
-    };
+    }, s);
 
     // librdkafka's default backoff grows to 10 s: after an outage the log would be back long
     // before the broker noticed. The initial backoff must not exceed the maximum.
     private static int ReconnectBackoffMs(KafkaSettings s) => (int)Math.Min(100, s.ReconnectBackoffMax.TotalMilliseconds);
 
-    public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => new()
+    public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => WithClientConfig(new ConsumerConfig
     {
         BootstrapServers = s.BootstrapServers,
         GroupId = "broker-" + clientId + "-" + Guid.NewGuid().ToString("N"),
@@ -115,7 +125,7 @@ public sealed class KafkaLog : IDisposable
         ClientId = clientId,
         ReconnectBackoffMs = ReconnectBackoffMs(s),
         ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
-    };
+    }, s);
 
     /// <summary>Ensures the Kafka topic exists (once per node and topic, retried after a failure).</summary>
     public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct = default) =>

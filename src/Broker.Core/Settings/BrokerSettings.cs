@@ -49,6 +49,10 @@ public sealed record KafkaSettings
     public string BootstrapServers { get; init; } = "127.0.0.1:9092";
     /// <summary>Kafka topic name = prefix + broker topic name.</summary>
     public string TopicPrefix { get; init; } = "";
+    /// <summary>Kafka topics clients may never reach (exact, <c>prefix*</c> or <c>*suffix</c>), on top of names beginning with '_' (<c>broker.kafka.denied-topics</c>).</summary>
+    public IReadOnlyList<string> DeniedTopics { get; init; } = [];
+    /// <summary>librdkafka properties set on every Kafka client of the node, e.g. SASL/SSL (<c>broker.kafka.client-config</c>, <c>client-config-files</c>).</summary>
+    public IReadOnlyDictionary<string, string> ClientConfig { get; init; } = new Dictionary<string, string>();
     /// <summary>Partitions of topics the broker creates.</summary>
     public int Partitions { get; init; } = 1;
     public short ReplicationFactor { get; init; } = 1;

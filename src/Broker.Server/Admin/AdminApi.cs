@@ -17,6 +17,8 @@ public sealed class BrokerEndpoints
 {
     public ListenOptions? Main { get; set; }
     public ListenOptions? Admin { get; set; }
+    /// <summary>Whether the main listener serves TLS (wss://, https://).</summary>
+    public bool MainTls { get; set; }
 
     /// <summary>The bound port of a listener (the real one after start, also with port 0).</summary>
     public static int Port(ListenOptions? o) => (o?.EndPoint as IPEndPoint)?.Port ?? -1;
@@ -27,7 +29,7 @@ public sealed class BrokerEndpoints
 /// <summary>
 /// The admin HTTP API, served only on the admin port (<c>broker.admin</c>): cluster membership,
 /// sharding, topics and connections of every node, drain. JSON in and out; a bearer token when
-/// <c>broker.admin.token</c> is set.
+/// <c>broker.admin.token</c> is set (required off loopback), see <see cref="AdminGuard"/>.
 /// </summary>
 public static class AdminApi
 {
@@ -49,17 +51,10 @@ public static class AdminApi
         }
     }
 
-    public static void MapAdminApi(this WebApplication app, string token)
+    /// <param name="guard">Listener, Host, token and content-type checks, and the log of every action (<see cref="AdminGuard"/>).</param>
+    public static void MapAdminApi(this WebApplication app, AdminGuard guard)
     {
-        var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
-        var group = app.MapGroup("/admin").AddEndpointFilter(async (ctx, next) =>
-        {
-            var http = ctx.HttpContext;
-            if (http.Connection.LocalPort != BrokerEndpoints.Port(endpoints.Admin)) return Results.NotFound();
-            if (token.Length > 0 && http.Request.Headers.Authorization.ToString() != "Bearer " + token)
-                return Json(new JsonObject { ["error"] = "unauthorized: send Authorization: Bearer <broker.admin.token>" }, StatusCodes.Status401Unauthorized);
-            return await next(ctx);
-        });
+        var group = app.MapGroup("/admin").AddEndpointFilter(guard);
 
         group.MapGet("/cluster", (ActorSystem system) => Json(ClusterView(Cluster.Get(system))));
         group.MapClusterEvents();

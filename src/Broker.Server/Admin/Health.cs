@@ -47,11 +47,11 @@ public sealed class ReadinessProbe(KafkaSettings kafka, string provider, string 
     {
         try
         {
-            _admin ??= new AdminClientBuilder(new AdminClientConfig
+            _admin ??= new AdminClientBuilder(Broker.Core.Log.KafkaLog.WithClientConfig(new AdminClientConfig
             {
                 BootstrapServers = kafka.BootstrapServers,
                 SocketTimeoutMs = (int)CheckTimeout.TotalMilliseconds,
-            }).Build();
+            }, kafka)).Build();
             var md = _admin.GetMetadata(CheckTimeout);
             return md.Brokers.Count == 0 ? "no Kafka broker in the metadata" : null;
         }

@@ -44,6 +44,21 @@ public static class BrokerConfig
         ["BROKER_DB_PROVIDER"] = "broker.persistence.provider",
         ["BROKER_DB_CONNECTION"] = "broker.persistence.connection-string",
         ["BROKER_DB_PATH"] = "broker.persistence.sqlite.path",
+        ["BROKER_DB_PASSWORD_FILE"] = "broker.persistence.password-file",
+        ["BROKER_INTERNAL_ENDPOINTS"] = "broker.http.internal-endpoints",
+        ["BROKER_TLS_CERT_FILE"] = "broker.http.tls.cert-file",
+        ["BROKER_TLS_KEY_FILE"] = "broker.http.tls.key-file",
+        ["BROKER_TLS_PFX_FILE"] = "broker.http.tls.pfx-file",
+        ["BROKER_TLS_PFX_PASSWORD_FILE"] = "broker.http.tls.pfx-password-file",
+        ["BROKER_AUTH_MODE"] = "broker.auth.mode",
+        ["BROKER_AUTH_ALLOW_ANONYMOUS_PUBLIC"] = "broker.auth.allow-anonymous-public",
+        ["BROKER_AUTH_HS256_SECRET"] = "broker.auth.hs256-secret",
+        ["BROKER_AUTH_HS256_SECRET_FILE"] = "broker.auth.hs256-secret-file",
+        ["BROKER_AUTH_PUBLIC_KEYS_FILE"] = "broker.auth.public-keys-file",
+        ["BROKER_AUTH_JWKS_FILE"] = "broker.auth.jwks-file",
+        ["BROKER_AUTH_JWKS_URL"] = "broker.auth.jwks-url",
+        ["BROKER_AUTH_ISSUER"] = "broker.auth.issuer",
+        ["BROKER_AUTH_AUDIENCE"] = "broker.auth.audience",
     };
 
     public static Config Load(IReadOnlyDictionary<string, string>? overrides = null, Func<string, string?>? environment = null)
@@ -97,6 +112,8 @@ public static class BrokerConfig
     {
         BootstrapServers = bootstrapServers,
         TopicPrefix = c.GetString("broker.kafka.topic-prefix", ""),
+        DeniedTopics = [.. c.GetStringList("broker.kafka.denied-topics") ?? []],
+        ClientConfig = KafkaClientProperties.FromConfig(c),
         Partitions = c.GetInt("broker.kafka.partitions"),
         ReplicationFactor = (short)c.GetInt("broker.kafka.replication-factor"),
         ProduceLinger = c.GetTimeSpan("broker.kafka.produce-linger"),

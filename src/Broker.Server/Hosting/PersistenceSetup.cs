@@ -24,6 +24,9 @@ public static class PersistenceSetup
         {
             if (string.IsNullOrWhiteSpace(explicitConnection))
                 throw new ConfigurationException("broker.persistence.provider = postgresql needs broker.persistence.connection-string (env BROKER_DB_CONNECTION)");
+            // The password may live in a file (a Docker secret) rather than in the connection string.
+            if (config.GetString("broker.persistence.password-file", "").Trim() is { Length: > 0 } passwordFile)
+                return new System.Data.Common.DbConnectionStringBuilder { ConnectionString = explicitConnection, ["Password"] = Broker.Core.Security.SecretFile.Read(passwordFile, "broker.persistence.password-file") }.ConnectionString;
             return explicitConnection;
         }
         var connection = explicitConnection;
