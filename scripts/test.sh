@@ -10,13 +10,15 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # (the durable-session tests run against SQLite and a real PostgreSQL server) and chromium (the
 # dashboard test drives it headless through Playwright, whose own browser download is not used),
 # nginx (the production-topology test runs deploy/nginx.conf in front of three broker processes)
-# and docker-compose (its `config` validates docker-compose.yml; no Docker engine is needed).
+# docker-compose (its `config` validates docker-compose.yml; no Docker engine is needed) and
+# prometheus (its promtool checks deploy/prometheus/prometheus.yml).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -45,16 +47,22 @@ dotnet build Broker.sln -c Release -nologo -clp:ErrorsOnly
 
 results=$(mktemp -d)
 status=0
-for project in tests/Broker.Tests tests/Broker.IntegrationTests; do
+for project in tests/Broker.Tests tests/Broker.Client.Tests tests/Broker.IntegrationTests; do
   # --blame-hang-timeout turns a hung test into a failure instead of a stuck run.
   dotnet test "$project" -c Release --no-build --nologo \
     --blame-hang-timeout 5m --logger "console;verbosity=normal" 2>&1 | tee "$results/$(basename "$project").log" || status=1
 done
 
-# Totals from the runners' summaries ("Passed: N", "Failed: N"), as one closing line.
+# The TypeScript client: npm ci, tsc, unit tests, end-to-end tests against broker processes of the
+# build above, and its browser example in headless Chromium.
+src/client-ts/test.sh 2>&1 | tee "$results/client-ts.log" || status=1
+
+# Totals from the runners' summaries ("Passed: N", "Failed: N"; the TypeScript client's closing
+# line), as one closing line.
 total() { { grep -hoE "^ +$1: +[0-9]+" "$results"/*.log || true; } | awk '{s+=$2} END {print s+0}'; }
-passed=$(total Passed)
-failed=$(total Failed)
+ts_total() { { grep -hoE "^client-ts: [0-9]+ passed, [0-9]+ failed" "$results"/client-ts.log || true; } | awk -v f="$1" '{s += (f == "passed" ? $2 : $4)} END {print s+0}'; }
+passed=$(( $(total Passed) + $(ts_total passed) ))
+failed=$(( $(total Failed) + $(ts_total failed) ))
 echo
 echo "$passed passed, $failed failed"
 exit $status

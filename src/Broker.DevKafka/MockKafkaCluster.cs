@@ -7,11 +7,14 @@ namespace Broker.DevKafka;
 /// <summary>
 /// An in-process Kafka-protocol endpoint backed by librdkafka's mock cluster. Messages live in
 /// memory only. Each mock broker listens on an ephemeral loopback port of its own choosing, so
-/// we put a <see cref="TcpForwarder"/> on the requested port in front of it and make the broker
-/// advertise the forwarder's address in Metadata, so clients only ever talk to the fixed port.
-/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) is
-/// created automatically, like a Kafka broker with auto.create.topics.enable does: with
-/// <c>autoCreatePartitions</c> partitions when given (the mock alone would create 4).
+/// we put a <see cref="TcpForwarder"/> on the requested port in front of it: clients bootstrap
+/// through the fixed port. On loopback the mock advertises its own listener, so the clients'
+/// produce and fetch traffic goes to it directly; on another address the mock advertises the
+/// forwarder (it is the only way in).
+/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) in a
+/// Metadata request that crosses the forwarder is created automatically, like a Kafka broker with
+/// auto.create.topics.enable does: with <c>autoCreatePartitions</c> partitions when given (the
+/// mock alone would create 4).
 /// </summary>
 public sealed unsafe class MockKafkaCluster : IDisposable
 {
@@ -76,7 +79,13 @@ public sealed unsafe class MockKafkaCluster : IDisposable
                 var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1],
                     autoCreatePartitions is { } partitions ? request => cluster.CreateRequestedTopics(request.Span, partitions) : null);
                 cluster._forwarders.Add(fwd);
-                MockApi.WithUtf8(host, h => { MockApi.BrokerSetHostPort(mcluster, id, (byte*)h, fwd.Port); return 0; });
+                // On loopback, clients that bootstrapped through the fixed port then talk to the mock
+                // broker's own listener (127.0.0.1 too), as Metadata advertises it: produce and fetch
+                // traffic does not cross the forwarder, which would add two socket hops and thread-pool
+                // copies to every request (a latency floor under load). On any other address the
+                // forwarder is advertised, since the mock itself listens on loopback only.
+                if (!IPAddress.IsLoopback(address))
+                    MockApi.WithUtf8(host, h => { MockApi.BrokerSetHostPort(mcluster, id, (byte*)h, fwd.Port); return 0; });
                 addresses.Add($"{host}:{fwd.Port}");
             }
             cluster.BootstrapServers = string.Join(',', addresses);

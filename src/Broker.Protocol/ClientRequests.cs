@@ -23,6 +23,9 @@ public sealed record PingRequest(string? Id) : ClientRequest(Id);
 
 public sealed record CommitRequest(string? Id, string Topic, Position Pos) : ClientRequest(Id);
 
+/// <summary>Presents a token (the first frame of a browser, or a refresh on an open connection).</summary>
+public sealed record AuthRequest(string? Id, string Token) : ClientRequest(Id);
+
 /// <summary>Size limits the decoder enforces.</summary>
 public sealed record ProtocolLimits(int MaxDataBytes = 60 * 1024, int MaxLast = 10_000, int MaxKeyBytes = 1024)
 {

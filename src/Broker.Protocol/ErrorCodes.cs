@@ -25,8 +25,18 @@ public static class CloseCodes
     public const int TryAgainLater = 1013;
 }
 
+/// <summary>Close reasons of the auth flow (close code 1008, or 1013 for a connection cap met at the first-frame auth).</summary>
+public static class CloseReasons
+{
+    public const string Unauthorized = "unauthorized";
+    public const string AuthTimeout = "auth_timeout";
+    public const string TokenExpired = "token_expired";
+    public const string TooManyConnections = "too_many_connections";
+}
+
 /// <summary>An error to send to the client: code plus a human readable message.</summary>
-public readonly record struct ProtocolError(string Code, string Message)
+/// <param name="RetryAfterMs">With <c>rate_limited</c>: when the request may succeed again (sent as <c>retry_after_ms</c>).</param>
+public readonly record struct ProtocolError(string Code, string Message, long? RetryAfterMs = null)
 {
     public static ProtocolError BadRequest(string message) => new(ErrorCodes.BadRequest, message);
 }

@@ -1,16 +1,23 @@
-using System.Net.WebSockets;
+using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Hosting;
-using Akka.Streams;
 using Broker.Core.Connections;
+using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Metrics;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
 using Broker.DevKafka;
 using Broker.Protocol;
 using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
+using Broker.Server.Logging;
+using Broker.Server.Metrics;
+using Broker.Server.Publish;
+using Broker.Server.Security;
+using Broker.Server.WebSockets;
 
 namespace Broker.Server;
 
@@ -19,33 +26,37 @@ public static class BrokerApp
 {
     /// <summary>
     /// Binds and validates every setting of <paramref name="config"/> (<see cref="Broker.Core.Settings.SettingsException"/>
-    /// at the first bad value), checks that the node's ports are free (<see cref="StartupException"/>),
-    /// then composes the node. Nothing listens and no actor runs before the app is started, except
-    /// the embedded Kafka-protocol log when it is enabled.
+    /// at the first bad value), refuses an unprotected exposure and checks that the node's ports
+    /// are free and its TLS certificate loads (<see cref="StartupException"/>), then composes the
+    /// node. Nothing listens and no actor runs before the app is started, except the embedded
+    /// Kafka-protocol log when it is enabled.
     /// </summary>
     public static WebApplication Build(LoadedConfig config, string[]? args = null)
     {
         var settings = NodeSettings.Bind(config.Config);
         var warnings = UnknownKeys.Find(config.Config);
+        var exposure = Exposure.Check(settings.Http, settings.Admin, settings.Security);
+        var tls = TlsSetup.Load(settings.Http.Tls);
         PortCheck.EnsureFree(PortCheck.ListenersOf(settings));
-        return Build(settings, config, warnings, args ?? []);
+        return Build(settings, exposure, tls, config, warnings, args ?? []);
     }
 
-    private static WebApplication Build(NodeSettings settings, LoadedConfig config, IReadOnlyList<string> warnings, string[] args)
+    private static WebApplication Build(NodeSettings settings, Exposure exposure, TlsSetup tls, LoadedConfig config, IReadOnlyList<string> warnings, string[] args)
     {
         // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
         NativeLibrdkafka.EnsureLoaded();
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Logging.AddBrokerLogging(settings.Logging);
+        builder.AddLogControl(settings.Logging);
 
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
-        var endpoints = new BrokerEndpoints();
+        var endpoints = new BrokerEndpoints { MainTls = tls.Enabled };
         builder.Services.AddSingleton(endpoints);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Listen(settings.Http.Address, settings.Http.Port, o => endpoints.Main = o);
-            k.Listen(settings.Admin.Address, settings.Admin.Port, o => endpoints.Admin = o);
+            k.Listen(settings.Http.Address, settings.Http.Port, o => endpoints.Main = tls.Apply(o.Tag(Listener.Public)));
+            k.Listen(settings.Admin.Address, settings.Admin.Port, o => endpoints.Admin = o.Tag(Listener.Admin));
         });
 
         // The log: embedded (in-process mock cluster) or a real Kafka cluster.
@@ -58,6 +69,7 @@ public static class BrokerApp
             // A factory registration, resolved first below: the container disposes it, and last.
             builder.Services.AddSingleton(_ => embedded);
         }
+        builder.AddBrokerSecurity(settings.Security, exposure, kafka);
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(kafka);
         builder.Services.AddSingleton(settings.WebSocket);
@@ -72,46 +84,46 @@ public static class BrokerApp
             _ => new AdminClientTopicProvisioner(kafka, sp.GetRequiredService<KafkaClientLog>()),
         });
         builder.Services.AddSingleton<KafkaLog>();
-        var metrics = new BrokerMetrics();
-        builder.Services.AddSingleton(metrics);
+        builder.AddBrokerMetrics(settings.Metrics);
         builder.Services.AddSingleton(sp =>
         {
             var log = sp.GetRequiredService<KafkaLog>();
-            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), metrics, (topic, ct) => log.PartitionCountAsync(topic, ct),
-                sp.GetRequiredService<KafkaClientLog>());
+            return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct),
+                settings.RecentHistory, sp.GetRequiredService<KafkaClientLog>());
         });
         builder.Services.AddSingleton(sp => new CatchUpReader(kafka, sp.GetRequiredService<KafkaClientLog>())); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(settings.Persistence, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(settings, sessionStore);
         builder.Services.AddSingleton(sp => new ReadinessProbe(kafka, settings.Health, settings.Persistence.Provider, sessionStore, sp.GetRequiredService<KafkaClientLog>()));
-        builder.Services.AddSingleton(sp =>
-        {
-            var system = sp.GetRequiredService<ActorSystem>();
-            return new NodeServices(
-                settings.WebSocket,
-                sp.GetRequiredService<KafkaLog>(),
-                sp.GetRequiredService<FeedHub>(),
-                sp.GetRequiredService<CatchUpReader>(),
-                sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef,
-                system.Materializer(),
-                sp.GetRequiredService<ConnectionRegistry>(),
-                sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
-                system,
-                settings.Sessions,
-                metrics);
-        });
+        builder.Services.AddSingleton(sp => new Publisher(
+            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, settings.WebSocket.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));
+        builder.Services.AddSingleton(sp => new NodeServices(
+            settings.WebSocket,
+            sp.GetRequiredService<KafkaLog>(),
+            sp.GetRequiredService<FeedHub>(),
+            sp.GetRequiredService<CatchUpReader>(),
+            sp.GetRequiredService<Publisher>(),
+            sp.GetRequiredService<ConnectionRegistry>(),
+            sp.GetRequiredService<BrokerMetrics>(),
+            sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
+            sp.GetRequiredService<ActorSystem>(),
+            settings.Sessions));
 
         // Leave room after the connections' deadline for the shard hand-off and cluster leave.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.Shutdown.Deadline + settings.Shutdown.LeaveTimeout);
 
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
+        app.UseBrokerSecurity();
+        app.UsePublicSurface(settings.Http.InternalEndpoints);
         app.UseWebSockets();
-        app.MapHealthAndMetrics();
+        app.MapHealth();
+        app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
+        app.MapHttpPublish(settings.HttpPublish);
         if (settings.Http.Dashboard) app.MapDashboard();
-        app.MapAdminApi(settings.Admin);
+        app.MapAdminApi(settings.Admin, AdminGuard.From(settings.Admin, settings.Cluster, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Admin")));
 
         var log = app.Logger;
         StartupLog.Configuration(log, config, warnings);
@@ -119,7 +131,7 @@ public static class BrokerApp
         StartupLog.SessionStore(log, PersistenceSetup.Describe(settings.Persistence, sessionStore), sessionStoreProblem);
         var lifetime = app.Lifetime;
         lifetime.ApplicationStarted.Register(() =>
-            StartupLog.ReadyWhenUp(app.Environment.ApplicationName, app.Services.GetRequiredService<ActorSystem>(), endpoints, settings.Http.Dashboard));
+            StartupLog.ReadyWhenUp(app.Environment.ApplicationName, app.Services.GetRequiredService<ActorSystem>(), endpoints, settings.Http.Dashboard, settings.Cluster));
         lifetime.ApplicationStopping.Register(() =>
         {
             // SIGTERM: stop accepting, close live connections with 1001 so clients reconnect elsewhere.
@@ -137,10 +149,10 @@ public static class BrokerApp
         {
             return MockKafkaCluster.Start(settings.EmbeddedLog.Host, settings.EmbeddedLog.Port, autoCreatePartitions: settings.Kafka.Partitions);
         }
-        catch (System.Net.Sockets.SocketException e)
+        catch (SocketException e)
         {
             var listener = PortCheck.ListenersOf(settings).First(l => l.Key == "broker.kafka.embedded.port");
-            throw new StartupException(PortCheck.Message(listener, e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse ? "the port is in use" : e.Message), e);
+            throw new StartupException(PortCheck.Message(listener, e.SocketErrorCode == SocketError.AddressAlreadyInUse ? "the port is in use" : e.Message), e);
         }
     }
 
@@ -172,19 +184,28 @@ public static class BrokerApp
             await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
-        var settings = node.Settings;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-        {
-            KeepAliveInterval = settings.KeepAliveInterval,
-            KeepAliveTimeout = settings.IdleTimeout,
-        });
+        var security = await context.RequestServices.GetRequiredService<WebSocketGate>().AdmitAsync(context, session.Count > 0);
+        if (security is null) return;
+        using var _ = security;
+        var accepted = await WebSocketAcceptor.AcceptAsync(context, node.Settings);
+        if (accepted is null) return;
+        using var socket = accepted.Socket;
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
-        await new Connection(socket, node, logger, client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null).RunAsync();
+        var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1", security);
+        await new Connection(socket, accepted.Coalescing, node, logger, options, () =>
+        {
+            socket.Abort();
+            context.Abort(); // a write blocked on a peer that does not read fails only when the transport goes
+        }).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>
-    public static string HttpAddress(this WebApplication app) =>
-        BrokerEndpoints.Url(app.Services.GetRequiredService<BrokerEndpoints>().Main);
+    public static string HttpAddress(this WebApplication app)
+    {
+        var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
+        var url = BrokerEndpoints.Url(endpoints.Main);
+        return endpoints.MainTls ? "https" + url["http".Length..] : url;
+    }
 
     /// <summary>The address of the admin API (useful with port 0).</summary>
     public static string AdminAddress(this WebApplication app) =>

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Akka.Actor;
 using Broker.Cli;
 using Broker.IntegrationTests.Infrastructure;
 
@@ -46,6 +48,137 @@ public sealed class BrokerCtlTests(ThreeNodeFixture fixture) : IClassFixture<Thr
         (exit, output, error) = await Ctl(admin, "cluster", "status");
         Assert.True(exit == 0, error);
         Assert.Contains("3 (3 Up)", output);
+        Assert.Matches(@"(?m)^Reachable +3 *$", output);
+        Assert.Matches(@"(?m)^Unreachable +0 *$", output);
+    }
+
+    [Fact]
+    public async Task Cluster_leader_prints_the_leader_every_node_agrees_on()
+    {
+        var leaders = new List<string>();
+        foreach (var node in Cluster.Nodes)
+        {
+            var (exit, output, error) = await Ctl(node.AdminAddress, "cluster", "leader");
+            Assert.True(exit == 0, error);
+            leaders.Add(output.Trim());
+        }
+        Assert.Single(leaders.Distinct());
+        Assert.Contains(leaders[0], Cluster.Nodes.Select(n => n.ClusterAddress));
+        var json = await CtlJson(Cluster.Nodes[0].AdminAddress, "cluster", "show");
+        Assert.Equal(leaders[0], (string?)json["leader"]);
+    }
+
+    [Fact]
+    public async Task Topic_show_names_the_node_that_owns_the_topics_writer()
+    {
+        const string topic = "ctl.owner";
+        var admin = Cluster.Nodes[2].AdminAddress;
+        var before = await CtlJson(admin, "topic", "show", topic);
+        Assert.Equal("not started", (string?)before["writer"]!["state"]);
+        Assert.Null(before["writer"]!["owner"]);
+
+        await using (var c = await Cluster.Nodes[0].ConnectAsync()) await c.PublishAsync(topic, new { n = 1 }, "p1");
+
+        // The truth, from each node's own region: which one hosts the topic's entity.
+        var owners = new List<string>();
+        foreach (var node in Cluster.Nodes)
+        {
+            var system = node.App.Services.GetRequiredService<Akka.Actor.ActorSystem>();
+            var state = await Akka.Cluster.Sharding.ClusterSharding.Get(system).ShardRegion("topic")
+                .Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+            if (state.Shards.Any(s => s.EntityIds.Contains(topic))) owners.Add(node.ClusterAddress);
+        }
+        var owner = Assert.Single(owners);
+
+        foreach (var node in Cluster.Nodes)
+        {
+            var json = await CtlJson(node.AdminAddress, "topic", "show", topic);
+            Assert.Equal(owner, (string?)json["writer"]!["owner"]);
+            Assert.Equal("running", (string?)json["writer"]!["state"]);
+            Assert.NotEmpty((string?)json["writer"]!["shard"] ?? "");
+        }
+        var (exit, output, error) = await Ctl(admin, "topic", "show", topic);
+        Assert.True(exit == 0, error);
+        Assert.Matches($@"(?m)^Owner +{Regex.Escape(owner)} *$", output);
+        Assert.Matches(@"(?m)^Writer +running on the owner *$", output);
+    }
+
+    [Fact]
+    public async Task Log_set_level_changes_what_the_node_logs_and_log_tail_shows_its_recent_lines()
+    {
+        var node = Cluster.Nodes[1];
+        using var http = new HttpClient();
+        try
+        {
+            var (exit, output, error) = await Ctl(node.AdminAddress, "log", "set-level", "debug");
+            Assert.True(exit == 0, error);
+            Assert.Contains("log level Debug (Akka DebugLevel)", output);
+            await http.GetStringAsync(node.HttpAddress + "/healthz");
+            var lines = (await CtlJson(node.AdminAddress, "log", "tail", "-n", "200"))["lines"]!.AsArray();
+            // ASP.NET Core's routing logs the match at Debug: visible now.
+            var debug = lines.Where(l => (string?)l!["level"] == "Debug").ToList();
+            Assert.Contains(debug, l => ((string?)l!["message"])!.Contains("/healthz"));
+            Assert.Equal(lines.Select(l => (long)l!["seq"]!).Order(), lines.Select(l => (long)l!["seq"]!));
+
+            (exit, output, error) = await Ctl(node.AdminAddress, "log", "set-level", "warning");
+            Assert.True(exit == 0, error);
+            Assert.Contains("log level Warning (Akka WarningLevel)", output);
+            // From now on (this tail's own request included) only warnings and errors are kept.
+            var last = (await CtlJson(node.AdminAddress, "log", "tail", "-n", "200"))["lines"]!.AsArray().Max(l => (long)l!["seq"]!);
+            await http.GetStringAsync(node.HttpAddress + "/healthz");
+            var after = (await CtlJson(node.AdminAddress, "log", "tail", "-n", "200"))["lines"]!.AsArray()
+                .Where(l => (long)l!["seq"]! > last).ToList();
+            Assert.DoesNotContain(after, l => (string?)l!["level"] is "Debug" or "Information");
+
+            (exit, output, error) = await Ctl(node.AdminAddress, "log", "tail", "-n", "3");
+            Assert.True(exit == 0, error);
+            Assert.InRange(output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, 1, 200);
+
+            (exit, _, error) = await Ctl(node.AdminAddress, "log", "set-level", "loud");
+            Assert.Equal(BrokerCtl.ExitRefused, exit);
+            Assert.Contains("unknown level 'loud'", error);
+        }
+        finally
+        {
+            var (exit, output, error) = await Ctl(node.AdminAddress, "log", "set-level", "default");
+            Assert.True(exit == 0, error);
+            Assert.Contains("log level default (Akka WarningLevel)", output); // the tests run Akka at WARNING
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Log_tail_follow_prints_new_lines_as_they_are_written_until_cancelled()
+    {
+        var node = Cluster.Nodes[2];
+        var output = new LineWriter();
+        using var stop = new CancellationTokenSource();
+        try
+        {
+            Assert.Equal(0, (await Ctl(node.AdminAddress, "log", "set-level", "information")).Exit);
+            var tail = BrokerCtl.RunAsync(["--endpoint", node.AdminAddress, "log", "tail", "-n", "0", "--follow"], output, new StringWriter(), stop.Token);
+            // Requests made while it follows show up as they happen (the first ones may come before
+            // the follower is subscribed: keep making them until one is printed).
+            using var http = new HttpClient();
+            using var requests = new CancellationTokenSource();
+            var requesting = Task.Run(async () =>
+            {
+                for (var i = 0; !requests.IsCancellationRequested; i++)
+                {
+                    await http.GetStringAsync(node.HttpAddress + $"/healthz?follow-test={i}");
+                    await Task.Delay(200);
+                }
+            });
+            var line = await output.WaitForAsync(l => l.Contains("/healthz?follow-test="), TimeSpan.FromSeconds(30), "about a /healthz request");
+            Assert.Contains(" info ", line);
+            requests.Cancel();
+            await requesting;
+            stop.Cancel();
+            Assert.Equal(0, await tail.WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+        finally
+        {
+            await Ctl(node.AdminAddress, "log", "set-level", "default");
+        }
     }
 
     [Fact]
@@ -113,6 +246,10 @@ public sealed class BrokerCtlTests(ThreeNodeFixture fixture) : IClassFixture<Thr
 
         var stats = await CtlJson(admin, "sharding", "region-stats", "topic");
         Assert.Equal(3, stats["regions"]!.AsArray().Count);
+        Assert.Equal(Cluster.Nodes.Select(n => n.ClusterAddress).Order(StringComparer.Ordinal),
+            stats["regions"]!.AsArray().Select(r => (string)r!["address"]!).Order(StringComparer.Ordinal));
+        Assert.True((bool)stats["complete"]!);
+        Assert.Empty(stats["errors"]!.AsArray());
         Assert.True(stats["regions"]!.AsArray().Sum(r => (int)r!["entities"]!) >= 1);
 
         var shards = await CtlJson(admin, "sharding", "shard-stats", "topic");
@@ -143,7 +280,9 @@ public sealed class BrokerCtlTests(ThreeNodeFixture fixture) : IClassFixture<Thr
         foreach (var verb in new[] { new[] { "--help" }, ["cluster", "--help"], ["cluster", "show", "--help"], ["cluster", "leave", "--help"],
                      ["cluster", "down", "--help"], ["cluster", "down-unreachable", "--help"], ["cluster", "status", "--help"],
                      ["sharding", "regions", "--help"], ["sharding", "region-stats", "--help"], ["sharding", "shard-stats", "--help"],
-                     ["topics", "list", "--help"], ["topic", "show", "--help"], ["connections", "--help"], ["node", "drain", "--help"] })
+                     ["topics", "list", "--help"], ["topic", "show", "--help"], ["connections", "--help"], ["node", "drain", "--help"],
+                     ["cluster", "tail", "--help"], ["cluster", "join", "--help"], ["cluster", "leader", "--help"],
+                     ["log", "tail", "--help"], ["log", "set-level", "--help"], ["log", "level", "--help"] })
         {
             var (exit, output, error) = await Ctl("http://127.0.0.1:1", verb);
             Assert.True(exit == 0, $"{string.Join(' ', verb)}: {error}");
@@ -212,6 +351,55 @@ public sealed class BrokerCtlChangeTests
         Assert.Contains("404", error);
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task Cluster_tail_streams_a_node_joining_with_cluster_join_and_a_member_leaving()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        var admin = cluster.Nodes[0].AdminAddress;
+        var output = new LineWriter();
+        var errors = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        var tail = BrokerCtl.RunAsync(["--endpoint", admin, "cluster", "tail"], output, errors, stop.Token);
+
+        // The current members first, as events.
+        foreach (var node in cluster.Nodes)
+            await output.WaitForAsync(l => l.Contains(" MemberUp ") && l.Contains(node.ClusterAddress), TimeSpan.FromSeconds(30), $"MemberUp {node.ClusterAddress}");
+
+        // A fourth node that starts in no cluster (no seeds, self-join off) and is told to join.
+        var newcomer = await TestBroker.StartAsync(cluster.NodeSettings(TestCluster.FreePort(), new Dictionary<string, string>
+        {
+            ["broker.cluster.seed-nodes"] = "",
+            ["broker.cluster.self-join"] = "off",
+        }));
+        cluster.Nodes.Add(newcomer);
+        var (exit, result, error) = await BrokerCtlTests.Ctl(newcomer.AdminAddress, "cluster", "leader");
+        Assert.Equal(BrokerCtl.ExitRefused, exit);
+        Assert.Contains("sees no leader", error);
+        (exit, result, error) = await BrokerCtlTests.Ctl(newcomer.AdminAddress, "cluster", "join", cluster.Nodes[1].ClusterAddress);
+        Assert.True(exit == 0, error);
+        Assert.Contains("joining", result);
+        await output.WaitForAsync(l => l.Contains(" MemberUp ") && l.Contains(newcomer.ClusterAddress), TimeSpan.FromSeconds(60), $"MemberUp {newcomer.ClusterAddress}");
+        (exit, result, error) = await BrokerCtlTests.Ctl(newcomer.AdminAddress, "cluster", "join", cluster.Nodes[1].ClusterAddress);
+        Assert.True(exit == 0, error);
+        Assert.Contains("already a member of that cluster", result);
+        // A member of a cluster cannot join another one: said, not silently ignored.
+        (exit, _, error) = await BrokerCtlTests.Ctl(newcomer.AdminAddress, "cluster", "join", "akka.tcp://broker@127.0.0.1:1");
+        Assert.Equal(BrokerCtl.ExitRefused, exit);
+        Assert.Contains("409", error);
+        Assert.Contains("already a member of a cluster", error);
+
+        // A member leaves: Left, Exited, Removed as they happen.
+        var leaving = cluster.Nodes[2].ClusterAddress;
+        (exit, _, error) = await BrokerCtlTests.Ctl(admin, "cluster", "leave", leaving);
+        Assert.True(exit == 0, error);
+        await output.WaitForAsync(l => l.Contains(" MemberLeft ") && l.Contains(leaving), TimeSpan.FromSeconds(60), $"MemberLeft {leaving}");
+        await output.WaitForAsync(l => l.Contains(" MemberRemoved ") && l.Contains(leaving) && l.Contains("(was Exiting)"), TimeSpan.FromSeconds(60), $"MemberRemoved {leaving}");
+
+        stop.Cancel();
+        Assert.Equal(0, await tail.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal("", errors.ToString());
+    }
+
     [Fact]
     public async Task A_crashed_node_shows_unreachable_and_down_unreachable_removes_it()
     {
@@ -223,8 +411,12 @@ public sealed class BrokerCtlChangeTests
         });
         var victim = cluster.Nodes[2];
         var victimAddress = victim.ClusterAddress;
-        await victim.App.Services.GetRequiredService<Akka.Actor.ActorSystem>().Terminate().WaitAsync(TimeSpan.FromSeconds(30));
         var admin = cluster.Nodes[0].AdminAddress;
+        var events = new LineWriter();
+        using var stopTail = new CancellationTokenSource();
+        var tail = BrokerCtl.RunAsync(["--endpoint", admin, "cluster", "tail"], events, new StringWriter(), stopTail.Token);
+        await events.WaitForAsync(l => l.Contains(" MemberUp ") && l.Contains(victimAddress), TimeSpan.FromSeconds(30), "MemberUp of the victim");
+        await victim.App.Services.GetRequiredService<Akka.Actor.ActorSystem>().Terminate().WaitAsync(TimeSpan.FromSeconds(30));
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
@@ -238,6 +430,30 @@ public sealed class BrokerCtlChangeTests
         var (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "show");
         Assert.True(exit == 0, error);
         Assert.Contains(output.Split('\n'), l => l.Contains(victimAddress) && l.Contains("NO"));
+        await events.WaitForAsync(l => l.Contains(" UnreachableMember ") && l.Contains(victimAddress), TimeSpan.FromSeconds(30), "UnreachableMember of the victim");
+
+        // cluster status counts what cluster show lists: three members, two reachable, the victim not.
+        (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "status");
+        Assert.True(exit == 0, error);
+        Assert.Contains("3 (3 Up)", output);
+        Assert.Matches(@"(?m)^Reachable +2 *$", output);
+        Assert.Matches($@"(?m)^Unreachable +1: {System.Text.RegularExpressions.Regex.Escape(victimAddress)} *$", output);
+
+        // region-stats never shows a partial table as if all were well: the missing region is named, exit 3.
+        (exit, output, error) = await BrokerCtlTests.Ctl(admin, "sharding", "region-stats", "topic");
+        Assert.Equal(BrokerCtl.ExitIncomplete, exit);
+        Assert.Contains("INCOMPLETE", error);
+        Assert.Contains($"{victimAddress}: the topic region did not answer", error);
+        Assert.Contains("unreachable", error);
+        Assert.Contains(cluster.Nodes[0].ClusterAddress, output);
+        Assert.Contains(cluster.Nodes[1].ClusterAddress, output);
+        Assert.DoesNotContain(victimAddress, output);
+        var stats = JsonNode.Parse((await BrokerCtlTests.Ctl(admin, "sharding", "region-stats", "topic", "--json")).Out)!;
+        Assert.False((bool)stats["complete"]!);
+        Assert.Equal(2, stats["regions"]!.AsArray().Count);
+        (exit, _, error) = await BrokerCtlTests.Ctl(admin, "sharding", "shard-stats", "topic");
+        Assert.Equal(BrokerCtl.ExitIncomplete, exit);
+        Assert.Contains(victimAddress, error);
 
         (exit, output, error) = await BrokerCtlTests.Ctl(admin, "cluster", "down-unreachable");
         Assert.True(exit == 0, error);
@@ -251,6 +467,11 @@ public sealed class BrokerCtlChangeTests
             Assert.True(DateTime.UtcNow < deadline, "the node was not removed: " + json);
             await Task.Delay(200);
         }
+        await events.WaitForAsync(l => l.Contains(" MemberRemoved ") && l.Contains(victimAddress) && l.Contains("(was Down)"), TimeSpan.FromSeconds(30), "MemberRemoved of the victim");
+        (exit, _, error) = await BrokerCtlTests.Ctl(admin, "sharding", "region-stats", "topic");
+        Assert.True(exit == 0, error);
+        stopTail.Cancel();
+        Assert.Equal(0, await tail.WaitAsync(TimeSpan.FromSeconds(20)));
     }
 
     [Fact]
@@ -264,4 +485,50 @@ public sealed class BrokerCtlChangeTests
         Assert.True(exit == 0, error);
         Assert.Contains(broker.ClusterAddress, output);
     }
+
+    [Fact]
+    public async Task The_admin_token_can_come_from_a_file_and_an_unreadable_file_is_refused_at_start()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"broker-admin-token-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(file, "from-a-file\n");
+        try
+        {
+            await using var broker = await TestBroker.StartAsync(new Dictionary<string, string> { ["broker.admin.token-file"] = file });
+            var (exit, _, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "cluster", "show");
+            Assert.Equal(BrokerCtl.ExitRefused, exit);
+            Assert.Contains("401", error);
+            (exit, _, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "cluster", "show", "--token", "from-a-file");
+            Assert.True(exit == 0, error);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+        var e = await Assert.ThrowsAsync<Broker.Core.Settings.SettingsException>(() =>
+            TestBroker.StartAsync(new Dictionary<string, string> { ["broker.admin.token-file"] = file }));
+        Assert.Equal("broker.admin.token-file", e.Key);
+        Assert.Contains(file, e.Message);
+    }
 }
+
+/// <summary>brokerctl without an alias: the wrapper script builds it if needed and runs it.</summary>
+public sealed class BrokerCtlScriptTests
+{
+    [Fact(Timeout = 240_000)]
+    public async Task Scripts_brokerctl_runs_brokerctl_against_a_node()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var root = Repository.Root();
+        var (exit, output, error) = await Command.RunAsync("bash", ["scripts/brokerctl", "--endpoint", broker.AdminAddress, "cluster", "show", "--json"],
+            root, TimeSpan.FromSeconds(180));
+        Assert.True(exit == 0, $"exit {exit}: {error}");
+        Assert.Equal(broker.ClusterAddress, (string?)JsonNode.Parse(output)!["self"]);
+
+        // From another directory too (the script finds the repository from its own path).
+        (exit, output, error) = await Command.RunAsync("bash", [Path.Combine(root, "scripts", "brokerctl"), "--help"], Path.GetTempPath(), TimeSpan.FromSeconds(180));
+        Assert.True(exit == 0, $"exit {exit}: {error}");
+        Assert.Contains("cluster", output);
+        Assert.Contains("log", output);
+    }
+}
+

@@ -37,7 +37,7 @@ public sealed class KafkaOutageTests : IAsyncLifetime
 
     private MockKafkaCluster Cluster => _broker.App.Services.GetRequiredService<MockKafkaCluster>();
 
-    private const string Feed = "Broker.Core.Log.FeedHub";
+    private const string Feed = "Broker.Core.Fanout.FeedHub";
 
     [Fact]
     public async Task Publishes_are_refused_while_the_log_is_down_and_subscribers_resume_without_gap_or_duplicate_when_it_returns()

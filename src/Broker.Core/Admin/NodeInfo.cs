@@ -1,3 +1,6 @@
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using Akka.Actor;
 using Broker.Core.Connections;
 using Broker.Core.Log;

@@ -5,7 +5,7 @@ namespace Broker.Core.Connections;
 /// <summary>The live connections of this node: counted for operators, closed together on shutdown or drain.</summary>
 public sealed class ConnectionRegistry
 {
-    private readonly ConcurrentDictionary<long, Outbound> _open = new();
+    private readonly ConcurrentDictionary<long, OutboundQueue> _open = new();
     private readonly TaskCompletionSource _empty = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _next;
     private volatile CloseRequest? _draining;
@@ -15,7 +15,7 @@ public sealed class ConnectionRegistry
     /// <summary>Set once the node stops accepting connections (shutdown or drain).</summary>
     public bool IsDraining => _draining is not null;
 
-    internal long Add(Outbound outbound)
+    internal long Add(OutboundQueue outbound)
     {
         var id = Interlocked.Increment(ref _next);
         _open[id] = outbound;

@@ -1,24 +1,26 @@
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using Akka.Actor;
-using Akka.Streams;
 using Broker.Core.Log;
+using Broker.Core.Publish;
 using Broker.Core.Sessions;
 using Broker.Core.Settings;
 
 namespace Broker.Core.Connections;
 
 /// <summary>
-/// What every connection of a node shares: the log, the node feeds, the topic region, and (for
-/// durable sessions) the session region and the actor system that hosts connection endpoints.
+/// What every connection of a node shares: the log, the node feeds, the catch-up reader, the
+/// publisher (the way to the topics' writers), the registry and metrics, and (for durable
+/// sessions) the session region and the actor system that hosts connection endpoints.
 /// </summary>
 public sealed record NodeServices(
     ConnectionSettings Settings,
     KafkaLog Log,
     FeedHub Feeds,
     CatchUpReader Replay,
-    IActorRef Topics,
-    IMaterializer Materializer,
+    Publisher Publisher,
     ConnectionRegistry Registry,
+    Metrics.BrokerMetrics Metrics,
     IActorRef? Sessions = null,
     ActorSystem? System = null,
-    SessionSettings? SessionSettings = null,
-    Metrics.BrokerMetrics? Metrics = null);
+    SessionSettings? SessionSettings = null);

@@ -1,123 +1,124 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
-using System.Text;
 
 namespace Broker.Core.Metrics;
 
 /// <summary>
-/// The node's counters and histograms, written on the hot path with Interlocked only (no locks,
-/// no allocations) and rendered in the Prometheus text format on a scrape. One instance per node.
+/// The node's counters and latency histograms: instruments of the <see cref="Meter"/> named
+/// <see cref="MeterName"/> (System.Diagnostics.Metrics), exported by whatever listens to it
+/// (OpenTelemetry's Prometheus endpoint and OTLP exporter in Broker.Server, <c>dotnet-counters</c>).
+/// Counters are <see cref="Interlocked"/> fields that observable counters read at collection time:
+/// the hot path pays one interlocked add, no listener dispatch, no allocation, and every counter is
+/// exported (at 0) from the first collection. Latencies are <see cref="Histogram{T}"/> records with
+/// no tags. Gauges (connections, subscriptions, shards, …) are observable instruments the host adds
+/// to <see cref="Meter"/>.
 /// </summary>
 public sealed class BrokerMetrics
 {
-    private long _messagesIn;
-    private long _messagesOut;
-    private long _slowConsumerCloses;
-    private long _connectionsAccepted;
-    private readonly ConcurrentDictionary<string, StrongBox<long>> _badInput = new(StringComparer.Ordinal);
+    /// <summary>The name of the broker's Meter; the exporters enable it by this name.</summary>
+    public const string MeterName = "Broker";
+
+    /// <summary>Bucket bounds (seconds) of the latency histograms, given to the exporter as advice.</summary>
+    public static readonly IReadOnlyList<double> LatencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    /// <summary>Metrics without a host (unit tests, components built without metrics): one shared set, never exported.</summary>
+    private static readonly Lazy<BrokerMetrics> Detached = new(() => new BrokerMetrics(new Meter(MeterName)));
+
+    private readonly Counts _counts;
+
+    /// <summary>The counters' values; one instance per meter.</summary>
+    private sealed class Counts
+    {
+        public long MessagesIn;
+        public long MessagesOut;
+        public long ConnectionsAccepted;
+        public long SlowConsumerCloses;
+        public readonly ConcurrentDictionary<string, StrongBox<long>> BadInput = new(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The node's metrics on a Meter created by the host's <paramref name="meterFactory"/>: the
+    /// host's listeners enable it for that host only, so several nodes in one process (the tests)
+    /// each export their own numbers.
+    /// </summary>
+    public BrokerMetrics(IMeterFactory meterFactory) : this(meterFactory.Create(new MeterOptions(MeterName)))
+    {
+    }
+
+    /// <summary>Metrics that nothing exports (shared by every instance made this way).</summary>
+    public BrokerMetrics() : this(Detached.Value)
+    {
+    }
+
+    private BrokerMetrics(BrokerMetrics shared)
+    {
+        Meter = shared.Meter;
+        _counts = shared._counts;
+        PublishAckLatency = shared.PublishAckLatency;
+        DeliveryLatency = shared.DeliveryLatency;
+    }
+
+    private BrokerMetrics(Meter meter)
+    {
+        Meter = meter;
+        var c = _counts = new Counts();
+        // Names use OpenTelemetry's dots; the Prometheus exporter turns them into the documented
+        // broker_* names (dots → underscores, `_total` on counters, `_seconds` from the unit "s";
+        // units in braces are annotations and add nothing to the name).
+        meter.CreateObservableCounter("broker.messages.in", () => Volatile.Read(ref c.MessagesIn), "{message}", "Publishes acknowledged by the log.");
+        meter.CreateObservableCounter("broker.messages.out", () => Volatile.Read(ref c.MessagesOut), "{message}", "Live message frames delivered to local subscribers.");
+        meter.CreateObservableCounter("broker.connections.accepted", () => Volatile.Read(ref c.ConnectionsAccepted), "{connection}", "WebSocket connections accepted by this node.");
+        meter.CreateObservableCounter("broker.slow_consumer.closes", () => Volatile.Read(ref c.SlowConsumerCloses), "{connection}", "Connections closed with 1013 slow_consumer.");
+        meter.CreateObservableCounter("broker.bad_input", () => c.BadInput.Select(kv =>
+                new Measurement<long>(Volatile.Read(ref kv.Value.Value), new KeyValuePair<string, object?>("code", kv.Key))),
+            "{request}", "Requests and frames refused as bad input, by code.");
+        PublishAckLatency = new Histogram(meter, "broker.publish_ack", "Publish request to ack, in seconds.");
+        DeliveryLatency = new Histogram(meter, "broker.delivery_latency", "Record timestamp (produce) to delivery by this node's feed, in seconds.");
+    }
+
+    /// <summary>The Meter the instruments belong to; the host adds its observable gauges to it.</summary>
+    public Meter Meter { get; }
 
     /// <summary>Publish request received → ack sent.</summary>
-    public Histogram PublishAckLatency { get; } = new();
+    public Histogram PublishAckLatency { get; }
 
     /// <summary>Record timestamp in the log (set at produce) → the node's feed hands it to its subscribers.</summary>
-    public Histogram DeliveryLatency { get; } = new();
+    public Histogram DeliveryLatency { get; }
 
-    public long MessagesIn => Volatile.Read(ref _messagesIn);
-    public long MessagesOut => Volatile.Read(ref _messagesOut);
-    public long SlowConsumerCloses => Volatile.Read(ref _slowConsumerCloses);
+    public long MessagesIn => Volatile.Read(ref _counts.MessagesIn);
+    public long MessagesOut => Volatile.Read(ref _counts.MessagesOut);
+    public long SlowConsumerCloses => Volatile.Read(ref _counts.SlowConsumerCloses);
 
     /// <summary>A publish acknowledged by the log.</summary>
-    public void MessageIn() => Interlocked.Increment(ref _messagesIn);
+    public void MessageIn() => Interlocked.Increment(ref _counts.MessagesIn);
 
     /// <summary>Live message frames handed to local subscribers.</summary>
     public void MessagesDelivered(int count)
     {
-        if (count > 0) Interlocked.Add(ref _messagesOut, count);
+        if (count > 0) Interlocked.Add(ref _counts.MessagesOut, count);
     }
 
-    public void ConnectionAccepted() => Interlocked.Increment(ref _connectionsAccepted);
+    public void ConnectionAccepted() => Interlocked.Increment(ref _counts.ConnectionsAccepted);
 
-    public void SlowConsumerClosed() => Interlocked.Increment(ref _slowConsumerCloses);
+    public void SlowConsumerClosed() => Interlocked.Increment(ref _counts.SlowConsumerCloses);
 
     /// <summary>A request or frame refused as bad input, by protocol error code (or close reason).</summary>
     public void BadInput(string code)
     {
-        var box = _badInput.GetOrAdd(code, static _ => new StrongBox<long>());
+        var box = _counts.BadInput.GetOrAdd(code, static _ => new StrongBox<long>());
         Interlocked.Increment(ref box.Value);
     }
 
-    /// <summary>What the node reports at scrape time (gauges read from their owners).</summary>
-    public sealed record Gauges(
-        int Connections,
-        int Subscriptions,
-        int Feeds,
-        long FeedLag,
-        int ClusterMembersUp,
-        int ClusterMembers,
-        IReadOnlyList<(string Type, int Shards)> Shards);
-
-    /// <summary>The Prometheus text exposition (format 0.0.4).</summary>
-    public string Render(Gauges g)
-    {
-        var sb = new StringBuilder(4096);
-        Gauge(sb, "broker_connections", "Open WebSocket connections on this node.", g.Connections);
-        Counter(sb, "broker_connections_accepted_total", "WebSocket connections accepted by this node.", Volatile.Read(ref _connectionsAccepted));
-        Gauge(sb, "broker_subscriptions", "Live subscriptions of this node's connections (feed members).", g.Subscriptions);
-        Gauge(sb, "broker_feeds", "Topics this node's feed reads.", g.Feeds);
-        Counter(sb, "broker_messages_in_total", "Publishes acknowledged by the log.", MessagesIn);
-        Counter(sb, "broker_messages_out_total", "Live message frames delivered to local subscribers.", MessagesOut);
-        Counter(sb, "broker_slow_consumer_closes_total", "Connections closed with 1013 slow_consumer.", SlowConsumerCloses);
-        Header(sb, "broker_bad_input_total", "Requests and frames refused as bad input, by code.", "counter");
-        foreach (var (code, box) in _badInput.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            Line(sb, "broker_bad_input_total", $"code=\"{Escape(code)}\"", Volatile.Read(ref box.Value));
-        Gauge(sb, "broker_kafka_feed_lag", "Records in the log not yet read by this node's feed (sum over its topics: high watermark - feed position).", g.FeedLag);
-        Gauge(sb, "broker_cluster_members", "Cluster members this node sees Up.", g.ClusterMembersUp);
-        Gauge(sb, "broker_cluster_members_all", "Cluster members this node sees in any status.", g.ClusterMembers);
-        Header(sb, "broker_shards", "Shards hosted by this node, by region type.", "gauge");
-        foreach (var (type, shards) in g.Shards) Line(sb, "broker_shards", $"type=\"{Escape(type)}\"", shards);
-        PublishAckLatency.Render(sb, "broker_publish_ack_seconds", "Publish request to ack, in seconds.");
-        DeliveryLatency.Render(sb, "broker_delivery_latency_seconds", "Record timestamp (produce) to delivery by this node's feed, in seconds.");
-        return sb.ToString();
-    }
-
-    private static void Header(StringBuilder sb, string name, string help, string type) =>
-        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n').Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
-
-    private static void Gauge(StringBuilder sb, string name, string help, long value)
-    {
-        Header(sb, name, help, "gauge");
-        Line(sb, name, null, value);
-    }
-
-    private static void Counter(StringBuilder sb, string name, string help, long value)
-    {
-        Header(sb, name, help, "counter");
-        Line(sb, name, null, value);
-    }
-
-    internal static void Line(StringBuilder sb, string name, string? labels, long value) =>
-        Line(sb, name, labels, value.ToString(CultureInfo.InvariantCulture));
-
-    internal static void Line(StringBuilder sb, string name, string? labels, string value)
-    {
-        sb.Append(name);
-        if (labels is not null) sb.Append('{').Append(labels).Append('}');
-        sb.Append(' ').Append(value).Append('\n');
-    }
-
-    private static string Escape(string s) => s.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
-
-    /// <summary>A fixed-bucket latency histogram (seconds), lock-free.</summary>
+    /// <summary>A latency histogram in seconds with the buckets of <see cref="LatencyBuckets"/>.</summary>
     public sealed class Histogram
     {
-        public static readonly double[] Bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-        private readonly long[] _buckets = new long[Bounds.Length + 1];
-        private long _count;
-        private long _sumMicros;
+        private readonly Histogram<double> _histogram;
 
-        public long Count => Volatile.Read(ref _count);
+        internal Histogram(Meter meter, string name, string description) =>
+            _histogram = meter.CreateHistogram(name, "s", description, tags: null,
+                advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
 
         /// <summary>Observes the time since <paramref name="startTimestamp"/> (a <see cref="Stopwatch.GetTimestamp"/>).</summary>
         public void ObserveSince(long startTimestamp) => Observe(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
@@ -125,26 +126,7 @@ public sealed class BrokerMetrics
         public void Observe(double seconds)
         {
             if (seconds < 0 || double.IsNaN(seconds)) seconds = 0;
-            var i = 0;
-            while (i < Bounds.Length && seconds > Bounds[i]) i++;
-            Interlocked.Increment(ref _buckets[i]);
-            Interlocked.Add(ref _sumMicros, (long)(seconds * 1_000_000));
-            Interlocked.Increment(ref _count);
-        }
-
-        internal void Render(StringBuilder sb, string name, string help)
-        {
-            Header(sb, name, help, "histogram");
-            long cumulative = 0;
-            for (var i = 0; i < Bounds.Length; i++)
-            {
-                cumulative += Volatile.Read(ref _buckets[i]);
-                Line(sb, name + "_bucket", $"le=\"{Bounds[i].ToString(CultureInfo.InvariantCulture)}\"", cumulative);
-            }
-            cumulative += Volatile.Read(ref _buckets[Bounds.Length]);
-            Line(sb, name + "_bucket", "le=\"+Inf\"", cumulative);
-            Line(sb, name + "_sum", null, (Volatile.Read(ref _sumMicros) / 1_000_000.0).ToString("0.######", CultureInfo.InvariantCulture));
-            Line(sb, name + "_count", null, cumulative);
+            _histogram.Record(seconds);
         }
     }
 }

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Broker.Core.Connections;
 
 namespace Broker.Core.Sessions;
 
@@ -12,10 +11,11 @@ public sealed class SessionEndpoint : ReceiveActor
     public const int TakenOverCode = 1008;
     public const string TakenOverReason = "session_taken_over";
 
-    public SessionEndpoint(Outbound outbound)
+    /// <param name="close">Closes the connection with a code and a reason.</param>
+    public SessionEndpoint(Action<int, string> close)
     {
-        Receive<SessionCommands.TakenOver>(_ => outbound.RequestClose(TakenOverCode, TakenOverReason));
+        Receive<SessionCommands.TakenOver>(_ => close(TakenOverCode, TakenOverReason));
     }
 
-    public static Props Props(Outbound outbound) => Akka.Actor.Props.Create(() => new SessionEndpoint(outbound));
+    public static Props Props(Action<int, string> close) => Akka.Actor.Props.Create(() => new SessionEndpoint(close));
 }

@@ -34,6 +34,15 @@ public sealed record ConnectionSettings
     /// <summary>Largest <c>key</c> of a publish or subscribe, in UTF-8 bytes.</summary>
     public required int MaxKeyBytes { get; init; }
 
+    /// <summary>Catch-up reads (replays) of one connection that run at once; its others wait for them.</summary>
+    public required int MaxReplaysPerConnection { get; init; }
+
+    /// <summary>Largest JSON array of server objects sent as one frame to a client that asked for batching (<c>?batch=1</c>).</summary>
+    public required int BatchMaxBytes { get; init; }
+
+    /// <summary>Whether permessage-deflate is negotiated with clients that offer it.</summary>
+    public required bool Compression { get; init; }
+
     public ProtocolLimits Limits => new(MaxDataBytes, MaxLast, MaxKeyBytes);
 
     /// <summary>Binds and validates <c>broker.websocket</c>.</summary>
@@ -52,6 +61,10 @@ public sealed record ConnectionSettings
         RequestTimeout = r.Duration("broker.websocket.request-timeout"),
         ReplayStallTimeout = r.Duration("broker.websocket.replay-stall-timeout"),
         MaxKeyBytes = (int)r.Bytes("broker.websocket.max-key-bytes", 1, int.MaxValue),
+        MaxReplaysPerConnection = r.Int("broker.websocket.max-replays-per-connection", 1),
+        // A frame holds at least one whole server object: a batch smaller than a frame would never fill.
+        BatchMaxBytes = (int)r.Bytes("broker.websocket.batch-max-bytes", 1024, int.MaxValue),
+        Compression = r.Switch("broker.websocket.compression"),
     };
 }
 
@@ -62,6 +75,10 @@ public sealed record KafkaSettings
     public required string BootstrapServers { get; init; }
     /// <summary>Kafka topic name = prefix + broker topic name.</summary>
     public required string TopicPrefix { get; init; }
+    /// <summary>Kafka topics clients may never reach (exact, <c>prefix*</c> or <c>*suffix</c>), on top of names beginning with '_' (<c>broker.kafka.denied-topics</c>).</summary>
+    public required IReadOnlyList<string> DeniedTopics { get; init; }
+    /// <summary>librdkafka properties set on every Kafka client of the node, e.g. SASL/SSL (<c>broker.kafka.client-config</c>, <c>client-config-files</c>).</summary>
+    public required IReadOnlyDictionary<string, string> ClientConfig { get; init; }
     /// <summary>Partitions of topics the broker creates.</summary>
     public required int Partitions { get; init; }
     /// <summary>Replication factor of topics the broker creates through the AdminClient.</summary>
@@ -92,7 +109,7 @@ public sealed record KafkaSettings
     public required TimeSpan CloseTimeout { get; init; }
     /// <summary>Longest one poll of the node feed blocks before it takes new subscribers (join latency of an idle topic).</summary>
     public required TimeSpan FeedPoll { get; init; }
-    /// <summary>How often the node feed looks for topics whose <see cref="FeedLinger"/> has run out.</summary>
+    /// <summary>How often the node feed drops feeds whose <see cref="FeedLinger"/> has run out (and shared feeds forget idle topics).</summary>
     public required TimeSpan FeedLingerCheck { get; init; }
     /// <summary>A replay that receives nothing for this long checks whether the rest of its range holds no records (gaps, retention).</summary>
     public required TimeSpan ReplayPoll { get; init; }
@@ -111,6 +128,8 @@ public sealed record KafkaSettings
         {
             BootstrapServers = BootstrapList(r, "broker.kafka.bootstrap-servers"),
             TopicPrefix = prefix,
+            DeniedTopics = r.StringList("broker.kafka.denied-topics"),
+            ClientConfig = ClientProperties(r),
             Partitions = partitions,
             ReplicationFactor = replication,
             ProduceLinger = r.Duration("broker.kafka.produce-linger", TimeSpan.Zero),
@@ -132,6 +151,21 @@ public sealed record KafkaSettings
             MetadataRetry = r.Duration("broker.kafka.metadata-retry"),
             QueryThreads = r.Int("broker.kafka.query-threads", 1, 256),
         };
+    }
+
+    /// <summary>
+    /// <c>broker.kafka.client-config</c>: librdkafka properties passed through to every Kafka client of
+    /// the node (quote dotted names: <c>"security.protocol" = SASL_SSL</c>; unquoted ones nest and are
+    /// flattened back to dotted names), and <c>broker.kafka.client-config-files</c>: properties whose
+    /// values are read from files (secrets: <c>"sasl.password" = "/run/secrets/kafka_password"</c>).
+    /// </summary>
+    private static Dictionary<string, string> ClientProperties(SettingsReader r)
+    {
+        const string filesKey = "broker.kafka.client-config-files";
+        var properties = new Dictionary<string, string>(r.Properties("broker.kafka.client-config"), StringComparer.Ordinal);
+        foreach (var (name, path) in r.Properties(filesKey))
+            properties[name] = r.ReadSecret($"{filesKey}.\"{name}\"", path, $"the value of the librdkafka property {name}");
+        return properties;
     }
 
     /// <summary>Empty, or <c>host:port</c> items separated by commas.</summary>

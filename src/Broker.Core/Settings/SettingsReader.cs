@@ -112,6 +112,78 @@ public sealed partial class SettingsReader
     /// <summary>A path; a relative one is resolved against the current directory (where the user started the broker).</summary>
     public string FilePath(string key) => Path.GetFullPath(NonEmpty(key, "a file path"));
 
+    /// <summary>A path or empty: null when empty, else absolute (resolved against the current directory).</summary>
+    public string? OptionalFilePath(string key)
+    {
+        var value = String(key).Trim();
+        if (value.Length == 0) return null;
+        try
+        {
+            return Path.GetFullPath(value);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw Invalid(key, value, "a file path");
+        }
+    }
+
+    /// <summary>
+    /// Reads the secret file <paramref name="path"/> (a secret kept in a file, e.g. a Docker secret),
+    /// the value of <paramref name="key"/>; a relative path is relative to the current directory.
+    /// The contents trimmed; a file that cannot be read or is empty is an invalid value of the key.
+    /// </summary>
+    public string ReadSecret(string key, string path, string holding)
+    {
+        var expected = $"a readable file holding {holding}";
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw Invalid(key, path, expected);
+        }
+        string text;
+        try
+        {
+            text = File.ReadAllText(full).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var problem = e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : e.Message;
+            throw Invalid(key, path, $"{expected} ({full}: {problem})");
+        }
+        return text.Length > 0 ? text : throw Invalid(key, path, $"{expected} ({full} is empty)");
+    }
+
+    /// <summary>
+    /// An object of string properties, such as <c>{ "security.protocol" = SASL_SSL, sasl { username = broker } }</c>:
+    /// nested objects are flattened to dotted names (<c>sasl.username</c>). Keys under it are the
+    /// user's own (not settings of the broker), so they are not reported as unknown keys.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Properties(string key)
+    {
+        const string expected = "an object of properties such as { \"security.protocol\" = SASL_SSL }";
+        var value = Value(key, expected);
+        var properties = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (value.IsEmpty) return properties;
+        if (!value.IsObject()) throw Invalid(key, Describe(value), expected);
+        Flatten(key, value, "", properties);
+        return properties;
+    }
+
+    private void Flatten(string key, HoconValue value, string prefix, Dictionary<string, string> into)
+    {
+        foreach (var (name, child) in value.GetObject().Items)
+        {
+            var property = prefix.Length == 0 ? name : prefix + "." + name;
+            if (child.IsObject()) Flatten(key, child, property, into);
+            else if (child.IsString()) into[property] = child.GetString() ?? "";
+            else throw Invalid($"{key}.\"{property}\"", Describe(child), "a string (the property's value)");
+        }
+    }
+
     /// <summary>A list of strings: a HOCON list, or one string of comma-separated items (as environment variables give).</summary>
     public IReadOnlyList<string> StringList(string key)
     {

@@ -7,8 +7,8 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Broker.Core.Admin;
 using Broker.Core.Settings;
-using Broker.Server.Configuration;
 using Broker.Protocol;
+using Broker.Server.Configuration;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Broker.Server.Admin;
@@ -18,6 +18,8 @@ public sealed class BrokerEndpoints
 {
     public ListenOptions? Main { get; set; }
     public ListenOptions? Admin { get; set; }
+    /// <summary>Whether the main listener serves TLS (wss://, https://).</summary>
+    public bool MainTls { get; set; }
 
     /// <summary>The bound port of a listener (the real one after start, also with port 0).</summary>
     public static int Port(ListenOptions? o) => (o?.EndPoint as IPEndPoint)?.Port ?? -1;
@@ -28,17 +30,17 @@ public sealed class BrokerEndpoints
 /// <summary>
 /// The admin HTTP API, served only on the admin port (<c>broker.admin</c>): cluster membership,
 /// sharding, topics and connections of every node, drain. JSON in and out; a bearer token when
-/// <c>broker.admin.token</c> is set.
+/// <c>broker.admin.token</c> is set (required off loopback), see <see cref="AdminGuard"/>.
 /// </summary>
 public static class AdminApi
 {
     /// <summary>Topic settings are persisted: when the store cannot answer, the reply is 503.</summary>
-    private static async Task<IResult> AskSettings(ActorSystem system, object request, TimeSpan timeout)
+    private static async Task<IResult> AskSettings(ActorSystem system, object request, TimeSpan askTimeout)
     {
         var region = Akka.Hosting.ActorRegistry.For(system).Get<Hosting.TopicSettingsRegion>();
         try
         {
-            var current = await region.Ask<TopicSettingsCommands.Current>(request, timeout);
+            var current = await region.Ask<TopicSettingsCommands.Current>(request, askTimeout);
             return Json(new JsonObject { ["topic"] = current.Topic, ["readOnly"] = current.ReadOnly });
         }
         catch (AskTimeoutException)
@@ -47,22 +49,17 @@ public static class AdminApi
         }
     }
 
-    public static void MapAdminApi(this WebApplication app, AdminSettings settings)
+    /// <param name="settings">The admin API's timeouts (<c>broker.admin</c>).</param>
+    /// <param name="guard">Listener, Host, token and content-type checks, and the log of every action (<see cref="AdminGuard"/>).</param>
+    public static void MapAdminApi(this WebApplication app, AdminSettings settings, AdminGuard guard)
     {
-        var token = settings.Token;
         var askTimeout = settings.AskTimeout;
         var drainTimeout = settings.DrainTimeout;
-        var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
-        var group = app.MapGroup("/admin").AddEndpointFilter(async (ctx, next) =>
-        {
-            var http = ctx.HttpContext;
-            if (http.Connection.LocalPort != BrokerEndpoints.Port(endpoints.Admin)) return Results.NotFound();
-            if (token.Length > 0 && http.Request.Headers.Authorization.ToString() != "Bearer " + token)
-                return Json(new JsonObject { ["error"] = "unauthorized: send Authorization: Bearer <broker.admin.token>" }, StatusCodes.Status401Unauthorized);
-            return await next(ctx);
-        });
+        var group = app.MapGroup("/admin").AddEndpointFilter(guard);
 
         group.MapGet("/cluster", (ActorSystem system) => Json(ClusterView(Cluster.Get(system))));
+        group.MapClusterEvents();
+        group.MapLogAdmin();
         group.MapPost("/cluster/leave", async (HttpRequest req, ActorSystem system) =>
             await WithMember(req, system, (cluster, member) => cluster.Leave(member.Address), "leaving"));
         group.MapPost("/cluster/down", async (HttpRequest req, ActorSystem system) =>
@@ -83,32 +80,48 @@ public static class AdminApi
             Json(new JsonObject { ["regions"] = Array(ClusterSharding.Get(system).ShardTypeNames.OrderBy(n => n, StringComparer.Ordinal)) }));
         group.MapGet("/sharding/{type}/region-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type, askTimeout);
-            if (stats is null) return UnknownType(type);
+            var (answers, problem) = await RegionStats(system, type, askTimeout);
+            if (problem is not null) return problem;
             var regions = new JsonArray();
-            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            var errors = new JsonArray();
+            foreach (var a in answers!)
             {
+                if (a.Answer is not { } region)
+                {
+                    errors.Add(a.Problem);
+                    continue;
+                }
                 regions.Add(new JsonObject
                 {
-                    ["address"] = address.ToString(),
+                    ["address"] = a.Address.ToString(),
                     ["shards"] = region.Stats.Count,
                     ["entities"] = region.Stats.Values.Sum(),
                     ["failed"] = Array(region.Failed.OrderBy(s => s, StringComparer.Ordinal)),
                 });
+                if (region.Failed.Count > 0)
+                    errors.Add($"{a.Address}: shards {string.Join(",", region.Failed.OrderBy(s => s, StringComparer.Ordinal))} did not answer (starting, stopping or handing off)");
             }
-            return Json(new JsonObject { ["type"] = type, ["regions"] = regions });
+            return Json(new JsonObject { ["type"] = type, ["regions"] = regions, ["complete"] = errors.Count == 0, ["errors"] = errors });
         });
         group.MapGet("/sharding/{type}/shard-stats", async (string type, ActorSystem system) =>
         {
-            var stats = await ShardingStats(system, type, askTimeout);
-            if (stats is null) return UnknownType(type);
+            var (answers, problem) = await RegionStats(system, type, askTimeout);
+            if (problem is not null) return problem;
             var shards = new JsonArray();
-            foreach (var (address, region) in stats.Regions.OrderBy(r => r.Key.ToString(), StringComparer.Ordinal))
+            var errors = new JsonArray();
+            foreach (var a in answers!)
             {
+                if (a.Answer is not { } region)
+                {
+                    errors.Add(a.Problem);
+                    continue;
+                }
                 foreach (var (shard, entities) in region.Stats.OrderBy(s => s.Key, StringComparer.Ordinal))
-                    shards.Add(new JsonObject { ["address"] = address.ToString(), ["shard"] = shard, ["entities"] = entities });
+                    shards.Add(new JsonObject { ["address"] = a.Address.ToString(), ["shard"] = shard, ["entities"] = entities });
+                if (region.Failed.Count > 0)
+                    errors.Add($"{a.Address}: shards {string.Join(",", region.Failed.OrderBy(s => s, StringComparer.Ordinal))} did not answer (starting, stopping or handing off)");
             }
-            return Json(new JsonObject { ["type"] = type, ["shards"] = shards });
+            return Json(new JsonObject { ["type"] = type, ["shards"] = shards, ["complete"] = errors.Count == 0, ["errors"] = errors });
         });
 
         group.MapGet("/topics", async (ActorSystem system, KafkaSettings kafka) =>
@@ -122,8 +135,12 @@ public static class AdminApi
         group.MapGet("/topics/{name}", async (string name, ActorSystem system, KafkaSettings kafka) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
+            var owner = TopicOwner(system, name, askTimeout);
             var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var view = TopicView(name, kafka, nodes);
+            var (writer, ownerErrors) = await owner;
+            view["writer"] = writer;
+            foreach (var e in ownerErrors) errors.Add(e);
             view["errors"] = errors;
             return Json(view);
         });
@@ -241,12 +258,55 @@ public static class AdminApi
     private static ActorSelection NodeInfoOf(ActorSystem system, Address address) =>
         system.ActorSelection(new RootActorPath(address) / "user" / NodeInfo.ActorName);
 
-    private static async Task<ClusterShardingStats?> ShardingStats(ActorSystem system, string type, TimeSpan askTimeout)
+    /// <summary>
+    /// Every region's own stats (<see cref="ShardingQueries"/>); a problem result when the type is
+    /// unknown, this node is not in a cluster, or no region answered at all.
+    /// </summary>
+    private static async Task<(IReadOnlyList<ShardingQueries.RegionAnswer<ShardRegionStats>>? Answers, IResult? Problem)> RegionStats(ActorSystem system, string type, TimeSpan askTimeout)
     {
-        var sharding = ClusterSharding.Get(system);
-        if (!sharding.ShardTypeNames.Contains(type)) return null;
-        // The region asks every other region within askTimeout; its own answer may take a little longer.
-        return await sharding.ShardRegion(type).Ask<ClusterShardingStats>(new GetClusterShardingStats(askTimeout), askTimeout * 1.5);
+        if (!ClusterSharding.Get(system).ShardTypeNames.Contains(type)) return (null, UnknownType(type));
+        var cluster = Cluster.Get(system);
+        if (ShardingQueries.RegionHosts(cluster).Count == 0)
+            return (null, Error(StatusCodes.Status503ServiceUnavailable, $"{cluster.SelfAddress} is not an Up member of a cluster (itself {cluster.SelfMember.Status}): no shard regions to ask"));
+        var answers = await ShardingQueries.AskEveryRegionAsync<ShardRegionStats>(system, type, GetShardRegionStats.Instance, askTimeout);
+        if (answers.All(a => a.Answer is null))
+            return (null, Error(StatusCodes.Status503ServiceUnavailable,
+                $"no {type} region answered ({string.Join("; ", answers.Select(a => a.Problem))}); the cluster may be rebalancing after a membership change, try again"));
+        return (answers, null);
+    }
+
+    /// <summary>
+    /// Where a topic's writer (its entity in the topic region) lives: the shard id from the region's
+    /// own message extractor, and the member whose region hosts that shard, asked of every region.
+    /// </summary>
+    private static async Task<(JsonObject Writer, IReadOnlyList<string> Errors)> TopicOwner(ActorSystem system, string topic, TimeSpan askTimeout)
+    {
+        var region = ClusterSharding.Get(system).ShardRegion(Hosting.AkkaSetup.TopicTypeName);
+        string shard;
+        try
+        {
+            shard = (await region.Ask<EntityLocation>(new GetEntityLocation(topic, askTimeout), askTimeout + askTimeout)).ShardId;
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return (new JsonObject { ["state"] = "unknown" }, [$"the local {Hosting.AkkaSetup.TopicTypeName} region did not answer within {askTimeout.TotalSeconds:0.#}s"]);
+        }
+        var answers = await ShardingQueries.AskEveryRegionAsync<CurrentShardRegionState>(system, Hosting.AkkaSetup.TopicTypeName, GetShardRegionState.Instance, askTimeout);
+        var errors = answers.Where(a => a.Problem is not null).Select(a => a.Problem!).ToList();
+        var host = answers.FirstOrDefault(a => a.Answer?.Shards.Any(s => s.ShardId == shard) == true);
+        var writer = new JsonObject { ["shard"] = shard };
+        if (host is not null)
+        {
+            writer["owner"] = host.Address.ToString();
+            writer["state"] = host.Answer!.Shards.Single(s => s.ShardId == shard).EntityIds.Contains(topic) ? "running" : "stopped";
+        }
+        else
+        {
+            // Not hosted by any region that answered: unallocated if all answered, else unknown.
+            writer["owner"] = null;
+            writer["state"] = errors.Count == 0 ? "not started" : "unknown";
+        }
+        return (writer, errors);
     }
 
     private static async Task<IResult> WithMember(HttpRequest req, ActorSystem system, Action<Cluster, Member> act, string done)
@@ -279,7 +339,7 @@ public static class AdminApi
 
     private static IResult UnknownType(string type) => Error(StatusCodes.Status404NotFound, $"no shard region of type '{type}'");
 
-    private static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
+    internal static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
 
     private static JsonArray Array(IEnumerable<string> values)
     {
@@ -288,6 +348,6 @@ public static class AdminApi
         return a;
     }
 
-    private static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
+    internal static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
         Results.Content(node.ToJsonString(), "application/json", statusCode: status);
 }

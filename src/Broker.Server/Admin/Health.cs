@@ -1,11 +1,12 @@
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Cluster.Sharding;
-using Broker.Core.Connections;
 using Broker.Core.Log;
-using Broker.Core.Metrics;
 using Broker.Core.Settings;
 using Broker.Server.Configuration;
 using Confluent.Kafka;
@@ -47,11 +48,11 @@ public sealed class ReadinessProbe(KafkaSettings kafka, HealthSettings health, s
     {
         try
         {
-            _admin ??= new AdminClientBuilder(new AdminClientConfig
+            _admin ??= new AdminClientBuilder(Broker.Core.Log.KafkaLog.WithClientConfig(new AdminClientConfig
             {
                 BootstrapServers = kafka.BootstrapServers,
                 SocketTimeoutMs = (int)CheckTimeout.TotalMilliseconds,
-            }).WithLog(clientLog).Build();
+            }, kafka)).WithLog(clientLog).Build();
             var md = _admin.GetMetadata(CheckTimeout);
             return md.Brokers.Count == 0 ? "no Kafka broker in the metadata" : null;
         }
@@ -112,44 +113,16 @@ public sealed class ReadinessProbe(KafkaSettings kafka, HealthSettings health, s
     }
 }
 
-/// <summary>/metrics, /healthz and /readyz on the main port.</summary>
+/// <summary>/healthz and /readyz on the main port.</summary>
 public static class HealthEndpoints
 {
-    public static void MapHealthAndMetrics(this WebApplication app)
+    public static void MapHealth(this WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", async (ReadinessProbe probe, ActorSystem system) =>
         {
             var (ready, body) = await probe.CheckAsync(system);
             return Results.Content(body.ToJsonString(), "application/json", statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
-        });
-        app.MapGet("/metrics", async (BrokerMetrics metrics, ConnectionRegistry registry, FeedHub feeds, ActorSystem system, HealthSettings health) =>
-        {
-            var states = await feeds.SnapshotAsync().WaitAsync(health.CheckTimeout);
-            var cluster = Cluster.Get(system).State;
-            var sharding = ClusterSharding.Get(system);
-            var shards = new List<(string, int)>();
-            foreach (var type in sharding.ShardTypeNames.OrderBy(t => t, StringComparer.Ordinal))
-            {
-                try
-                {
-                    var state = await sharding.ShardRegion(type).Ask<CurrentShardRegionState>(GetShardRegionState.Instance, health.CheckTimeout);
-                    shards.Add((type, state.Shards.Count));
-                }
-                catch (AskTimeoutException)
-                {
-                    // a region that does not answer in time is left out of this scrape
-                }
-            }
-            var text = metrics.Render(new BrokerMetrics.Gauges(
-                registry.Count,
-                states.Sum(s => s.Subscribers),
-                states.Count,
-                states.Sum(s => s.Lag),
-                cluster.Members.Count(m => m.Status == MemberStatus.Up),
-                cluster.Members.Count,
-                shards));
-            return Results.Text(text, "text/plain; version=0.0.4; charset=utf-8");
         });
     }
 }

@@ -18,6 +18,9 @@ public sealed record BrokerClusterSettings
     /// <summary>Seed node addresses (<c>akka.tcp://broker@host:port</c>); none: this node forms a cluster of one.</summary>
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
+    /// <summary>Without seed nodes: whether the node forms a cluster of one at start (else it waits to be told to join one).</summary>
+    public required bool SelfJoin { get; init; }
+
     /// <summary>The split-brain resolver's strategy, one of <see cref="Strategies"/>.</summary>
     public required string SplitBrainStrategy { get; init; }
 
@@ -47,6 +50,7 @@ public sealed record BrokerClusterSettings
             Hostname = r.NonEmpty("broker.cluster.hostname", "the host name or IP address other nodes reach this node at"),
             Port = r.Port("broker.cluster.port"),
             SeedNodes = Seeds(r, BrokerConfig.SeedsKey),
+            SelfJoin = r.Switch("broker.cluster.self-join"),
             SplitBrainStrategy = strategy,
             QuorumSize = quorum,
             StableAfter = r.Duration("broker.cluster.split-brain-resolver.stable-after"),

@@ -43,8 +43,9 @@ public sealed class LoadedConfig
     /// </summary>
     public string? OriginOf(string key)
     {
-        var index = key.IndexOf('[');
-        var path = index < 0 ? key : key[..index]; // broker.namespaces[0].partitions: the list's origin
+        // broker.namespaces[0].partitions: the list's origin; broker.kafka.client-config-files."sasl.password": the map's.
+        var index = key.IndexOfAny(['[', '"']);
+        var path = (index < 0 ? key : key[..index]).TrimEnd('.');
         for (var i = _layers.Count - 1; i >= 0; i--)
         {
             if (!HasPath(_layers[i].Layer, path)) continue;

@@ -32,6 +32,12 @@ public sealed record LoggingSettings
     /// <summary>The window of <see cref="KafkaLogBurst"/>.</summary>
     public required TimeSpan KafkaLogWindow { get; init; }
 
+    /// <summary>Most recent lines the node keeps in memory for <c>brokerctl log tail</c>.</summary>
+    public required int MemoryLines { get; init; }
+
+    /// <summary>A line kept in memory is cut at this many characters.</summary>
+    public required int MemoryMaxLine { get; init; }
+
     /// <summary>Binds and validates <c>broker.logging</c>.</summary>
     public static LoggingSettings Bind(SettingsReader r) => new()
     {
@@ -42,5 +48,7 @@ public sealed record LoggingSettings
         Quiet = r.StringList("broker.logging.quiet"),
         KafkaLogBurst = r.Int("broker.logging.kafka-log-burst", 1),
         KafkaLogWindow = r.Duration("broker.logging.kafka-log-window"),
+        MemoryLines = r.Int("broker.logging.memory-lines", 1),
+        MemoryMaxLine = r.Int("broker.logging.memory-max-line", 80),
     };
 }

@@ -1,7 +1,11 @@
 using Akka.Configuration;
+using Broker.Core.Fanout;
+using Broker.Core.Publish;
+using Broker.Core.Security;
 using Broker.Core.Sessions;
 using Broker.Core.Settings;
-using Broker.Core.Topics;
+using Broker.Server.Metrics;
+using Broker.Server.Publish;
 
 namespace Broker.Server.Configuration;
 
@@ -21,6 +25,12 @@ public sealed record NodeSettings
     /// <summary><c>broker.websocket</c>: limits and timers of a connection.</summary>
     public required ConnectionSettings WebSocket { get; init; }
 
+    /// <summary><c>broker.auth</c>, <c>broker.limits</c>, <c>broker.websocket.allowed-origins</c> and the namespaces' access levels.</summary>
+    public required SecuritySettings Security { get; init; }
+
+    /// <summary><c>broker.http-publish</c>: <c>POST /v1/publish</c>.</summary>
+    public required HttpPublishSettings HttpPublish { get; init; }
+
     /// <summary><c>broker.kafka</c> and the namespaces: the log and the topic mapping.</summary>
     public required KafkaSettings Kafka { get; init; }
 
@@ -29,6 +39,9 @@ public sealed record NodeSettings
 
     /// <summary>How Kafka topics are created.</summary>
     public required TopicCreationSettings TopicCreation { get; init; }
+
+    /// <summary><c>broker.fanout.recent-history</c>: what a node keeps of multiplexed topics.</summary>
+    public required RecentHistorySettings RecentHistory { get; init; }
 
     /// <summary><c>broker.cluster</c>: remoting, seeds, split-brain resolver, sharding.</summary>
     public required BrokerClusterSettings Cluster { get; init; }
@@ -41,6 +54,9 @@ public sealed record NodeSettings
 
     /// <summary><c>broker.sessions</c>: durable sessions.</summary>
     public required SessionSettings Sessions { get; init; }
+
+    /// <summary><c>broker.metrics</c>: /metrics and OTLP.</summary>
+    public required MetricsSettings Metrics { get; init; }
 
     /// <summary><c>broker.logging</c>: the node's log.</summary>
     public required LoggingSettings Logging { get; init; }
@@ -64,20 +80,25 @@ public sealed record NodeSettings
         var admin = AdminSettings.Bind(r);
         if (http.Port != 0 && admin.Port == http.Port)
             throw r.Invalid("broker.admin.port", admin.Port.ToString(), "a port other than broker.http.port (the admin API has a listener of its own)");
+        var websocket = ConnectionSettings.Bind(r);
         var kafka = KafkaSettings.Bind(r);
         var embedded = EmbeddedLogSettings.Bind(r, kafka.BootstrapServers);
         return new NodeSettings
         {
             Http = http,
             Admin = admin,
-            WebSocket = ConnectionSettings.Bind(r),
+            WebSocket = websocket,
+            Security = SecuritySettings.Bind(r, websocket, kafka.Namespaces),
+            HttpPublish = HttpPublishSettings.Bind(r),
             Kafka = kafka,
             EmbeddedLog = embedded,
             TopicCreation = TopicCreationSettings.Bind(r, embedded.Enabled),
+            RecentHistory = RecentHistorySettings.Bind(r),
             Cluster = BrokerClusterSettings.Bind(r),
             Topics = TopicSettings.Bind(r),
             Persistence = PersistenceSettings.Bind(r),
             Sessions = SessionSettings.Bind(r),
+            Metrics = MetricsSettings.Bind(r),
             Logging = LoggingSettings.Bind(r),
             Health = HealthSettings.Bind(r),
             Shutdown = ShutdownSettings.Bind(r),

@@ -8,7 +8,9 @@ namespace Broker.Server.Configuration;
 /// Keys under <c>broker.</c> that no setting reads (typos, keys of another version): the defaults
 /// (hocon/broker.conf) list every key, so anything else is reported with the nearest known key,
 /// e.g. "unknown key broker.http.prot — did you mean broker.http.port?". A warning, not an error:
-/// the node starts with the defaults for what was meant.
+/// the node starts with the defaults for what was meant. An empty object in the defaults is a map
+/// whose keys are the user's own (<c>broker.kafka.client-config</c>: librdkafka properties): what
+/// is under it is not reported.
 /// </summary>
 public static class UnknownKeys
 {
@@ -19,11 +21,13 @@ public static class UnknownKeys
     public static IReadOnlyList<string> Find(Config config)
     {
         var known = Leaves(BrokerDefaults.Config.GetValue(Root), Root).Select(l => l.Path).ToList();
+        var maps = Maps(BrokerDefaults.Config.GetValue(Root), Root).ToList();
         var knownSet = known.ToHashSet(StringComparer.Ordinal);
         var warnings = new List<string>();
         if (!config.HasPath(Root)) return warnings;
         foreach (var (path, value) in Leaves(config.GetValue(Root), Root))
         {
+            if (maps.Any(m => path.StartsWith(m + ".", StringComparison.Ordinal))) continue;
             if (!knownSet.Contains(path))
             {
                 var nearest = Nearest(path, known);
@@ -46,6 +50,17 @@ public static class UnknownKeys
             }
         }
         return warnings;
+    }
+
+    /// <summary>The paths of the empty objects under <paramref name="value"/> (maps of the user's own keys).</summary>
+    private static IEnumerable<string> Maps(HoconValue? value, string path)
+    {
+        if (value is null || !value.IsObject()) yield break;
+        var items = value.GetObject().Items;
+        if (items.Count == 0) yield return path;
+        foreach (var (key, child) in items)
+            foreach (var map in Maps(child, path + "." + key))
+                yield return map;
     }
 
     /// <summary>The paths of the values (not objects) under <paramref name="value"/>; lists are values.</summary>

@@ -1,3 +1,6 @@
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
@@ -60,7 +63,7 @@ public static class AkkaSetup
                     system.ActorOf(NodeInfoActor.Props(sp.GetRequiredService<ConnectionRegistry>(), sp.GetRequiredService<FeedHub>(),
                         Cluster.Get(system).SelfAddress.ToString()), NodeInfo.ActorName);
                 });
-            if (seeds.Length == 0)
+            if (seeds.Length == 0 && cluster.SelfJoin)
             {
                 // A cluster of one: join ourselves.
                 builder.AddStartup((system, _) =>

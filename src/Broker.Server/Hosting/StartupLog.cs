@@ -47,15 +47,19 @@ public static class StartupLog
     /// <summary>
     /// Writes the <c>ready:</c> line once this node is Up in the cluster (at once in a cluster of one).
     /// It goes through Akka's log, after the membership lines that led to it (Akka's log is written
-    /// asynchronously, a direct write could overtake them), under <paramref name="category"/>.
+    /// asynchronously, a direct write could overtake them), under <paramref name="category"/>. A node
+    /// without seed nodes that does not join itself says first that it waits to be told to join.
     /// </summary>
-    public static void ReadyWhenUp(string category, ActorSystem system, BrokerEndpoints endpoints, bool dashboard)
+    public static void ReadyWhenUp(string category, ActorSystem system, BrokerEndpoints endpoints, bool dashboard, BrokerClusterSettings cluster)
     {
         var http = BrokerEndpoints.Url(endpoints.Main);
+        if (endpoints.MainTls) http = "https" + http["http".Length..];
         var admin = BrokerEndpoints.Url(endpoints.Admin);
-        var ws = http.Replace("http://", "ws://", StringComparison.Ordinal);
+        var ws = endpoints.MainTls ? "wss" + http["https".Length..] : "ws" + http["http".Length..];
         var line = $"ready: WebSocket {ws}/ws, dashboard {(dashboard ? http + "/" : "off")}, admin API {admin}/admin (brokerctl --endpoint {admin})";
-        var log = Logging.GetLogger(system, category);
+        var log = Akka.Event.Logging.GetLogger(system, category);
+        if (cluster.SeedNodes.Count == 0 && !cluster.SelfJoin)
+            log.Info($"not in a cluster (broker.cluster.self-join = off, no seed nodes): waiting to be told to join one, e.g. brokerctl --endpoint {admin} cluster join <address of a member>");
         Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => log.Info(line));
     }
 }

@@ -177,8 +177,9 @@ public sealed class ConfigurationTests
             Assert.Contains($"`{variable}`", section);
     }
 
+    /// <summary>The keys of the defaults: values, and empty objects (maps such as broker.kafka.client-config).</summary>
     private static IEnumerable<string> Leaves(Akka.Configuration.Hocon.HoconValue value, string path) =>
-        value.IsObject()
+        value.IsObject() && value.GetObject().Items.Count > 0
             ? value.GetObject().Items.SelectMany(kv => Leaves(kv.Value, path + "." + kv.Key))
             : [path];
 }

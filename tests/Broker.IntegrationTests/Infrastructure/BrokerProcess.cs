@@ -100,7 +100,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         return node;
     }
 
-    private static string DotnetHost() =>
+    public static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 
     private void Append(string? line)
@@ -163,6 +163,21 @@ public sealed class BrokerProcess : IAsyncDisposable
     private void ThrowIfExited()
     {
         if (_process.HasExited) throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}\n{Output}");
+    }
+
+    /// <summary>Waits (bounded) for the process to end by itself and returns its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{Name} did not exit within {timeout}\n{Output}");
+        }
+        return _process.ExitCode;
     }
 
     /// <summary>kill -9: the process and anything it started die at once.</summary>

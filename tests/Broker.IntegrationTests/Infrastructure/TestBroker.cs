@@ -14,7 +14,7 @@ public sealed class TestBroker : IAsyncDisposable
     {
         App = app;
         HttpAddress = app.HttpAddress();
-        WsUri = new Uri(HttpAddress.Replace("http://", "ws://") + "/ws");
+        WsUri = new Uri(HttpAddress.Replace("https://", "wss://").Replace("http://", "ws://") + "/ws");
     }
 
     public WebApplication App { get; }
@@ -46,6 +46,10 @@ public sealed class TestBroker : IAsyncDisposable
     }
 
     public Task<WsClient> ConnectAsync(string query = "") => WsClient.ConnectAsync(new Uri(WsUri + query));
+
+    /// <summary>Connects with <c>Authorization: Bearer <paramref name="token"/></c> on the upgrade.</summary>
+    public Task<WsClient> ConnectWithTokenAsync(string token, string query = "") =>
+        WsClient.ConnectAsync(new Uri(WsUri + query), configure: o => o.SetRequestHeader("Authorization", "Bearer " + token));
 
     public async ValueTask DisposeAsync()
     {

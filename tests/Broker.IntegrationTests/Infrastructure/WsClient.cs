@@ -27,9 +27,11 @@ public sealed class WsClient : IAsyncDisposable
     /// <summary>Completes with the close status the server sent (or null when the connection just dropped).</summary>
     public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
 
-    public static async Task<WsClient> ConnectAsync(Uri uri, bool startReading = true)
+    /// <param name="configure">Sets request headers (Authorization, Origin), certificate validation, ...</param>
+    public static async Task<WsClient> ConnectAsync(Uri uri, bool startReading = true, Action<ClientWebSocketOptions>? configure = null)
     {
         var socket = new ClientWebSocket();
+        configure?.Invoke(socket.Options);
         await socket.ConnectAsync(uri, new CancellationTokenSource(DefaultTimeout).Token);
         var client = new WsClient(socket);
         if (startReading) client.StartReading();

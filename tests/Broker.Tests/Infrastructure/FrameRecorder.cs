@@ -1,3 +1,8 @@
+using Broker.Core.Connections;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
+using Broker.Core.Fanout;
+using Broker.Core.Topics;
 using System.Text.Json;
 using Broker.Core.Log;
 using Broker.Protocol;

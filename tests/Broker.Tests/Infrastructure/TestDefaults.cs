@@ -1,6 +1,6 @@
 using Broker.Core.Sessions;
 using Broker.Core.Settings;
-using Broker.Core.Topics;
+using Broker.Core.Publish;
 
 namespace Broker.Tests.Infrastructure;
 

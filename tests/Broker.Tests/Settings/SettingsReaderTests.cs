@@ -113,7 +113,7 @@ public sealed class SettingsReaderTests
         var r = new SettingsReader(BrokerDefaults.Config);
         Assert.Equal(64 * 1024, ConnectionSettings.Bind(r).MaxFrameBytes);
         Assert.Equal(1, KafkaSettings.Bind(r).Partitions);
-        Assert.Equal(10_000, Broker.Core.Topics.TopicSettings.Bind(r).DedupWindow);
+        Assert.Equal(10_000, Broker.Core.Publish.TopicSettings.Bind(r).DedupWindow);
         Assert.Equal(TimeSpan.FromHours(24), Broker.Core.Sessions.SessionSettings.Bind(r).ExpireAfter);
     }
 }

@@ -1,0 +1,117 @@
+using System.Buffers;
+using System.Net.WebSockets;
+
+namespace Broker.Core.Connections;
+
+/// <summary>What <see cref="FrameReader.ReadAsync"/> found.</summary>
+public enum FrameKind
+{
+    /// <summary>A whole text message (reassembled from its fragments).</summary>
+    Text,
+    /// <summary>A whole binary message (not part of the protocol; its bytes are not kept).</summary>
+    Binary,
+    /// <summary>The peer sent its close frame, or the connection is gone.</summary>
+    Closed,
+    /// <summary>The message was longer than the limit (the rest of it is not read).</summary>
+    TooBig,
+}
+
+/// <summary>One message read from the socket; <see cref="Buffer"/> is pooled: hand it back with <see cref="FrameReader.Return"/>.</summary>
+public readonly record struct InboundFrame(FrameKind Kind, byte[]? Buffer, int Count)
+{
+    public ReadOnlySpan<byte> Span => Buffer is null ? default : Buffer.AsSpan(0, Count);
+}
+
+/// <summary>
+/// Reads whole messages from a connection's WebSocket, one at a time and only when asked (so a
+/// client that floods is slowed by TCP, not buffered). Between messages it waits with a zero-byte
+/// read and holds no buffer: an idle connection costs no receive buffer; a message is read into a
+/// pooled buffer that grows up to the frame limit.
+/// </summary>
+public sealed class FrameReader(WebSocket socket, int maxFrameBytes)
+{
+    private const int InitialBuffer = 4096;
+
+    public async ValueTask<InboundFrame> ReadAsync()
+    {
+        byte[]? buffer = null;
+        try
+        {
+            // Waits for the next message without a buffer.
+            var probe = await socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
+            if (probe.MessageType == WebSocketMessageType.Close) return new InboundFrame(FrameKind.Closed, null, 0);
+            var type = probe.MessageType;
+            var count = 0;
+            var end = probe.EndOfMessage;
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialBuffer, maxFrameBytes + 1));
+            while (!end)
+            {
+                if (count == buffer.Length)
+                {
+                    // Grow (up to max + 1 bytes: enough to notice a message that is too big).
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxFrameBytes + 1));
+                    buffer.AsSpan(0, count).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var r = await socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None).ConfigureAwait(false);
+                if (r.MessageType == WebSocketMessageType.Close) return Closed(ref buffer);
+                count += r.Count;
+                end = r.EndOfMessage;
+                if (count > maxFrameBytes)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                    return new InboundFrame(FrameKind.TooBig, null, count);
+                }
+            }
+            if (type == WebSocketMessageType.Binary)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = null;
+                return new InboundFrame(FrameKind.Binary, null, count);
+            }
+            var frame = new InboundFrame(FrameKind.Text, buffer, count);
+            buffer = null;
+            return frame;
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+            return Closed(ref buffer); // peer gone or socket aborted
+        }
+    }
+
+    private static InboundFrame Closed(ref byte[]? buffer)
+    {
+        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        buffer = null;
+        return new InboundFrame(FrameKind.Closed, null, 0);
+    }
+
+    /// <summary>Gives a message's buffer back to the pool once it is decoded.</summary>
+    public static void Return(InboundFrame frame)
+    {
+        if (frame.Buffer is not null) ArrayPool<byte>.Shared.Return(frame.Buffer);
+    }
+
+    /// <summary>After a message that was too big, discards what the peer still sends until its close frame (or the close deadline aborts the socket).</summary>
+    public async Task DrainUntilCloseAsync()
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+        try
+        {
+            while (true)
+            {
+                var r = await socket.ReceiveAsync(scratch.AsMemory(), CancellationToken.None).ConfigureAwait(false);
+                if (r.MessageType == WebSocketMessageType.Close) return;
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+}
