@@ -47,11 +47,11 @@ internal static class MetadataRequest
         var clientId = BinaryPrimitives.ReadInt16BigEndian(r[at..]); // a nullable string in every header version
         at += 2 + Math.Max((short)0, clientId);
         var flexible = version >= FirstFlexibleVersion;
-        if (flexible) SkipTags(r, ref at);
+        if (flexible) Varint.SkipTags(r, ref at);
 
         var names = new List<string>();
         int count;
-        if (flexible) count = (int)ReadUnsignedVarint(r, ref at) - 1; // compact array: N + 1, 0 = null
+        if (flexible) count = (int)Varint.ReadUnsigned(r, ref at) - 1; // compact array: N + 1, 0 = null
         else
         {
             count = BinaryPrimitives.ReadInt32BigEndian(r[at..]);
@@ -63,10 +63,10 @@ internal static class MetadataRequest
             string? name;
             if (flexible)
             {
-                var length = (int)ReadUnsignedVarint(r, ref at) - 1; // compact nullable string
+                var length = (int)Varint.ReadUnsigned(r, ref at) - 1; // compact nullable string
                 name = length < 0 ? null : Encoding.UTF8.GetString(r.Slice(at, length));
                 at += Math.Max(0, length);
-                SkipTags(r, ref at);
+                Varint.SkipTags(r, ref at);
             }
             else
             {
@@ -80,27 +80,5 @@ internal static class MetadataRequest
         // Versions 0–3 always create (the broker's setting decides); 4+ say whether the client allows it.
         var allowAutoCreate = version < 4 || r[at] != 0;
         return allowAutoCreate ? names : [];
-    }
-
-    private static void SkipTags(ReadOnlySpan<byte> r, ref int at)
-    {
-        var tags = ReadUnsignedVarint(r, ref at);
-        for (var i = 0u; i < tags; i++)
-        {
-            ReadUnsignedVarint(r, ref at); // tag
-            at += (int)ReadUnsignedVarint(r, ref at);
-        }
-    }
-
-    private static uint ReadUnsignedVarint(ReadOnlySpan<byte> r, ref int at)
-    {
-        uint value = 0;
-        for (var shift = 0; shift < 35; shift += 7)
-        {
-            var b = r[at++];
-            value |= (uint)(b & 0x7F) << shift;
-            if ((b & 0x80) == 0) return value;
-        }
-        throw new FormatException("varint too long");
     }
 }

@@ -11,13 +11,25 @@ namespace Broker.DevKafka;
 /// through the fixed port. On loopback the mock advertises its own listener, so the clients'
 /// produce and fetch traffic goes to it directly; on another address the mock advertises the
 /// forwarder (it is the only way in).
-/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) in a
-/// Metadata request that crosses the forwarder is created automatically, like a Kafka broker with
-/// auto.create.topics.enable does: with <c>autoCreatePartitions</c> partitions when given (the
-/// mock alone would create 4).
+/// <para>
+/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) is
+/// created automatically, like a Kafka broker with auto.create.topics.enable does: with
+/// <c>autoCreatePartitions</c> partitions when given (the mock alone would create 4, and has no
+/// setting for it). The forwarder creates such topics itself before the Metadata request that
+/// names them reaches the mock, so it must see every Metadata request of those clients: with
+/// <c>autoCreatePartitions</c> on loopback, clients other than the broker's own (whose
+/// <c>client.id</c> begins with <see cref="BrokerClientIdPrefix"/>; they create their topics
+/// before they use them) read Metadata answers rewritten to name the forwarder, and stay on it.
+/// </para>
 /// </summary>
 public sealed unsafe class MockKafkaCluster : IDisposable
 {
+    /// <summary>
+    /// Clients whose <c>client.id</c> begins with this (the broker's producer and consumers) are sent
+    /// to the mock's own listener on loopback even when auto-created topics get a partition count.
+    /// </summary>
+    public const string BrokerClientIdPrefix = "broker-";
+
     private readonly Lock _gate = new();
     private readonly IntPtr _rk;
     private IntPtr _mcluster;
@@ -74,17 +86,26 @@ public sealed unsafe class MockKafkaCluster : IDisposable
                 .ToArray();
 
             var addresses = new List<string>();
+            var forwarderPorts = new int[brokers + 1];
+            var loopback = IPAddress.IsLoopback(address);
+            MetadataHooks? hooks = autoCreatePartitions is { } partitions
+                ? new MetadataHooks(
+                    request => cluster.CreateRequestedTopics(request.Span, partitions),
+                    // Off loopback the mock advertises the forwarders itself: every client stays on them.
+                    loopback ? clientId => clientId?.StartsWith(BrokerClientIdPrefix, StringComparison.Ordinal) != true : null,
+                    id => id >= 1 && id <= brokers ? (host, Volatile.Read(ref forwarderPorts[id])) : null)
+                : null;
             for (var id = 1; id <= brokers; id++)
             {
-                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1],
-                    autoCreatePartitions is { } partitions ? request => cluster.CreateRequestedTopics(request.Span, partitions) : null);
+                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1], hooks);
                 cluster._forwarders.Add(fwd);
+                Volatile.Write(ref forwarderPorts[id], fwd.Port);
                 // On loopback, clients that bootstrapped through the fixed port then talk to the mock
                 // broker's own listener (127.0.0.1 too), as Metadata advertises it: produce and fetch
                 // traffic does not cross the forwarder, which would add two socket hops and thread-pool
                 // copies to every request (a latency floor under load). On any other address the
                 // forwarder is advertised, since the mock itself listens on loopback only.
-                if (!IPAddress.IsLoopback(address))
+                if (!loopback)
                     MockApi.WithUtf8(host, h => { MockApi.BrokerSetHostPort(mcluster, id, (byte*)h, fwd.Port); return 0; });
                 addresses.Add($"{host}:{fwd.Port}");
             }

@@ -152,6 +152,45 @@ public sealed class MockKafkaClusterTests
     }
 
     [Fact]
+    public void With_a_partition_count_the_brokers_own_clients_are_served_by_the_mock_and_others_stay_on_the_forwarder()
+    {
+        var port = FreePort();
+        using var cluster = MockKafkaCluster.Start("127.0.0.1", port, autoCreatePartitions: 1);
+        (string Host, int Port) Advertised(string? clientId)
+        {
+            var config = new AdminClientConfig { BootstrapServers = cluster.BootstrapServers };
+            if (clientId is not null) config.ClientId = clientId;
+            using var admin = new AdminClientBuilder(config).Build();
+            var broker = Assert.Single(admin.GetMetadata(Timeout).Brokers);
+            return (broker.Host, broker.Port);
+        }
+
+        // The broker's own producer and consumers (client.id broker-…): the mock's own listener, no forwarder hop.
+        var own = Advertised(MockKafkaCluster.BrokerClientIdPrefix + "producer");
+        Assert.Equal("127.0.0.1", own.Host);
+        Assert.NotEqual(port, own.Port);
+        // Anyone else (kcat, tools): the forwarder, which sees their Metadata requests.
+        Assert.Equal(("127.0.0.1", port), Advertised(null));
+        Assert.Equal(("127.0.0.1", port), Advertised("kcat"));
+    }
+
+    [Fact]
+    public async Task A_producer_that_knows_the_cluster_already_gets_the_configured_partitions_for_a_new_topic()
+    {
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 2);
+        cluster.CreateTopic("known", 1);
+        using var producer = NewProducer(cluster);
+        await producer.ProduceAsync("known", new Message<string, string> { Key = "k", Value = "v" });
+        // Its later Metadata requests go to the broker it learned from the first answer, not to bootstrap.
+        for (var i = 0; i < 5; i++)
+            await producer.ProduceAsync($"later-{i}", new Message<string, string> { Key = "k", Value = "v" });
+
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
+        for (var i = 0; i < 5; i++)
+            Assert.Equal(2, Assert.Single(admin.GetMetadata($"later-{i}", Timeout).Topics).Partitions.Count);
+    }
+
+    [Fact]
     public void A_metadata_query_that_forbids_auto_creation_creates_nothing()
     {
         using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 1);
