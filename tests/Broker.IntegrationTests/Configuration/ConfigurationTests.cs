@@ -68,6 +68,16 @@ public sealed class ConfigurationTests
     [InlineData("BROKER_DB_PROVIDER", "postgresql", "broker.persistence.connection-string")]
     [InlineData("BROKER_TOPIC_CREATION", "sometimes", "broker.kafka.topic-creation")]
     [InlineData("BROKER_HTTP_HOST", "no-such-host.invalid", "broker.http.host")]
+    [InlineData("BROKER_INTERNAL_ENDPOINTS", "private", "broker.http.internal-endpoints")]
+    [InlineData("BROKER_TLS_CERT_FILE", "cert.pem", "broker.http.tls.key-file")]
+    [InlineData("BROKER_AUTH_MODE", "maybe", "broker.auth.mode")]
+    [InlineData("BROKER_AUTH_MODE", "required", "broker.auth.mode")]
+    [InlineData("BROKER_AUTH_HS256_SECRET", "too-short", "broker.auth.hs256-secret")]
+    [InlineData("BROKER_AUTH_HS256_SECRET_FILE", "no-such-secret", "broker.auth.hs256-secret-file")]
+    [InlineData("BROKER_AUTH_JWKS_URL", "ftp://keys", "broker.auth.jwks-url")]
+    [InlineData("BROKER_ADMIN_TOKEN_FILE", "no-such-token", "broker.admin.token-file")]
+    [InlineData("BROKER_WS_COMPRESSION", "perhaps", "broker.websocket.compression")]
+    [InlineData("BROKER_OTLP_ENDPOINT", "collector:4317", "broker.metrics.otlp-endpoint")]
     public void A_bad_environment_value_fails_binding_naming_the_key_and_the_variable(string variable, string value, string key)
     {
         var config = Load(new() { [variable] = value });
@@ -79,6 +89,69 @@ public sealed class ConfigurationTests
         if (key == BrokerConfig.EnvironmentKeys.GetValueOrDefault(variable) || variable == BrokerConfig.SeedsVariable)
             Assert.Contains($"(from env {variable})", line);
         Assert.Contains("expected ", line);
+    }
+
+    [Fact]
+    public void Secrets_are_read_from_their_files_at_startup_and_an_unreadable_one_names_its_key_and_path()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "s3cret\n");
+            var environment = new Dictionary<string, string>
+            {
+                ["BROKER_DB_PROVIDER"] = "postgresql",
+                ["BROKER_DB_CONNECTION"] = "Host=db;Username=broker;Database=broker",
+                ["BROKER_DB_PASSWORD_FILE"] = file,
+                ["BROKER_ADMIN_TOKEN_FILE"] = file,
+            };
+            var settings = NodeSettings.Bind(Load(environment).Config);
+            Assert.Contains("password=s3cret", settings.Persistence.ConnectionString, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal("s3cret", settings.Admin.Token);
+
+            environment["BROKER_DB_PASSWORD_FILE"] = file + ".missing";
+            var config = Load(environment);
+            var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+            Assert.Equal("broker.persistence.password-file", e.Key);
+            Assert.Contains($"(from env BROKER_DB_PASSWORD_FILE): expected a readable file holding the session store's database password ({file}.missing: no such file)", config.Describe(e));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Client_config_files_are_read_and_a_missing_one_names_its_property()
+    {
+        var config = Load().With("broker.kafka.client-config-files { \"sasl.password\" = \"no-such-file\" }");
+        var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+        Assert.Equal("broker.kafka.client-config-files.\"sasl.password\"", e.Key);
+        Assert.Contains("(from an override)", config.Describe(e));
+        // The entries of client-config are librdkafka's, not the broker's: no unknown-key warning.
+        Assert.Empty(UnknownKeys.Find(Load().With("broker.kafka.client-config { \"security.protocol\" = SASL_SSL, sasl.username = u }").Config));
+    }
+
+    [Fact]
+    public void A_multiplexed_namespace_without_a_fixed_kafka_topic_is_refused_naming_its_entry()
+    {
+        var config = Load().With("broker.namespaces = [{ pattern = \"user.>\", multiplex = on }]");
+        Assert.Equal("broker.namespaces[0].multiplex", Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config)).Key);
+        config = Load().With("broker.namespaces = [{ pattern = \"user.>\", kafka-topic = \"u.{topic}\", multiplex = on }]");
+        Assert.Equal("broker.namespaces[0].kafka-topic", Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config)).Key);
+        var rule = Assert.Single(NodeSettings.Bind(Load().With("broker.namespaces = [{ pattern = \"user.>\", kafka-topic = users, multiplex = on, partitions = 12 }]").Config).Kafka.Namespaces);
+        Assert.True(rule.Map("user.42").Multiplexed);
+    }
+
+    [Fact]
+    public void Namespace_access_levels_are_bound_with_the_namespace_and_need_auth_unless_anonymous()
+    {
+        var config = Load().With("broker.namespaces = [{ pattern = \"a.*\", publish = granted }]");
+        Assert.Equal("broker.namespaces[0].publish", Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config)).Key);
+        var secured = Load(new() { ["BROKER_AUTH_MODE"] = "required", ["BROKER_AUTH_HS256_SECRET"] = new string('k', 32) })
+            .With("broker.namespaces = [{ pattern = \"a.*\", publish = granted }, { pattern = \"b.*\" }]");
+        var access = NodeSettings.Bind(secured.Config).Security.Auth.Namespaces;
+        Assert.Equal([Broker.Core.Security.AccessLevel.Granted, Broker.Core.Security.AccessLevel.Authenticated], access.Select(a => a.Publish));
     }
 
     [Fact]

@@ -27,6 +27,9 @@ public sealed class StartupTests
     [InlineData("BROKER_KAFKA_EMBEDDED", "maybe", "broker.kafka.embedded.enabled", "on, off or auto")]
     [InlineData("BROKER_MAX_FRAME_BYTES", "-5", "broker.websocket.max-frame-bytes", "a size such as 64 KiB")]
     [InlineData("BROKER_LOG_FORMAT", "xml", "broker.logging.format", "text or json")]
+    [InlineData("BROKER_AUTH_MODE", "maybe", "broker.auth.mode", "off, optional or required")]
+    [InlineData("BROKER_WS_COMPRESSION", "gzip", "broker.websocket.compression", "on or off")]
+    [InlineData("BROKER_ADMIN_TOKEN_FILE", "no-such-token", "broker.admin.token-file", "a readable file holding the admin API's token")]
     public async Task A_bad_environment_value_stops_the_broker_with_one_line_and_exit_code_2(string variable, string value, string key, string expected)
     {
         await using var broker = BrokerCommand.Start(new Dictionary<string, string?> { [variable] = value });
