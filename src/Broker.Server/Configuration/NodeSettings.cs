@@ -78,8 +78,10 @@ public sealed record NodeSettings
     {
         var http = HttpSettings.Bind(r);
         var admin = AdminSettings.Bind(r);
-        if (http.Port != 0 && admin.Port == http.Port)
-            throw r.Invalid("broker.admin.port", admin.Port.ToString(), "a port other than broker.http.port (the admin API has a listener of its own)");
+        // The same port number on two different addresses is fine (requests are told apart by listener).
+        if (http.Port != 0 && admin.Port == http.Port && Overlap(http.Address, admin.Address))
+            throw r.Invalid("broker.admin.port", admin.Port.ToString(),
+                "a port other than broker.http.port on the same address (the admin API has a listener of its own; another broker.admin.host may share the number)");
         var websocket = ConnectionSettings.Bind(r);
         var kafka = KafkaSettings.Bind(r);
         var embedded = EmbeddedLogSettings.Bind(r, kafka.BootstrapServers);
@@ -105,4 +107,9 @@ public sealed record NodeSettings
             Akka = r.Section("akka"),
         };
     }
+
+    /// <summary>Whether two listen addresses can take the same port (the same address, or either is every interface).</summary>
+    private static bool Overlap(System.Net.IPAddress a, System.Net.IPAddress b) =>
+        a.Equals(b) || a.Equals(System.Net.IPAddress.Any) || b.Equals(System.Net.IPAddress.Any)
+        || a.Equals(System.Net.IPAddress.IPv6Any) || b.Equals(System.Net.IPAddress.IPv6Any);
 }
