@@ -155,6 +155,15 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void The_admin_api_may_share_the_http_port_number_only_on_another_address()
+    {
+        var same = Load(new() { ["BROKER_HTTP_PORT"] = "8181", ["BROKER_ADMIN_PORT"] = "8181" });
+        Assert.Equal("broker.admin.port", Assert.Throws<SettingsException>(() => NodeSettings.Bind(same.Config)).Key);
+        var other = Load(new() { ["BROKER_HTTP_PORT"] = "8181", ["BROKER_ADMIN_PORT"] = "8181", ["BROKER_ADMIN_HOST"] = "127.0.0.2" });
+        Assert.Equal(8181, NodeSettings.Bind(other.Config).Admin.Port);
+    }
+
+    [Fact]
     public void Keys_of_a_namespace_entry_are_checked_and_named_by_index()
     {
         var config = Load().With("broker.namespaces = [{ pattern = \"a.*\" }, { pattern = \"b.*\", partitions = many }]");
