@@ -31,10 +31,12 @@ public static class LoggingSetup
                 });
                 break;
         }
+        // Level rules, not filter functions: a level set at run time (brokerctl log set-level,
+        // Logging/LogLevelSwitch) raises the rules more verbose than it and keeps the quieter ones.
         logging.SetMinimumLevel(settings.Level);
-        foreach (var category in settings.Quiet)
-            logging.AddFilter(category, level => level >= LogLevel.Warning && level >= settings.Level);
-        if (settings.Requests) logging.AddFilter(RequestCategory, level => level >= LogLevel.Information); // asked for: written at info whatever the level
+        var quiet = settings.Level > LogLevel.Warning ? settings.Level : LogLevel.Warning;
+        foreach (var category in settings.Quiet) logging.AddFilter(category, quiet);
+        if (settings.Requests) logging.AddFilter(RequestCategory, LogLevel.Information); // asked for: written at info whatever the level
         return logging;
     }
 

@@ -108,6 +108,45 @@ public sealed class SettingsReaderTests
         Assert.Equal(Path.Combine(Environment.CurrentDirectory, "data", "x.db"), Reader("p = \"./data/x.db\"").FilePath("p"));
 
     [Fact]
+    public void Properties_flatten_nested_objects_to_dotted_names_and_refuse_lists()
+    {
+        var r = Reader("""c { "security.protocol" = SASL_SSL, sasl { username = u, mechanisms = PLAIN } }, e {}, l { x = [1] }, s = text""");
+        Assert.Equal(new Dictionary<string, string> { ["security.protocol"] = "SASL_SSL", ["sasl.username"] = "u", ["sasl.mechanisms"] = "PLAIN" }, r.Properties("c"));
+        Assert.Empty(r.Properties("e"));
+        Assert.Equal("l.\"x\"", Assert.Throws<SettingsException>(() => r.Properties("l")).Key);
+        Assert.Equal("s", Assert.Throws<SettingsException>(() => r.Properties("s")).Key);
+    }
+
+    [Fact]
+    public void A_secret_file_is_read_trimmed_and_a_missing_or_empty_one_is_a_bad_value_of_its_key()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "  s3cret \n");
+            var r = Reader($"k = \"{file}\"");
+            Assert.Equal("s3cret", r.ReadSecret("k", file, "a secret"));
+            var missing = Assert.Throws<SettingsException>(() => r.ReadSecret("k", file + ".gone", "a secret"));
+            Assert.Equal(("k", file + ".gone"), (missing.Key, missing.Value));
+            Assert.Contains("no such file", missing.Expected);
+            File.WriteAllText(file, "\n");
+            Assert.Contains("is empty", Assert.Throws<SettingsException>(() => r.ReadSecret("k", file, "a secret")).Expected);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void An_optional_file_path_is_null_when_empty_and_absolute_otherwise()
+    {
+        var r = Reader("a = \"\", b = \"keys/jwks.json\"");
+        Assert.Null(r.OptionalFilePath("a"));
+        Assert.Equal(Path.Combine(Environment.CurrentDirectory, "keys", "jwks.json"), r.OptionalFilePath("b"));
+    }
+
+    [Fact]
     public void The_defaults_bind_into_the_core_records()
     {
         var r = new SettingsReader(BrokerDefaults.Config);
