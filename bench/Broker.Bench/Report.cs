@@ -1,0 +1,6 @@
+namespace Broker.Bench;
+
+public static class Report
+{
+    public static int Run(string[] args) => 0;
+}
