@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
-using Confluent.Kafka.Admin;
 
 namespace Broker.Bench;
 
@@ -20,7 +19,7 @@ public static class LastN
     public static async Task Run(Options o, Result r, Probe probe, CancellationToken deadline)
     {
         int history = o.Int("history", 150), last = o.Int("last", 100), repeats = o.Int("repeats", 3);
-        int fill = o.Int("fill", 1_000_000), fillTopics = o.Int("fill-topics", 10_000), fillSize = o.Int("fill-size", 100);
+        int fill = o.Int("fill", 1_000_000), fillTopics = o.Int("fill-topics", 10_000), fillSize = o.Int("fill-size", 16);
         int kafkaPort = o.Int("kafka-port", 0), partitions = o.Int("partitions", 12);
         var kafkaTopic = o.Str("kafka-topic", "broker.mx");
         r.Param("topic records", history).Param("last", last).Param("repeats", repeats)
@@ -50,9 +49,13 @@ public static class LastN
             else
             {
                 var a = probe.Take();
-                var (seconds, errors) = await Task.Run(() => Fill($"127.0.0.1:{kafkaPort}", kafkaTopic, partitions, o.Prefix, fill, fillTopics, fillSize, deadline), deadline);
+                var bootstrap = $"127.0.0.1:{kafkaPort}";
+                var (seconds, errors) = await Task.Run(() => Fill(bootstrap, kafkaTopic, o.Prefix, fill, fillTopics, fillSize, deadline), deadline);
                 var cpu = Probe.Between(a, probe.Take());
                 r.Metric("fill s", seconds).Metric("fill records/s", fill / seconds);
+                var (parts, retained) = Retained(bootstrap, kafkaTopic);
+                r.Metric("shared topic partitions", parts).Metric("shared topic records retained", retained);
+                if (parts != partitions) r.Metric("note", $"the shared Kafka topic has {parts} partitions, not {partitions}: no multiplexed namespace (plain mapping)?");
                 if (probe.HasServer) r.Metric("server CPU cores during fill", cpu.ServerCores);
                 if (errors > 0) r.Problem($"{errors} fill records not delivered");
             }
@@ -97,23 +100,30 @@ public static class LastN
         }
     }
 
-    /// <summary>Produces the fill; returns the seconds it took and how many records failed.</summary>
-    private static (double Seconds, long Errors) Fill(string bootstrap, string kafkaTopic, int partitions, string prefix, int count, int topics, int size, CancellationToken ct)
+    /// <summary>Partitions of the Kafka topic and the records it retains (high − low watermark, summed).</summary>
+    private static (int Partitions, long Records) Retained(string bootstrap, string kafkaTopic)
     {
-        using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).Build())
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).Build();
+        var topic = admin.GetMetadata(kafkaTopic, TimeSpan.FromSeconds(10)).Topics.FirstOrDefault();
+        if (topic is null) return (0, 0);
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = bootstrap, GroupId = "bench-lastn" }).Build();
+        long records = 0;
+        foreach (var p in topic.Partitions)
         {
-            try
-            {
-                admin.CreateTopicsAsync([new TopicSpecification { Name = kafkaTopic, NumPartitions = partitions, ReplicationFactor = 1 }])
-                    .Wait(TimeSpan.FromSeconds(15));
-            }
-            catch (AggregateException e) when (e.InnerException is CreateTopicsException c && c.Results.All(x => x.Error.Code == ErrorCode.TopicAlreadyExists))
-            {
-                // The broker created it (multiplexed namespace): fine.
-            }
+            var w = consumer.QueryWatermarkOffsets(new TopicPartition(kafkaTopic, p.PartitionId), TimeSpan.FromSeconds(10));
+            records += w.High - w.Low;
         }
+        return (topic.Partitions.Count, records);
+    }
+
+    /// <summary>Produces the fill; returns the seconds it took and how many records failed.</summary>
+    private static (double Seconds, long Errors) Fill(string bootstrap, string kafkaTopic, string prefix, int count, int topics, int size, CancellationToken ct)
+    {
+        // The shared Kafka topic is the broker's (created on the first publish above, with the
+        // namespace's partitions; the embedded log has no CreateTopics API and auto-creates unknown
+        // topics with 4 partitions, which is what happens with plain per-topic mapping).
         var keys = Enumerable.Range(0, topics).Select(i => Encoding.UTF8.GetBytes($"{prefix}.fill.{i}")).ToArray();
-        var value = Encoding.UTF8.GetBytes("{\"fill\":true,\"p\":\"" + new string('x', Math.Max(0, size - 20)) + "\"}");
+        var value = Encoding.UTF8.GetBytes("{\"f\":\"" + new string('x', Math.Max(0, size - 8)) + "\"}");
         var config = new ProducerConfig
         {
             BootstrapServers = bootstrap,

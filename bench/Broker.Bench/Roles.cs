@@ -118,31 +118,34 @@ public sealed class Publisher : IFrameHandler
     public void OnReply(FrameType type, long id, string? code)
     {
         if (type == FrameType.Pong) { _pong.TrySetResult(); return; }
+        if (type is not (FrameType.Ack or FrameType.Error)) return;
         var sends = _sends;
+        if (id < 0 || id >= sends.Base + sends.At.Length) return; // never sent
+        _window.Release(); // a late answer of an earlier run frees its window slot too
         var i = id - sends.Base;
-        if (i < 0 || i >= sends.At.Length) return; // not this run's
+        if (i < 0) return; // not this run's
         if (type == FrameType.Ack)
         {
             AckLatency.Add(Stopwatch.GetTimestamp() - sends.At[i]);
             Acked++;
         }
-        else if (type == FrameType.Error)
+        else
         {
             lock (Errors) Errors[code ?? "?"] = Errors.GetValueOrDefault(code ?? "?") + 1;
         }
-        else return;
-        _window.Release();
         if (Interlocked.Increment(ref _answered) == Volatile.Read(ref _target)) _allAnswered.TrySetResult();
     }
 
     /// <summary>
     /// Publishes <paramref name="count"/> messages of run <paramref name="run"/> (at <paramref name="rate"/>
-    /// per second when &gt; 0; no more sends after <paramref name="maxSend"/>) and waits until every
-    /// one is answered (targets with acks) or flushed with a ping (NATS). Returns false when the
-    /// connection ended first.
+    /// per second when &gt; 0; no more sends after <paramref name="maxSend"/>, also while waiting for
+    /// the window) and waits until every one is answered (targets with acks) or flushed with a ping
+    /// (NATS). Returns false when the connection ended first. A run starts only after the previous
+    /// run's sending stopped (a caller that gave up waiting for answers may start the next run).
     /// </summary>
     public async Task<bool> RunAsync(long run, int count, double rate, TimeSpan maxSend, CancellationToken ct)
     {
+        await _sending.WaitAsync(ct);
         var sends = _sends = new Sends(_sends.Base + _sends.At.Length, new long[count]);
         _answered = 0;
         _target = int.MaxValue;
@@ -150,31 +153,9 @@ public sealed class Publisher : IFrameHandler
         _pong = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         AckLatency = new Histogram();
         Acked = Sent = 0;
-        var acks = _client.AcksPublishes;
-        var start = Stopwatch.GetTimestamp();
-        var stopAt = start + (long)(maxSend.TotalSeconds * Stopwatch.Frequency);
-        for (var i = 0; i < count; i++)
-        {
-            if (acks) await _window.WaitAsync(ct);
-            if (rate > 0)
-            {
-                var due = start + (long)(i * Stopwatch.Frequency / rate);
-                var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
-                if (ahead > TimeSpan.Zero) await Task.Delay(ahead, ct);
-            }
-            var now = Stopwatch.GetTimestamp();
-            if (now > stopAt)
-            {
-                if (acks) _window.Release();
-                break;
-            }
-            sends.At[i] = now;
-            var len = Data.Write(_data, now, i, run, _payload.Size, _payload.Json);
-            await _client.PublishAsync(sends.Base + i, _topics[i % _topics.Length], _data.AsMemory(0, len), _keys > 0 ? i % _keys : -1, ct);
-            Sent++;
-        }
-        SendSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        if (acks)
+        var sending = _sending = SendAll(sends, run, count, rate, maxSend, ct);
+        await sending;
+        if (_client.AcksPublishes)
         {
             Volatile.Write(ref _target, Sent);
             if (Volatile.Read(ref _answered) >= Sent) _allAnswered.TrySetResult();
@@ -184,6 +165,46 @@ public sealed class Publisher : IFrameHandler
         await _client.PingAsync(0, ct);
         await Task.WhenAny(_pong.Task, _client.Ended).WaitAsync(ct);
         return _pong.Task.IsCompleted;
+    }
+
+    private Task _sending = Task.CompletedTask;
+
+    private async Task SendAll(Sends sends, long run, int count, double rate, TimeSpan maxSend, CancellationToken ct)
+    {
+        var acks = _client.AcksPublishes;
+        var start = Stopwatch.GetTimestamp();
+        var stopAt = start + (long)(maxSend.TotalSeconds * Stopwatch.Frequency);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                if (acks)
+                {
+                    var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), stopAt);
+                    if (left <= TimeSpan.Zero || !await _window.WaitAsync(left, ct)) break;
+                }
+                if (rate > 0)
+                {
+                    var due = start + (long)(i * Stopwatch.Frequency / rate);
+                    var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                    if (ahead > TimeSpan.Zero) await Task.Delay(ahead, ct);
+                }
+                var now = Stopwatch.GetTimestamp();
+                if (now > stopAt)
+                {
+                    if (acks) _window.Release();
+                    break;
+                }
+                sends.At[i] = now;
+                var len = Data.Write(_data, now, i, run, _payload.Size, _payload.Json);
+                await _client.PublishAsync(sends.Base + i, _topics[i % _topics.Length], _data.AsMemory(0, len), _keys > 0 ? i % _keys : -1, ct);
+                Sent++;
+            }
+        }
+        finally
+        {
+            SendSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
     }
 
     public Task CloseAsync() => _client.CloseAsync();
