@@ -170,8 +170,8 @@ for target in "${TARGET_LIST[@]}"; do
       bench "$target" fanout-json fanout --rate 120 --seconds 10 --payload json
       bench "$target" fanout-json-deflate fanout --rate 120 --seconds 10 --payload json --compress 1
     fi
-    want overload && bench "$target" overload fanout --rate 2000 --seconds 5 --drain 10 --lenient 1
-    want overload && [[ $target == broker && $BATCH == 1 ]] && bench broker overload-batch fanout --rate 2000 --seconds 5 --drain 10 --lenient 1 --batch 1
+    want overload && bench "$target" overload fanout --rate 2000 --seconds 5 --drain 10 --lenient 1 --window 10000
+    want overload && [[ $target == broker && $BATCH == 1 ]] && bench broker overload-batch fanout --rate 2000 --seconds 5 --drain 10 --lenient 1 --window 10000 --batch 1
     stop_server
   fi
   if want idle; then

@@ -285,7 +285,7 @@ public sealed class Conn : IBenchClient
                 if (k >= 0)
                 {
                     var v = obj[(k + 7)..];
-                    key = v.Length > 1 && v[0] == (byte)'k' && Utf8Parser.TryParse(v[1..], out long n, out var used) && v[1 + used] == (byte)'"' ? n : -2;
+                    key = v.Length > 1 && v[0] == (byte)'k' && Utf8Parser.TryParse(v[1..], out long n, out var used) && 1 + used < v.Length && v[1 + used] == (byte)'"' ? n : -2;
                 }
                 _handler.OnMessage(new Delivery(seq, sentAt, run, key));
                 return;

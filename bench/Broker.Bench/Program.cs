@@ -15,7 +15,7 @@ const string Usage = """
                --size 100 (data bytes)  --payload pad|json (json: a ~300-byte realistic order update)
                --prefix bench (topics are <prefix>.<scenario>.<random>)  --keys 0 (K > 0: publish i carries key "k{i % K}")
                --batch 0|1 (broker: connect with ?batch=1)  --compress 0|1 (offer permessage-deflate)
-      fanout:      --subscribers 1000 --rate 120 --seconds 10 --warmup 2 --drain 10 --window 256 --join-parallel 16
+      fanout:      --subscribers 1000 --rate 120 --seconds 10 --warmup 2 --drain 10 --window 4096 --join-parallel 16
                    --lenient 0 (1: missing messages and server closes are reported, not problems: overload)
       fanout-max:  --subscribers 1000 --start 100 --max 12800 --step-seconds 5 --bisect 3 --p99-ms 100 --drain 3
       many-topics: --topics 1000 --per-topic 2 --rate 5000 --seconds 10 --drain 10 --p99-ms 50

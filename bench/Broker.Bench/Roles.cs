@@ -318,9 +318,13 @@ public sealed class Subscriber : IFrameHandler
 
         internal void Fail() => _done.TrySetResult(); // nothing more will come: do not wait for it (DoneAt stays 0)
 
+        /// <summary>Stopwatch timestamp of this run's last message so far (0: none).</summary>
+        public long LastAt { get; private set; }
+
         internal void Add(in Delivery d, long now)
         {
             Received++;
+            LastAt = now;
             Latency.Add(now - d.SentAt);
             var rel = d.Seq - offset;
             if (rel < 0 || rel % stride != 0 || rel / stride >= expected) { Foreign++; return; }

@@ -40,7 +40,7 @@ public static class Scenarios
 
         await using var g = await Group.JoinAsync(o, [Topic(o, "fan")], n, deadline);
         r.Metric("connect+subscribe s", g.JoinSeconds);
-        var pub = await Publisher.OpenAsync(o.Endpoint, g.Topics, o.Payload, o.Int("window", 256), o.Keys, deadline);
+        var pub = await Publisher.OpenAsync(o.Endpoint, g.Topics, o.Payload, o.Int("window", 4096), o.Keys, deadline);
         g.Add(pub);
         if (warmup > 0)
         {
@@ -75,7 +75,7 @@ public static class Scenarios
         {
             await using var g = await Group.JoinAsync(o, Enumerable.Range(0, topics).Select(_ => Topic(o, "many")).ToArray(), topics * per, deadline);
             r.Metric("connect+subscribe s", g.JoinSeconds);
-            var pub = await Publisher.OpenAsync(o.Endpoint, g.Topics, o.Payload, o.Int("window", 1024), o.Keys, deadline);
+            var pub = await Publisher.OpenAsync(o.Endpoint, g.Topics, o.Payload, o.Int("window", 4096), o.Keys, deadline);
             g.Add(pub);
             var s = await Step.Run(g, pub, 1, rate, t, TimeSpan.FromSeconds(o.Int("drain", 10)), p99, probe, deadline);
             s.Report(r, probe, detailed: true);
@@ -105,7 +105,7 @@ public static class Scenarios
         try
         {
             r.Metric("connect+subscribe s", g.JoinSeconds);
-            var window = o.Int("window", 1024);
+            var window = o.Int("window", 4096);
             var pub = await Publisher.OpenAsync(o.Endpoint, g.Topics, o.Payload, window, o.Keys, deadline);
             g.Add(pub);
             long run = 0;
@@ -243,6 +243,23 @@ public static class Scenarios
             var (frames0, arrays0, bytes0) = g.ClientCounters();
             var a = probe.Take();
             var start = Stopwatch.GetTimestamp();
+            // CPU and bytes are sampled every 200 ms, so that the window can end at the last delivery
+            // (time spent waiting for messages that never come does not dilute the figures).
+            var samples = new List<Probe.Snapshot> { a };
+            using var sampling = new CancellationTokenSource();
+            var sampler = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        await Task.Delay(200, sampling.Token);
+                        var x = probe.Take();
+                        lock (samples) samples.Add(x);
+                    }
+                }
+                catch (OperationCanceledException) { }
+            }, CancellationToken.None);
             // The pacer may run a little late; sending stops 10% + 1 s after the nominal end.
             var maxSend = TimeSpan.FromSeconds(seconds * 1.1 + 1);
             var publishing = pub.RunAsync(run, count, rate, maxSend, ct);
@@ -256,13 +273,18 @@ public static class Scenarios
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
             var outcome = g.Collect();
-            var end = outcome.AllDone ? outcome.LastDoneAt : Stopwatch.GetTimestamp();
             var b = probe.Take();
+            await sampling.CancelAsync();
+            await sampler;
+            // The measured window ends with the last delivery of this run (or now, when none came).
+            var end = outcome.AllDone ? outcome.LastDoneAt : outcome.LastAt > start ? outcome.LastAt : b.At;
+            Probe.Snapshot atEnd;
+            lock (samples) atEnd = samples.Append(b).First(x => x.At >= end);
             var (frames1, arrays1, bytes1) = g.ClientCounters();
             var published = publishing.IsCompletedSuccessfully && publishing.Result && pub.Sent == count;
             return new Step
             {
-                Rate = rate, Count = count, Pub = pub, Outcome = outcome, Cpu = Probe.Between(a, b),
+                Rate = rate, Count = count, Pub = pub, Outcome = outcome, Cpu = Probe.Between(a, atEnd),
                 Seconds = Math.Max(1e-3, Stopwatch.GetElapsedTime(start, end).TotalSeconds),
                 PublishedAll = published && (!pub.AcksPublishes || pub.Acked == count), P99Limit = p99Limit,
                 Frames = frames1 - frames0, ArrayFrames = arrays1 - arrays0, Bytes = bytes1 - bytes0,
@@ -358,7 +380,7 @@ public static class Scenarios
         }
 
         public readonly record struct Outcome(int Subscribers, int Complete, long Due, long Received, long Missing, long Duplicates, long OutOfOrder,
-            long Foreign, long WrongKey, LatencySummary EndToEnd, bool AllDone, long LastDoneAt)
+            long Foreign, long WrongKey, LatencySummary EndToEnd, bool AllDone, long LastDoneAt, long LastAt)
         {
             public bool Clean => Duplicates == 0 && OutOfOrder == 0 && Foreign == 0 && WrongKey == 0;
         }
@@ -369,7 +391,8 @@ public static class Scenarios
             var all = runs.All(x => x.DoneAt != 0);
             return new Outcome(runs.Length, runs.Count(x => x.Missing == 0), runs.Sum(x => (long)x.Expected), runs.Sum(x => (long)x.Received),
                 runs.Sum(x => (long)x.Missing), runs.Sum(x => (long)x.Duplicates), runs.Sum(x => (long)x.OutOfOrder), runs.Sum(x => (long)x.Foreign),
-                runs.Sum(x => (long)x.WrongKey), Histogram.Summarize(runs.Select(x => x.Latency)), all, all ? runs.Max(x => x.DoneAt) : 0);
+                runs.Sum(x => (long)x.WrongKey), Histogram.Summarize(runs.Select(x => x.Latency)), all, all ? runs.Max(x => x.DoneAt) : 0,
+                runs.Max(x => x.LastAt));
         }
 
         /// <summary>Connections the server closed (or that failed) before the bench closed them.</summary>
