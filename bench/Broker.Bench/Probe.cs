@@ -19,10 +19,14 @@ public sealed class Probe(int pid)
 
     public readonly record struct Window(double Seconds, double ServerCores, double ToolCores, long WireBytes)
     {
-        public void Report(Result r, bool hasServer)
+        /// <summary>Cores used over the window, and (with <paramref name="per"/> &gt; 0) CPU µs per unit of work: less sensitive to other work on the machine than cores.</summary>
+        public void Report(Result r, bool hasServer, long per = 0, string unit = "delivery", string suffix = "")
         {
-            if (hasServer) r.Metric("server CPU cores", ServerCores);
-            r.Metric("tool CPU cores", ToolCores);
+            if (hasServer) r.Metric($"server CPU cores{suffix}", ServerCores);
+            r.Metric($"tool CPU cores{suffix}", ToolCores);
+            if (per <= 0) return;
+            if (hasServer) r.Metric($"server CPU µs per {unit}{suffix}", ServerCores * Seconds * 1e6 / per);
+            r.Metric($"tool CPU µs per {unit}{suffix}", ToolCores * Seconds * 1e6 / per);
         }
     }
 

@@ -190,8 +190,7 @@ public static class Scenarios
             {
                 r.Metric("deliveries/s at max", best.DeliveriesPerSecond);
                 r.Latency("e2e at max", best.Outcome.EndToEnd);
-                if (probe.HasServer) r.Metric("server CPU cores at max", best.Cpu.ServerCores);
-                r.Metric("tool CPU cores at max", best.Cpu.ToolCores);
+                best.Cpu.Report(r, probe.HasServer, best.Outcome.Received, suffix: " at max");
             }
             r.Metric("steps", string.Join(" ", steps.Select(s => s.Summary)));
             r.Metric("search s", budget.Elapsed.TotalSeconds);
@@ -302,7 +301,7 @@ public static class Scenarios
             r.Metric("deliveries/s", DeliveriesPerSecond);
             r.Latency("e2e", Outcome.EndToEnd);
             if (Pub.AcksPublishes) r.Latency("publish→ack", Ack);
-            Cpu.Report(r, probe.HasServer);
+            Cpu.Report(r, probe.HasServer, Outcome.Received);
             if (!detailed) return;
             if (Outcome.Received > 0)
             {
@@ -456,7 +455,7 @@ public static class Scenarios
             }
             r.Metric("seconds", elapsed);
             if (latency) r.Metric("publish rate/s", sent / elapsed);
-            cpu.Report(r, probe.HasServer);
+            cpu.Report(r, probe.HasServer, acks ? acked : sent, "publish");
             var errors = pubs.SelectMany(x => x.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key} ×{g.Sum(e => e.Value)}").ToArray();
             if (errors.Length > 0) r.Problem($"publish errors: {string.Join(", ", errors)}");
             await ReportEnds(r, pubs.Select(x => x.Ended));
