@@ -281,10 +281,14 @@ public sealed class Subscriber : IFrameHandler
         }
     }
 
+    /// <summary>Messages received, of any run.</summary>
+    public long Messages { get; private set; }
+
     public void OnMessage(in Delivery d)
     {
         var now = Stopwatch.GetTimestamp();
         LastReceivedAt = now;
+        Messages++;
         var run = _run;
         if (d.Run != run.Id) { Stale++; return; }
         run.Add(d, now);

@@ -218,6 +218,8 @@ public static class Scenarios
         public required long Frames { get; init; }
         public required long ArrayFrames { get; init; }
         public required long Bytes { get; init; }
+        /// <summary>Messages the subscribers received in the window, of any run (a previous step's late ones too): what the bytes carried.</summary>
+        public required long Messages { get; init; }
         public int Acked { get; init; }
         public int Sent { get; init; }
         public double SendSeconds { get; init; }
@@ -239,7 +241,7 @@ public static class Scenarios
         {
             var count = Math.Max(1, (int)Math.Ceiling((double)rate * seconds / g.Topics.Length)) * g.Topics.Length;
             g.Expect(run, count);
-            var (frames0, arrays0, bytes0) = g.ClientCounters();
+            var (frames0, arrays0, bytes0, messages0) = g.ClientCounters();
             var a = probe.Take();
             var start = Stopwatch.GetTimestamp();
             // CPU and bytes are sampled every 200 ms, so that the window can end at the last delivery
@@ -279,14 +281,14 @@ public static class Scenarios
             var end = outcome.AllDone ? outcome.LastDoneAt : outcome.LastAt > start ? outcome.LastAt : b.At;
             Probe.Snapshot atEnd;
             lock (samples) atEnd = samples.Append(b).First(x => x.At >= end);
-            var (frames1, arrays1, bytes1) = g.ClientCounters();
+            var (frames1, arrays1, bytes1, messages1) = g.ClientCounters();
             var published = publishing.IsCompletedSuccessfully && publishing.Result && pub.Sent == count;
             return new Step
             {
                 Rate = rate, Count = count, Pub = pub, Outcome = outcome, Cpu = Probe.Between(a, atEnd),
                 Seconds = Math.Max(1e-3, Stopwatch.GetElapsedTime(start, end).TotalSeconds),
                 PublishedAll = published && (!pub.AcksPublishes || pub.Acked == count), P99Limit = p99Limit,
-                Frames = frames1 - frames0, ArrayFrames = arrays1 - arrays0, Bytes = bytes1 - bytes0,
+                Frames = frames1 - frames0, ArrayFrames = arrays1 - arrays0, Bytes = bytes1 - bytes0, Messages = messages1 - messages0,
                 Acked = pub.Acked, Sent = pub.Sent, SendSeconds = pub.SendSeconds, Ack = Histogram.Summarize([pub.AckLatency]),
             };
         }
@@ -303,10 +305,10 @@ public static class Scenarios
             if (Pub.AcksPublishes) r.Latency("publish→ack", Ack);
             Cpu.Report(r, probe.HasServer, Outcome.Received);
             if (!detailed) return;
-            if (Outcome.Received > 0)
+            if (Messages > 0)
             {
-                r.Metric("wire bytes per delivery", (double)Cpu.WireBytes / Outcome.Received);
-                r.Metric("payload bytes per delivery", (double)Bytes / Outcome.Received);
+                r.Metric("wire bytes per delivery", (double)Cpu.WireBytes / Messages);
+                r.Metric("payload bytes per delivery", (double)Bytes / Messages);
             }
             r.Metric("frames received", Frames).Metric("array frames received", ArrayFrames);
             r.Metric("subscribers with every message", $"{Outcome.Complete} / {Outcome.Subscribers}");
@@ -357,11 +359,11 @@ public static class Scenarios
 
         public IEnumerable<Task> DoneTasks() => Subs.Select(s => s.Run.Done);
 
-        public (long Frames, long Arrays, long Bytes) ClientCounters()
+        public (long Frames, long Arrays, long Bytes, long Messages) ClientCounters()
         {
-            long f = 0, a = 0, b = 0;
-            foreach (var s in Subs) { f += s.Client.Frames; a += s.Client.ArrayFrames; b += s.Client.Bytes; }
-            return (f, a, b);
+            long f = 0, a = 0, b = 0, m = 0;
+            foreach (var s in Subs) { f += s.Client.Frames; a += s.Client.ArrayFrames; b += s.Client.Bytes; m += s.Messages; }
+            return (f, a, b, m);
         }
 
         public bool AnyEnded => Subs.Any(s => s.Ended.IsCompleted) || _pubs.Any(p => p.Ended.IsCompleted);
