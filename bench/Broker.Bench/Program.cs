@@ -17,7 +17,7 @@ const string Usage = """
                --batch 0|1 (broker: connect with ?batch=1)  --compress 0|1 (offer permessage-deflate)
       fanout:      --subscribers 1000 --rate 120 --seconds 10 --warmup 2 --drain 10 --window 4096 --join-parallel 16
                    --lenient 0 (1: missing messages and server closes are reported, not problems: overload)
-      fanout-max:  --subscribers 1000 --start 100 --max 12800 --step-seconds 5 --bisect 3 --p99-ms 100 --drain 3
+      fanout-max:  --subscribers 1000 --start 100 --max 12800 --step-seconds 5 --bisect 3 --retries 1 --p99-ms 100 --drain 3
       many-topics: --topics 1000 --per-topic 2 --rate 5000 --seconds 10 --drain 10 --p99-ms 50
                    --search 1 (then the highest passing rate: --step-seconds 5 --bisect 3 --max 64000)
       publish:     --publishers 1 --messages 200000 (each) --window 1024 --seconds 10 (sending stops then) --rate 0
@@ -89,14 +89,14 @@ namespace Broker.Bench
         [
             "port", "timeout", "size", "publishers", "messages", "window", "subscribers", "rate", "seconds", "drain", "join-parallel",
             "count", "clients", "warm", "keys", "server-pid", "batch", "compress", "warmup", "lenient", "start", "max", "step-seconds",
-            "bisect", "p99-ms", "topics", "per-topic", "search", "shared-topic", "connections", "per-connection", "settle", "open-parallel",
+            "bisect", "retries", "p99-ms", "topics", "per-topic", "search", "shared-topic", "connections", "per-connection", "settle", "open-parallel",
             "history", "last", "repeats", "fill", "fill-topics", "fill-size", "kafka-port", "partitions",
         ];
 
         private static readonly HashSet<string> Strings = ["target", "payload", "prefix", "kafka-topic", "label"];
 
         /// <summary>Options that may be 0 (all other numbers must be positive).</summary>
-        private static readonly HashSet<string> ZeroAllowed = ["keys", "batch", "compress", "warmup", "lenient", "search", "shared-topic", "warm", "rate", "fill", "server-pid", "settle", "bisect"];
+        private static readonly HashSet<string> ZeroAllowed = ["keys", "batch", "compress", "warmup", "lenient", "search", "shared-topic", "warm", "rate", "fill", "server-pid", "settle", "bisect", "retries"];
 
         /// <summary>The longest <c>--prefix</c>: a topic name is the prefix, a dot, the scenario, a dot and 12 or more random characters, so ≤ 200.</summary>
         public const int MaxPrefix = 150;

@@ -371,7 +371,9 @@ public static class Report
         Line("same, broker with `?batch=1`", "fanout-max", "max rate msg/s", brokerLabel: "fanout-max-batch");
         Line("fanout 1,000 × 120 msg/s: p99 end to end (ms)", "fanout", "e2e p99 ms");
         Line("fanout 1,000 × 120 msg/s: server CPU (cores)", "fanout", "server CPU cores");
+        Line("fanout 1,000 × 120 msg/s: server CPU per delivery (µs)", "fanout", "server CPU µs per delivery");
         Line("fanout 1,000 × 2,000 msg/s (overload): deliveries/s", "overload", "deliveries/s");
+        Line("same, broker with `?batch=1`", "overload", "deliveries/s", brokerLabel: "overload-batch");
         Line("1,000 topics × 2 subscribers at 5,000 msg/s: delivered fraction", "many-topics", "delivered fraction");
         Line("same: p99 end to end (ms)", "many-topics", "e2e p99 ms");
         Line("many topics: highest passing rate (msg/s)", "many-topics", "max rate msg/s");

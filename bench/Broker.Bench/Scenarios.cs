@@ -89,7 +89,7 @@ public static class Scenarios
 
     /// <summary>
     /// Rate search: doubling from <paramref name="start"/> while steps pass (halving while they fail), then
-    /// --bisect steps of bisection. A step passes when the publisher kept the rate, every message was
+    /// --bisect steps of bisection; a rate fails only when --retries + 1 steps at it failed. A step passes when the publisher kept the rate, every message was
     /// delivered within --drain s of the last publish, nothing was duplicated or reordered, and p99 end
     /// to end stayed under --p99-ms. A failed step is followed by a quiet pause; subscribers the server
     /// closed are replaced (fresh topics). With <paramref name="fixedRate"/> a first, longer step at that
@@ -147,12 +147,18 @@ public static class Scenarios
                 await g.QuiesceAsync(deadline);
             }
 
+            // A failed rate is tried once more (--retries): one latency spike from other work on the
+            // machine would otherwise end the search.
+            var retries = o.Int("retries", 1);
             async Task<bool> Pass(int rate)
             {
-                if (deadline.IsCancellationRequested) return false;
-                var s = await RunStep(rate, stepSeconds, drain, p99);
-                steps.Add(s);
-                return s.Passed;
+                for (var attempt = 0; attempt <= retries && !deadline.IsCancellationRequested; attempt++)
+                {
+                    var s = await RunStep(rate, stepSeconds, drain, p99);
+                    steps.Add(s);
+                    if (s.Passed) return true;
+                }
+                return false;
             }
 
             int lo = 0, hi = 0, rt = start;
