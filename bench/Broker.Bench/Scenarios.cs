@@ -98,7 +98,7 @@ public static class Scenarios
     private static async Task Search(Options o, Result r, Probe probe, string scenario, int topicCount, int subscribers, int start, CancellationToken deadline,
         (int Rate, int Seconds, int P99)? fixedRate = null)
     {
-        int stepSeconds = o.Int("step-seconds", 5), bisect = o.Int("bisect", 3), max = o.Int("max", 12_800), p99 = o.Int("p99-ms", 100);
+        int stepSeconds = o.Int("step-seconds", 5), bisect = o.Int("bisect", 3), max = o.Int("max", 12_800), p99 = o.Int("p99-ms", fixedRate?.P99 ?? 100);
         var drain = TimeSpan.FromSeconds(o.Int("drain", 3));
         string[] NewTopics() => Enumerable.Range(0, topicCount).Select(_ => Topic(o, scenario)).ToArray();
         var g = await Group.JoinAsync(o, NewTopics(), subscribers, deadline);
