@@ -200,7 +200,7 @@ done
 cat >"$RESULTS/meta.json" <<META
 {
   "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
-  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown) ($(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo 'not a git checkout'))$(git diff --quiet HEAD -- src bench 2>/dev/null || echo ', with uncommitted changes')",
+  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown) ($(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo 'not a git checkout'))$(git diff --quiet HEAD -- src bench ':!bench/results' 2>/dev/null || echo ', with uncommitted changes')",
   "machine": "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr), .NET $(dotnet --version)",
   "nats": "$(command -v nats-server >/dev/null && nats-server --version | sed 's/nats-server: /nats-server /' || echo 'nats-server (not installed)')",
   "load_before": "$LOAD_BEFORE",
