@@ -124,31 +124,35 @@ public sealed class Quotas : IDisposable
 public sealed class ConnectionQuota : IDisposable
 {
     private readonly Quotas _node;
-    private readonly TokenBucketRateLimiter? _publishes;
-    private readonly TokenBucketRateLimiter? _bytes;
-    private readonly TokenBucketRateLimiter? _subscribes;
+    private readonly TokenBucket? _publishes;
+    private readonly TokenBucket? _bytes;
+    private readonly TokenBucket? _subscribes;
 
     internal ConnectionQuota(Quotas node)
     {
         _node = node;
         var l = node.Limits;
-        if (l.PublishesPerSecond > 0) _publishes = new TokenBucketRateLimiter(Quotas.Bucket(l.PublishesPerSecond));
-        if (l.PublishBytesPerSecond > 0) _bytes = new TokenBucketRateLimiter(Quotas.Bucket((int)Math.Min(int.MaxValue, l.PublishBytesPerSecond)));
-        if (l.SubscribesPerSecond > 0) _subscribes = new TokenBucketRateLimiter(Quotas.Bucket(l.SubscribesPerSecond));
+        if (l.PublishesPerSecond > 0) _publishes = new TokenBucket(l.PublishesPerSecond);
+        if (l.PublishBytesPerSecond > 0) _bytes = new TokenBucket(l.PublishBytesPerSecond);
+        if (l.SubscribesPerSecond > 0) _subscribes = new TokenBucket(l.SubscribesPerSecond);
     }
 
     /// <summary>Null when one more publish of <paramref name="bytes"/> bytes is within this connection's and its subject's rates.</summary>
     public ProtocolError? Publish(string partition, int bytes) =>
-        Quotas.Take(_publishes, 1, "publishes on this connection")
-        ?? Quotas.Take(_bytes, bytes, "publish bytes on this connection")
+        Take(_publishes, 1, "publishes on this connection")
+        ?? Take(_bytes, bytes, "publish bytes on this connection")
         ?? _node.SubjectPublish(partition, bytes);
 
-    public ProtocolError? Subscribe() => Quotas.Take(_subscribes, 1, "subscribes on this connection");
+    public ProtocolError? Subscribe() => Take(_subscribes, 1, "subscribes on this connection");
+
+    private static ProtocolError? Take(TokenBucket? bucket, long permits, string what)
+    {
+        if (bucket is null || bucket.TryTake(permits, out var after)) return null;
+        var retry = Math.Max(1, (long)Math.Ceiling(after.TotalMilliseconds));
+        return new ProtocolError(ErrorCodes.RateLimited, $"too many {what}: retry in {retry} ms", retry);
+    }
 
     public void Dispose()
     {
-        _publishes?.Dispose();
-        _bytes?.Dispose();
-        _subscribes?.Dispose();
     }
 }

@@ -45,7 +45,8 @@ public sealed class TestBroker : IAsyncDisposable
         return new TestBroker(app);
     }
 
-    public Task<WsClient> ConnectAsync(string query = "") => WsClient.ConnectAsync(new Uri(WsUri + query));
+    public Task<WsClient> ConnectAsync(string query = "", Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null) =>
+        WsClient.ConnectAsync(new Uri(WsUri + query), configure: configure);
 
     /// <summary>Connects with <c>Authorization: Bearer <paramref name="token"/></c> on the upgrade.</summary>
     public Task<WsClient> ConnectWithTokenAsync(string token, string query = "") =>

@@ -24,6 +24,20 @@ public sealed class WsClient : IAsyncDisposable
 
     public ClientWebSocket Socket => _socket;
 
+    private int _arrayFrames, _largestArrayFrame;
+
+    /// <summary>Frames that held a JSON array of server objects (only a client connected with <c>?batch=1</c> gets them).</summary>
+    public int ArrayFrames => Volatile.Read(ref _arrayFrames);
+
+    /// <summary>Bytes of the largest array frame received.</summary>
+    public int LargestArrayFrame => Volatile.Read(ref _largestArrayFrame);
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        var seen = Volatile.Read(ref target);
+        while (value > seen && Interlocked.CompareExchange(ref target, value, seen) is var actual && actual != seen) seen = actual;
+    }
+
     /// <summary>Completes with the close status the server sent (or null when the connection just dropped).</summary>
     public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
 
@@ -60,8 +74,15 @@ public sealed class WsClient : IAsyncDisposable
                     _closed.TrySetResult((r.CloseStatus, r.CloseStatusDescription));
                     return;
                 }
-                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!.AsObject();
-                await _frames.Writer.WriteAsync(node);
+                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!;
+                if (node is JsonArray array)
+                {
+                    // A batching client (?batch=1) gets several server objects in one frame.
+                    Interlocked.Increment(ref _arrayFrames);
+                    InterlockedMax(ref _largestArrayFrame, count);
+                    foreach (var item in array) await _frames.Writer.WriteAsync(item!.DeepClone().AsObject());
+                }
+                else await _frames.Writer.WriteAsync(node.AsObject());
             }
         }
         catch (Exception)
