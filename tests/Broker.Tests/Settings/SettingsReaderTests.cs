@@ -110,7 +110,12 @@ public sealed class SettingsReaderTests
     [Fact]
     public void Properties_flatten_nested_objects_to_dotted_names_and_refuse_lists()
     {
-        var r = Reader("""c { "security.protocol" = SASL_SSL, sasl { username = u, mechanisms = PLAIN } }, e {}, l { x = [1] }, s = text""");
+        var r = Reader("""
+            c { "security.protocol" = SASL_SSL, sasl { username = u, mechanisms = PLAIN } }
+            e {}
+            l { x = [1] }
+            s = text
+            """);
         Assert.Equal(new Dictionary<string, string> { ["security.protocol"] = "SASL_SSL", ["sasl.username"] = "u", ["sasl.mechanisms"] = "PLAIN" }, r.Properties("c"));
         Assert.Empty(r.Properties("e"));
         Assert.Equal("l.\"x\"", Assert.Throws<SettingsException>(() => r.Properties("l")).Key);
