@@ -45,6 +45,19 @@ public sealed class TestBroker : IAsyncDisposable
         return new TestBroker(app);
     }
 
+    /// <summary>
+    /// broker.limits' publish rates off: a test of something else that publishes faster than the
+    /// defaults allow (5,000 publishes and 16 MiB per second per connection) would get rate_limited
+    /// on a fast machine.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> NoPublishRateLimits { get; } = new Dictionary<string, string>
+    {
+        ["broker.limits.publishes-per-second"] = "0",
+        ["broker.limits.publish-bytes-per-second"] = "0",
+        ["broker.limits.subject-publishes-per-second"] = "0",
+        ["broker.limits.subject-publish-bytes-per-second"] = "0",
+    };
+
     public Task<WsClient> ConnectAsync(string query = "", Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null) =>
         WsClient.ConnectAsync(new Uri(WsUri + query), configure: configure);
 
@@ -61,6 +74,9 @@ public sealed class TestBroker : IAsyncDisposable
 
 /// <summary>One broker with the default settings shared by the tests of a class (tests use distinct topic names).</summary>
 public sealed class BrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>());
+
+/// <summary>One broker without publish rate limits, for tests that publish as fast as they can (thousands of pipelined publishes).</summary>
+public sealed class UnlimitedBrokerFixture() : ConfiguredBrokerFixture(TestBroker.NoPublishRateLimits);
 
 /// <summary>One broker with its own settings (HOCON keys), shared by the tests of a class.</summary>
 public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides) : IAsyncLifetime
