@@ -14,7 +14,7 @@ namespace Broker.DevKafka;
 /// <para>
 /// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) is
 /// created automatically, like a Kafka broker with auto.create.topics.enable does: with
-/// <c>autoCreatePartitions</c> partitions when given (the mock alone would create 4, and has no
+/// <c>autoCreatePartitions</c> partitions (or per topic, <c>autoCreatePartitionsOf</c>) when given (the mock alone would create 4, and has no
 /// setting for it). The forwarder creates such topics itself before the Metadata request that
 /// names them reaches the mock, so it must see every Metadata request of those clients: with
 /// <c>autoCreatePartitions</c> on loopback, clients other than the broker's own (whose
@@ -49,6 +49,15 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     public static MockKafkaCluster Start(string host = "127.0.0.1", int port = 9092, int brokers = 1, int? autoCreatePartitions = null)
     {
         if (autoCreatePartitions is < 1) throw new ArgumentOutOfRangeException(nameof(autoCreatePartitions));
+        return Start(host, port, brokers, autoCreatePartitions is { } n ? _ => n : null);
+    }
+
+    /// <summary>
+    /// As <see cref="Start(string, int, int, int?)"/>, with the partitions of a topic that a client
+    /// names first chosen per Kafka topic (the broker maps it back to its namespace).
+    /// </summary>
+    public static MockKafkaCluster Start(string host, int port, int brokers, Func<string, int>? autoCreatePartitionsOf)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(brokers, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         var address = IPAddress.TryParse(host, out var ip)
@@ -88,9 +97,9 @@ public sealed unsafe class MockKafkaCluster : IDisposable
             var addresses = new List<string>();
             var forwarderPorts = new int[brokers + 1];
             var loopback = IPAddress.IsLoopback(address);
-            MetadataHooks? hooks = autoCreatePartitions is { } partitions
+            MetadataHooks? hooks = autoCreatePartitionsOf is { } partitionsOf
                 ? new MetadataHooks(
-                    request => cluster.CreateRequestedTopics(request.Span, partitions),
+                    request => cluster.CreateRequestedTopics(request.Span, partitionsOf),
                     // Off loopback the mock advertises the forwarders itself: every client stays on them.
                     loopback ? clientId => clientId?.StartsWith(BrokerClientIdPrefix, StringComparison.Ordinal) != true : null,
                     id => id >= 1 && id <= brokers ? (host, Volatile.Read(ref forwarderPorts[id])) : null)
@@ -131,10 +140,10 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     }
 
     /// <summary>Creates the topics a Metadata request names, when it allows auto-creation, before the mock would (with 4 partitions).</summary>
-    private void CreateRequestedTopics(ReadOnlySpan<byte> metadataRequest, int partitions)
+    private void CreateRequestedTopics(ReadOnlySpan<byte> metadataRequest, Func<string, int> partitionsOf)
     {
         foreach (var topic in MetadataRequest.TopicsToCreate(metadataRequest))
-            CreateTopic(topic, partitions);
+            CreateTopic(topic, Math.Max(1, partitionsOf(topic)));
     }
 
     /// <summary>Closes the broker's connections and refuses new ones (no leader change).</summary>

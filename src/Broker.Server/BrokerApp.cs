@@ -147,7 +147,7 @@ public static class BrokerApp
     {
         try
         {
-            return MockKafkaCluster.Start(settings.EmbeddedLog.Host, settings.EmbeddedLog.Port, autoCreatePartitions: settings.Kafka.Partitions);
+            return MockKafkaCluster.Start(settings.EmbeddedLog.Host, settings.EmbeddedLog.Port, brokers: 1, settings.Kafka.PartitionsOfKafkaTopic);
         }
         catch (SocketException e)
         {

@@ -25,6 +25,22 @@ public sealed class EmbeddedLogTests(EmbeddedLogTests.TwoPartitions fixture) : I
     }
 
     [Fact]
+    public async Task The_shared_topic_of_a_multiplexed_namespace_that_kcat_writes_to_first_gets_the_namespaces_partitions()
+    {
+        await using var broker = await TestBroker.StartAsync(hocon: """
+            broker.namespaces = [ { pattern = "user.>", kafka-topic = "embedded.users", multiplex = true, partitions = 3 } ]
+            """);
+        // The README's line: a service keys its record with the broker topic (murmur2, as Java clients).
+        await Kcat.ProduceAsync(broker.KafkaBootstrap, "embedded.users", ["-k", "user.7", "-X", "partitioner=murmur2_random"], "{\"n\":7}");
+
+        using (var admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.KafkaBootstrap }).Build())
+            Assert.Equal(3, Assert.Single(admin.GetMetadata("embedded.users", TimeSpan.FromSeconds(15)).Topics).Partitions.Count);
+        await using var sub = await broker.ConnectAsync();
+        await sub.SubscribeAsync("user.7", "s", new { from = "earliest" });
+        Assert.Equal(7, (int)(await sub.ExpectAsync("message"))["data"]!["n"]!);
+    }
+
+    [Fact]
     public async Task A_kcat_tombstone_with_Z_arrives_as_data_null_with_its_key()
     {
         const string topic = "embedded.tombstone";

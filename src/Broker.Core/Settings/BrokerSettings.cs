@@ -192,6 +192,31 @@ public sealed record KafkaSettings
             : null;
     }
 
+    /// <summary>
+    /// The partitions a Kafka topic is created with when a Kafka client (kcat, another service)
+    /// names it before the broker does: those of the first namespace whose Kafka topic it is (the
+    /// shared topic of a multiplexed namespace, or a name its <c>kafka-topic</c> template makes),
+    /// else <see cref="Partitions"/>.
+    /// </summary>
+    public int PartitionsOfKafkaTopic(string kafkaTopic)
+    {
+        foreach (var rule in Namespaces)
+        {
+            var at = rule.KafkaTopic.IndexOf("{topic}", StringComparison.Ordinal);
+            if (at < 0)
+            {
+                if (rule.KafkaTopic == kafkaTopic) return rule.Partitions;
+                continue;
+            }
+            var prefix = rule.KafkaTopic[..at];
+            var suffix = rule.KafkaTopic[(at + "{topic}".Length)..];
+            if (kafkaTopic.Length > prefix.Length + suffix.Length && kafkaTopic.StartsWith(prefix, StringComparison.Ordinal)
+                && kafkaTopic.EndsWith(suffix, StringComparison.Ordinal) && rule.Matches(kafkaTopic[prefix.Length..^suffix.Length]))
+                return rule.Partitions;
+        }
+        return Partitions;
+    }
+
     /// <summary>The Kafka topic of a broker topic (the default mapping when it is refused; callers check <see cref="Resolve"/> first).</summary>
     public string KafkaTopicFor(string topic) => Resolve(topic)?.KafkaTopic ?? (TopicPrefix.Length == 0 ? topic : TopicPrefix + topic);
 }

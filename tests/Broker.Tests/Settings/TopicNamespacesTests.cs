@@ -49,4 +49,23 @@ public sealed class TopicNamespacesTests
         Assert.Null(settings.Resolve("chat"));
         Assert.NotNull(settings.Resolve("orders.x"));
     }
+
+    [Theory]
+    [InlineData("broker.users", 12)]   // the shared topic of a multiplexed namespace
+    [InlineData("svc.orders.eu", 6)]   // a name the template of orders.* makes
+    [InlineData("svc.other", 2)]       // the template's shape, but no topic of the namespace
+    [InlineData("chat", 2)]            // the default mapping
+    public void A_kafka_topic_a_client_names_first_gets_the_partitions_of_its_namespace(string kafkaTopic, int partitions)
+    {
+        var settings = TestDefaults.Kafka() with
+        {
+            Partitions = 2,
+            Namespaces =
+            [
+                new NamespaceRule("user.>", "broker.users", 12, 1, true, false, null, Multiplex: true),
+                new NamespaceRule("orders.*", "svc.{topic}", 6, 1, true, false, null),
+            ],
+        };
+        Assert.Equal(partitions, settings.PartitionsOfKafkaTopic(kafkaTopic));
+    }
 }
