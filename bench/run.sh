@@ -67,6 +67,10 @@ BROKER_CONF="$PWD/$TMP/broker.conf"
   echo "# written by bench/run.sh"
   [[ "$COMPRESSION" == on ]] && echo "broker.websocket.compression = on"
   [[ "$MULTIPLEX" == on ]] && echo 'broker.namespaces = [ { pattern = "mx.>", kafka-topic = "broker.mx", multiplex = true, partitions = 12 } ]'
+  # The bench measures capacity: the default quotas (broker.limits, e.g. 5,000 publishes/s per
+  # connection, 1,000 new connections/s, per-address caps — every bench client has the same
+  # address) would answer rate_limited or refuse connections long before it. 0 turns a limit off.
+  echo 'broker.limits { connections-per-ip = 0, connections-per-second = 0, connections-per-subject = 0, publishes-per-second = 0, publish-bytes-per-second = 0, subject-publishes-per-second = 0, subject-publish-bytes-per-second = 0, subscribes-per-second = 0, topic-creations-per-minute = 0 }'
   true
 } >"$BROKER_CONF"
 
