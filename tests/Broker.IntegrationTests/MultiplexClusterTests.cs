@@ -38,17 +38,6 @@ public sealed class MultiplexClusterTests(MultiplexClusterFixture fixture) : ICl
 
     private static string NewTopic(string name) => $"room.{Guid.NewGuid():N}.{name}";
 
-    private static async Task<List<JsonObject>> Messages(WsClient client, int count)
-    {
-        var got = new List<JsonObject>(count);
-        while (got.Count < count)
-        {
-            var f = await client.ReceiveAsync();
-            if ((string?)f["type"] == "message") got.Add(f);
-        }
-        return got;
-    }
-
     [Fact]
     public async Task Publishers_on_every_node_and_subscribers_on_every_node_see_each_topics_one_order_with_the_same_positions()
     {
@@ -74,7 +63,7 @@ public sealed class MultiplexClusterTests(MultiplexClusterFixture fixture) : ICl
 
             var total = 3 * each * topics.Length;
             var perNode = new List<List<JsonObject>>();
-            foreach (var sub in subs) perNode.Add(await Messages(sub, total));
+            foreach (var sub in subs) perNode.Add(await sub.MessagesAsync(total));
             foreach (var t in topics)
             {
                 var first = perNode[0].Where(m => (string?)m["topic"] == t).Select(m => (string)m["pos"]!).ToList();
@@ -118,7 +107,7 @@ public sealed class MultiplexClusterTests(MultiplexClusterFixture fixture) : ICl
         await using var sub = await Node(1).ConnectAsync();
         var reply = await sub.SubscribeAsync(topic, "s", new { since = acks[3] });
         Assert.True((bool)reply["recovered"]!);
-        var resumed = await Messages(sub, 6);
+        var resumed = await sub.MessagesAsync(6);
         Assert.Equal(acks[4..], resumed.Select(m => (string)m["pos"]!));
     }
 
@@ -133,7 +122,7 @@ public sealed class MultiplexClusterTests(MultiplexClusterFixture fixture) : ICl
         {
             await first.SubscribeAsync(topic);
             acks = [await pub.PublishAsync(topic, 1, "p1"), await pub.PublishAsync(topic, 2, "p2"), await pub.PublishAsync(topic, 3, "p3")];
-            Assert.Equal(acks, (await Messages(first, 3)).Select(m => (string)m["pos"]!));
+            Assert.Equal(acks, (await first.MessagesAsync(3)).Select(m => (string)m["pos"]!));
             await first.SendAsync(new { type = "commit", topic, pos = acks[1] });
             await first.SendAsync(new { type = "ping", id = "sync" }); // requests are handled in order: the commit is stored
             Assert.Equal("pong", (string?)(await first.ReplyToAsync("sync"))["type"]);
@@ -144,6 +133,6 @@ public sealed class MultiplexClusterTests(MultiplexClusterFixture fixture) : ICl
         var restored = await second.ExpectAsync("subscribed");
         Assert.Equal(topic, (string?)restored["topic"]);
         Assert.Equal(acks[1], (string?)restored["since"]);
-        Assert.Equal([acks[2], away], (await Messages(second, 2)).Select(m => (string)m["pos"]!));
+        Assert.Equal([acks[2], away], (await second.MessagesAsync(2)).Select(m => (string)m["pos"]!));
     }
 }

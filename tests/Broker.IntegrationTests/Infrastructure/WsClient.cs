@@ -149,6 +149,18 @@ public sealed class WsClient : IAsyncDisposable
         }
     }
 
+    /// <summary>The next <paramref name="count"/> <c>message</c> frames (other frames in between are skipped).</summary>
+    public async Task<List<JsonObject>> MessagesAsync(int count, TimeSpan? timeout = null)
+    {
+        var got = new List<JsonObject>(count);
+        while (got.Count < count)
+        {
+            var f = await ReceiveAsync(timeout);
+            if ((string?)f["type"] == "message") got.Add(f);
+        }
+        return got;
+    }
+
     public async Task<JsonObject> RequestAsync(object request, string id)
     {
         await SendAsync(request);
