@@ -47,16 +47,22 @@ dotnet build Broker.sln -c Release -nologo -clp:ErrorsOnly
 
 results=$(mktemp -d)
 status=0
-for project in tests/Broker.Tests tests/Broker.IntegrationTests; do
+for project in tests/Broker.Tests tests/Broker.Client.Tests tests/Broker.IntegrationTests; do
   # --blame-hang-timeout turns a hung test into a failure instead of a stuck run.
   dotnet test "$project" -c Release --no-build --nologo \
     --blame-hang-timeout 5m --logger "console;verbosity=normal" 2>&1 | tee "$results/$(basename "$project").log" || status=1
 done
 
-# Totals from the runners' summaries ("Passed: N", "Failed: N"), as one closing line.
+# The TypeScript client: npm ci, tsc, unit tests, end-to-end tests against broker processes of the
+# build above, and its browser example in headless Chromium.
+src/client-ts/test.sh 2>&1 | tee "$results/client-ts.log" || status=1
+
+# Totals from the runners' summaries ("Passed: N", "Failed: N"; the TypeScript client's closing
+# line), as one closing line.
 total() { { grep -hoE "^ +$1: +[0-9]+" "$results"/*.log || true; } | awk '{s+=$2} END {print s+0}'; }
-passed=$(total Passed)
-failed=$(total Failed)
+ts_total() { { grep -hoE "^client-ts: [0-9]+ passed, [0-9]+ failed" "$results"/client-ts.log || true; } | awk -v f="$1" '{s += (f == "passed" ? $2 : $4)} END {print s+0}'; }
+passed=$(( $(total Passed) + $(ts_total passed) ))
+failed=$(( $(total Failed) + $(ts_total failed) ))
 echo
 echo "$passed passed, $failed failed"
 exit $status

@@ -1,6 +1,6 @@
 namespace Broker.Protocol;
 
-/// <summary>The error codes of PROTOCOL.md, as they appear on the wire.</summary>
+/// <summary>The error codes of the protocol (docs/protocol.md, "Errors"), as they appear on the wire.</summary>
 public static class ErrorCodes
 {
     public const string BadRequest = "bad_request";
@@ -16,7 +16,7 @@ public static class ErrorCodes
     public const string Internal = "internal";
 }
 
-/// <summary>WebSocket close codes used by the broker (PROTOCOL.md, "Closing codes").</summary>
+/// <summary>WebSocket close codes used by the broker (docs/protocol.md, "Close codes").</summary>
 public static class CloseCodes
 {
     public const int Normal = 1000;
@@ -27,8 +27,18 @@ public static class CloseCodes
     public const int TryAgainLater = 1013;
 }
 
+/// <summary>Close reasons of the auth flow (close code 1008, or 1013 for a connection cap met at the first-frame auth).</summary>
+public static class CloseReasons
+{
+    public const string Unauthorized = "unauthorized";
+    public const string AuthTimeout = "auth_timeout";
+    public const string TokenExpired = "token_expired";
+    public const string TooManyConnections = "too_many_connections";
+}
+
 /// <summary>An error to send to the client: code plus a human readable message.</summary>
-public readonly record struct ProtocolError(string Code, string Message)
+/// <param name="RetryAfterMs">With <c>rate_limited</c>: when the request may succeed again (sent as <c>retry_after_ms</c>).</param>
+public readonly record struct ProtocolError(string Code, string Message, long? RetryAfterMs = null)
 {
     public static ProtocolError BadRequest(string message) => new(ErrorCodes.BadRequest, message);
 }

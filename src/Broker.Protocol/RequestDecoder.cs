@@ -60,6 +60,7 @@ public static class RequestDecoder
         public string? Since;
         public string? Pos;
         public string? Key;
+        public string? Token;
         public long? Last;
         public bool Headers;
         public bool HasData;
@@ -90,6 +91,7 @@ public static class RequestDecoder
             else if (prop.SequenceEqual("since"u8)) err = ReadString(ref reader, "since", out f.Since);
             else if (prop.SequenceEqual("pos"u8)) err = ReadString(ref reader, "pos", out f.Pos);
             else if (prop.SequenceEqual("key"u8)) err = ReadString(ref reader, "key", out f.Key);
+            else if (prop.SequenceEqual("token"u8)) err = ReadString(ref reader, "token", out f.Token);
             else if (prop.SequenceEqual("last"u8))
             {
                 if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var last)) f.Last = last;
@@ -185,6 +187,9 @@ public static class RequestDecoder
                 if (!Position.TryParse(f.Pos, out var pos)) return DecodeResult.Fail(id, ErrorCodes.BadRequest, "pos is not a valid position");
                 return DecodeResult.Ok(new CommitRequest(id, f.Topic!, pos));
             }
+            case "auth":
+                if (string.IsNullOrEmpty(f.Token)) return DecodeResult.Fail(id, ErrorCodes.BadRequest, "missing field: token");
+                return DecodeResult.Ok(new AuthRequest(id, f.Token));
             default:
                 return DecodeResult.Fail(id, ErrorCodes.BadRequest, $"unknown type: {Truncate(f.Type)}");
         }

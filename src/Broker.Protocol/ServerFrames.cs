@@ -6,7 +6,7 @@ using System.Text.Unicode;
 namespace Broker.Protocol;
 
 /// <summary>
-/// Encodes server → client frames (PROTOCOL.md, "Server → client") as UTF-8 JSON.
+/// Encodes server → client frames (docs/protocol.md, "Server → client") as UTF-8 JSON.
 /// Each call returns a fresh array that may be shared by every subscriber of a node:
 /// a delivered message is encoded once per node, not once per subscriber.
 /// </summary>
@@ -43,7 +43,12 @@ public static class ServerFrames
         if (id is not null) w.WriteString("id"u8, id);
     }
 
-    public static byte[] Subscribed(string? id, string topic, Position head, bool? recovered)
+    /// <param name="since">
+    /// Given for a subscription a durable session restored: the position delivery resumes strictly
+    /// after (the last commit, or where the subscription started), so a client can tell which of the
+    /// messages that follow it has already processed.
+    /// </param>
+    public static byte[] Subscribed(string? id, string topic, Position head, bool? recovered, Position? since = null)
     {
         var w = Rent();
         w.WriteStartObject();
@@ -52,6 +57,7 @@ public static class ServerFrames
         w.WriteString("topic"u8, topic);
         w.WriteString("pos"u8, head.Encode());
         if (recovered is { } r) w.WriteBoolean("recovered"u8, r);
+        if (since is { } from) w.WriteString("since"u8, from.Encode());
         w.WriteEndObject();
         return Finish(w);
     }
@@ -101,7 +107,43 @@ public static class ServerFrames
         return Finish(w);
     }
 
-    public static byte[] Error(string? id, ProtocolError error) => Error(id, error.Code, error.Message);
+    public static byte[] Error(string? id, ProtocolError error)
+    {
+        if (error.RetryAfterMs is not { } retry) return Error(id, error.Code, error.Message);
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "error"u8);
+        Id(w, id);
+        w.WriteString("code"u8, error.Code);
+        w.WriteString("message"u8, error.Message);
+        w.WriteNumber("retry_after_ms"u8, retry);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>The answer to an accepted <c>auth</c> frame: the token's subject and expiry (unix seconds; absent when the token has none).</summary>
+    public static byte[] Authed(string? id, string subject, long? exp)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "authed"u8);
+        Id(w, id);
+        w.WriteString("sub"u8, subject);
+        if (exp is { } e) w.WriteNumber("exp"u8, e);
+        w.WriteEndObject();
+        return Finish(w);
+    }
+
+    /// <summary>Sent once, <c>broker.auth.refresh-notice</c> before the token expires: send an <c>auth</c> frame with a new token.</summary>
+    public static byte[] TokenExpiring(long exp)
+    {
+        var w = Rent();
+        w.WriteStartObject();
+        w.WriteString("type"u8, "token_expiring"u8);
+        w.WriteNumber("exp"u8, exp);
+        w.WriteEndObject();
+        return Finish(w);
+    }
 
     /// <summary>
     /// A delivered message. <paramref name="jsonData"/> must be one valid JSON value

@@ -1,13 +1,6 @@
-using Broker.Server;
-using Broker.Server.Configuration;
 using Broker.Server.Hosting;
 
 // `--healthcheck [url]`: the container healthcheck (exit 0 when /readyz answers 200), nothing else.
-if (HealthCheckCommand.IsRequested(args))
-{
-    Environment.ExitCode = await HealthCheckCommand.RunAsync(args);
-    return;
-}
+if (HealthCheckCommand.IsRequested(args)) return await HealthCheckCommand.RunAsync(args);
 
-var app = BrokerApp.Build(BrokerConfig.Load(), args);
-await app.RunAsync();
+return await BrokerMain.RunAsync(args, Environment.GetEnvironmentVariable);

@@ -71,6 +71,29 @@ public sealed class ComposeFileTests
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task Brokers_require_tokens_keep_secrets_in_files_and_the_image_runs_as_a_non_root_user()
+    {
+        var (_, config) = await ComposeConfigAsync();
+        var services = config["services"]!;
+        foreach (var node in Brokers)
+        {
+            var env = services[node]!["environment"]!;
+            Assert.Equal("required", S(env["BROKER_AUTH_MODE"]));
+            Assert.Equal("/run/secrets/jwt_secret", S(env["BROKER_AUTH_HS256_SECRET_FILE"]));
+            Assert.Equal("/run/secrets/postgres_password", S(env["BROKER_DB_PASSWORD_FILE"]));
+            Assert.Equal("admin", S(env["BROKER_INTERNAL_ENDPOINTS"]));
+            Assert.DoesNotContain("Password", S(env["BROKER_DB_CONNECTION"]));
+            var secrets = services[node]!["secrets"]!.AsArray().Select(s => S(s!["source"])).ToList();
+            Assert.Contains("jwt_secret", secrets);
+            Assert.Contains("postgres_password", secrets);
+        }
+        Assert.Equal("/run/secrets/postgres_password", S(services["postgres"]!["environment"]!["POSTGRES_PASSWORD_FILE"]));
+        Assert.Null(services["postgres"]!["environment"]!["POSTGRES_PASSWORD"]);
+        var dockerfile = await File.ReadAllTextAsync(Path.Combine(Repository.Root(), "src", "Broker.Server", "Dockerfile"));
+        Assert.Contains("USER $APP_UID", dockerfile);
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task The_admin_api_is_on_the_internal_network_with_a_secret_token_and_brokerctl_runs_as_a_service()
     {
         var (_, config) = await ComposeConfigAsync();
@@ -127,11 +150,11 @@ public sealed class ComposeFileTests
         Assert.Equal(Path.Combine(root, "deploy", "grafana", "provisioning"), mounts["/etc/grafana/provisioning"]);
         Assert.Equal(Path.Combine(root, "deploy", "grafana", "dashboards"), mounts["/var/lib/grafana/dashboards"]);
 
-        // Prometheus scrapes /metrics of the three nodes at their HTTP port.
+        // Prometheus scrapes /metrics of the three nodes on their admin listener (internal endpoints moved there).
         var prometheus = Yaml.ParseFile(root, "deploy", "prometheus", "prometheus.yml");
         var job = prometheus["scrape_configs"]!.AsArray().Single(j => S(j!["job_name"]) == "broker")!;
         Assert.Equal("/metrics", S(job["metrics_path"]));
-        Assert.Equal(Brokers.Select(b => $"{b}:8080"), job["static_configs"]!.AsArray().SelectMany(c => Strings(c!["targets"])));
+        Assert.Equal(Brokers.Select(b => $"{b}:9080"), job["static_configs"]!.AsArray().SelectMany(c => Strings(c!["targets"])));
 
         // Grafana: a Prometheus data source at the prometheus service, the dashboards directory as provider.
         var datasource = Yaml.ParseFile(root, "deploy", "grafana", "provisioning", "datasources", "prometheus.yml")["datasources"]!.AsArray().Single()!;

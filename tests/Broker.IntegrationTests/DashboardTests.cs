@@ -54,6 +54,18 @@ public sealed class DashboardTests(ThreeNodeFixture fixture) : IClassFixture<Thr
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task The_TypeScript_client_bundle_is_served_to_any_origin_as_committed()
+    {
+        using var http = new HttpClient { Timeout = Wait };
+        var response = await http.GetAsync(fixture.Cluster.Nodes[0].HttpAddress + "/broker-client.js");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/javascript", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("*", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var committed = await File.ReadAllBytesAsync(Path.Combine(Repository.Root(), "src", "client-ts", "dist", "broker-client.js"));
+        Assert.Equal(committed, await response.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Api_cluster_lists_the_members_and_this_node()
     {
         using var http = new HttpClient { Timeout = Wait };
@@ -75,6 +87,7 @@ public sealed class DashboardOffTests
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/api/cluster")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/api/topics")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(broker.HttpAddress + "/broker-client.js")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(broker.HttpAddress + "/healthz")).StatusCode);
     }
 }

@@ -40,7 +40,7 @@ public sealed class KafkaOutageTests : IAsyncLifetime
 
     private MockKafkaCluster Cluster => _broker.App.Services.GetRequiredService<MockKafkaCluster>();
 
-    private static readonly string Feed = typeof(Broker.Core.Fanout.FeedHub).FullName!;
+    private const string Feed = "Broker.Core.Fanout.FeedHub";
 
     [Fact]
     public async Task Publishes_are_refused_while_the_log_is_down_and_subscribers_resume_without_gap_or_duplicate_when_it_returns()

@@ -98,7 +98,7 @@ public sealed class LogFreezeTests(ITestOutputHelper output)
         {
             var record = Assert.Single(written[(retrier.ClientId, $"r-{i}")]);
             Assert.Equal(retrier.DataOf(i), record.Text);
-            Assert.All(answers.Where(a => a.Index == i && a.IsAck), a => Assert.Equal(record.SinglePartitionPos, a.Pos));
+            Assert.All(answers.Where(a => a.Index == i && a.IsAck), a => Assert.Equal(record.Pos, a.Pos));
         }
         var unavailable = answers.Where(a => a.IsUnavailable).ToList();
         Assert.NotEmpty(unavailable);
@@ -115,7 +115,7 @@ public sealed class LogFreezeTests(ITestOutputHelper output)
             {
                 acked++;
                 Assert.NotNull(inLog);
-                Assert.Equal(inLog.SinglePartitionPos, (string?)answer["pos"]);
+                Assert.Equal(inLog.Pos, (string?)answer["pos"]);
                 continue;
             }
             Assert.Equal("unavailable", (string?)answer["code"]);

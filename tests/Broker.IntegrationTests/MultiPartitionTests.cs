@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Broker.Core.Log;
 using Broker.DevKafka;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.IntegrationTests.Sessions;
@@ -310,40 +311,8 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
 
     internal const int Partitions = 4;
 
-    /// <summary>Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as the Java client's default partitioner uses it.</summary>
-    internal static int Murmur2(byte[] data)
-    {
-        unchecked
-        {
-            const uint m = 0x5bd1e995;
-            const int r = 24;
-            var length = data.Length;
-            var h = 0x9747b28c ^ (uint)length;
-            for (var i = 0; i + 4 <= length; i += 4)
-            {
-                var k = (uint)(data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24);
-                k *= m;
-                k ^= k >> r;
-                k *= m;
-                h *= m;
-                h ^= k;
-            }
-            var tail = length & ~3;
-            switch (length % 4)
-            {
-                case 3: h ^= (uint)data[tail + 2] << 16; goto case 2;
-                case 2: h ^= (uint)data[tail + 1] << 8; goto case 1;
-                case 1: h ^= data[tail]; h *= m; break;
-            }
-            h ^= h >> 13;
-            h *= m;
-            h ^= h >> 15;
-            return (int)h;
-        }
-    }
-
-    /// <summary>The partition of <paramref name="key"/> among four, as Kafka's default partitioner chooses it.</summary>
-    internal static int KeyPartition(string key) => (Murmur2(Encoding.UTF8.GetBytes(key)) & 0x7fffffff) % Partitions;
+    /// <summary>The partition Kafka's default partitioner (murmur2, as the broker's) gives a key.</summary>
+    internal static int KeyPartition(string key) => KafkaPartitioner.Partition(Encoding.UTF8.GetBytes(key), Partitions);
 
     /// <summary>(key, seq) for seq in [from, from + count), the keys interleaved.</summary>
     internal static List<(string? Key, int Seq)> Interleaved(IReadOnlyList<string> keys, int from, int count) =>

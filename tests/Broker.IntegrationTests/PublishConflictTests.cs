@@ -33,6 +33,6 @@ public sealed class PublishConflictTests(BrokerFixture fixture) : IClassFixture<
 
         var records = LogReadBack.All(fixture.Broker.KafkaBootstrap, topic);
         Assert.Equal(["\"hello\"", "\"next\""], records.Select(r => r.Text));
-        Assert.Equal([first, next], records.Select(r => r.SinglePartitionPos));
+        Assert.Equal([first, next], records.Select(r => r.Pos));
     }
 }

@@ -3,7 +3,7 @@ using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.IntegrationTests;
 
-public sealed class ReplayTests(BrokerFixture fixture) : IClassFixture<BrokerFixture>
+public sealed class ReplayTests(UnlimitedBrokerFixture fixture) : IClassFixture<UnlimitedBrokerFixture>
 {
     private TestBroker Broker => fixture.Broker;
 

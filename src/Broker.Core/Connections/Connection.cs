@@ -9,7 +9,8 @@ namespace Broker.Core.Connections;
 /// <param name="ClientId">The client's identity for de-duplicating retried publishes across reconnects (<c>?client=</c>); null: the connection is its own identity.</param>
 /// <param name="SessionId">The durable session (<c>?session=</c>), already validated; null for none.</param>
 /// <param name="Batch">The client accepts frames that hold a JSON array of server objects (<c>?batch=1</c>).</param>
-public sealed record ConnectionOptions(string? ClientId = null, string? SessionId = null, bool Batch = false);
+/// <param name="Security">Who the client is, its auth flow, permissions and rates (null: no checks, as in unit tests).</param>
+public sealed record ConnectionOptions(string? ClientId = null, string? SessionId = null, bool Batch = false, Security.ConnectionSecurity? Security = null);
 
 /// <summary>
 /// One WebSocket connection:
@@ -45,10 +46,11 @@ public sealed class Connection
         _outbound = new OutboundQueue(settings.OutboundBufferFrames, settings.OutboundBufferBytes);
         _ = new FrameWriter(socket, coalescing, _outbound, options.Batch ? settings.BatchMaxBytes : 0);
         _reader = new FrameReader(socket, settings.MaxFrameBytes);
-        var session = options.SessionId is null ? null
-            : new SessionLink(options.SessionId, node.Sessions ?? throw new InvalidOperationException("durable sessions need the session region"),
+        // The session id is scoped to the token's subject, known only once the client authenticated.
+        Func<SessionLink>? session = options.SessionId is null ? null
+            : () => new SessionLink(options.Security?.Scope(options.SessionId) ?? options.SessionId, node.Sessions ?? throw new InvalidOperationException("durable sessions need the session region"),
                 node.System!, node.SessionSettings!, _outbound.RequestClose);
-        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId ?? Guid.NewGuid().ToString("N"), session);
+        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId ?? Guid.NewGuid().ToString("N"), session, options.Security);
     }
 
     public async Task RunAsync()

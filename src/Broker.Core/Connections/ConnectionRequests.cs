@@ -2,6 +2,7 @@ using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Publish;
 using Broker.Core.Replay;
+using Broker.Core.Security;
 using Broker.Core.Sessions;
 using Broker.Core.Settings;
 using Broker.Protocol;
@@ -25,19 +26,27 @@ internal sealed class ConnectionRequests
     private readonly OutboundQueue _outbound;
     private readonly ILogger _logger;
     private readonly string _clientId;
-    private readonly SessionLink? _session;
+    private readonly Func<SessionLink>? _openSession;
+    private readonly ConnectionSecurity? _security;
+    private SessionLink? _session;
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly ReplayShare _replays;
     private readonly Lock _slots = new();
     private int _publishing;
     private TaskCompletionSource? _slotFree;
 
-    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string clientId, SessionLink? session)
+    /// <param name="session">Opens the link to the connection's durable session (null: none); called once the client may act (after its first-frame auth).</param>
+    /// <param name="security">Identity, auth flow, permissions and rates of the connection (null: none checked).</param>
+    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string clientId, Func<SessionLink>? session, ConnectionSecurity? security = null)
     {
         _node = node;
         _outbound = outbound;
         _logger = logger;
         _clientId = clientId;
-        _session = session;
+        _openSession = session;
+        _security = security;
+        security?.Attach(outbound);
+        _replays = new ReplayShare(node.Settings.MaxReplaysPerConnection);
     }
 
     private ConnectionSettings Settings => _node.Settings;
@@ -45,6 +54,12 @@ internal sealed class ConnectionRequests
     /// <summary>Handles one request; returns once its reply is queued (a publish: once it is on its way).</summary>
     public async ValueTask HandleAsync(DecodeResult decoded)
     {
+        if (_security is not null && await _security.InterceptAsync(decoded).ConfigureAwait(false) is { } step)
+        {
+            if (step == AuthStep.Authenticated) await RestoreSessionAsync().ConfigureAwait(false);
+            else if (step == AuthStep.Refreshed) await RecheckSubscriptionsAsync().ConfigureAwait(false);
+            return;
+        }
         if (decoded.IsError)
         {
             _node.Metrics.BadInput(decoded.Error.Code);
@@ -60,6 +75,11 @@ internal sealed class ConnectionRequests
                     Reply(ServerFrames.Pong(p.Id));
                     break;
                 case PublishRequest p:
+                    if (_security is not null && await _security.CheckPublishAsync(p.Topic, p.Data.Length).ConfigureAwait(false) is { } denied)
+                    {
+                        Reply(ServerFrames.Error(p.Id, denied));
+                        break;
+                    }
                     StartPublish(p);
                     break;
                 case SubscribeRequest s:
@@ -130,7 +150,7 @@ internal sealed class ConnectionRequests
     {
         try
         {
-            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _clientId, p.Id).ConfigureAwait(false);
+            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _security?.Scope(_clientId) ?? _clientId, p.Id).ConfigureAwait(false);
             Reply(outcome.Acked ? ServerFrames.Ack(p.Id, p.Topic, outcome.Pos!) : ServerFrames.Error(p.Id, outcome.Error));
         }
         catch (Exception e)
@@ -159,36 +179,107 @@ internal sealed class ConnectionRequests
     /// <summary>The reply to a subscribe, or null when the reply is already queued (before the first message).</summary>
     private async Task<byte[]?> SubscribeAsync(SubscribeRequest s, bool restored)
     {
+        if (_security is not null && await _security.CheckSubscribeAsync(s.Topic, restored).ConfigureAwait(false) is { } denied) return ServerFrames.Error(s.Id, denied);
         if (TopicRouting.Refusal(_node.Log.Settings, s.Topic) is { } refused) return ServerFrames.Error(s.Id, refused);
         var mapping = _node.Log.Settings.Resolve(s.Topic)!;
-        var duplicate = _subscriptions.ContainsKey(s.Topic);
-        if (!duplicate && _subscriptions.Count >= Settings.MaxSubscriptions)
+        if (_subscriptions.ContainsKey(s.Topic)) return await DuplicateAsync(s, mapping).ConfigureAwait(false);
+        if (_subscriptions.Count >= Settings.MaxSubscriptions)
             return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, $"at most {Settings.MaxSubscriptions} subscriptions per connection");
 
         using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
-        await _node.Log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
-        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, timeout.Token).ConfigureAwait(false);
-        var head = new Position(heads.High);
-        // Subscribing twice is idempotent: the existing subscription stays as it is.
-        if (duplicate) return ServerFrames.Subscribed(s.Id, s.Topic, head, null);
+        var sub = new Subscription(s.Topic, mapping, _outbound, _node, s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers,
+            _replays, _logger);
+        if (mapping.Multiplexed) await SharedFeeds.EnsureReadingAsync(_node.Feeds, _node.Log, mapping, timeout.Token).ConfigureAwait(false);
+        // From "latest" on a topic the node reads already (every topic of a multiplexed namespace
+        // whose shared topic the node reads): joined in step with the feed, no query of the log. A
+        // durable session stores its start first, so it takes the general way below.
+        if (s is { Since: null, Last: null, From: StartFrom.Latest } && _session is null
+            && sub.TryStartAtHead(head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+        {
+            _subscriptions[s.Topic] = sub;
+            return null;
+        }
+        return mapping.Multiplexed
+            ? await SubscribeSharedAsync(s, mapping, sub, restored, timeout.Token).ConfigureAwait(false)
+            : await SubscribeTopicAsync(s, mapping, sub, restored, timeout.Token).ConfigureAwait(false);
+    }
 
+    /// <summary>Subscribing twice is idempotent: the existing subscription stays as it is; the reply has the current head.</summary>
+    private async Task<byte[]> DuplicateAsync(SubscribeRequest s, TopicMapping mapping)
+    {
+        using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
+        if (mapping.Multiplexed)
+        {
+            var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, timeout.Token).ConfigureAwait(false);
+            return ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(Math.Max(0, wm.High.Value)), null);
+        }
+        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, timeout.Token).ConfigureAwait(false);
+        return ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), null);
+    }
+
+    private async Task<byte[]?> SubscribeTopicAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
+    {
+        await _node.Log.EnsureTopicAsync(mapping, ct).ConfigureAwait(false);
+        var heads = await _node.Log.QueryHeadsAsync(mapping.KafkaTopic, ct).ConfigureAwait(false);
         var (start, recovered) = StartOffsets.For(s, heads);
         if (start is null) return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic");
         if (s is { Since: null, Last: { } last } && heads.Partitions > 1) // since wins over last
-            start = await _node.Replay.StartOfLastAsync(mapping.KafkaTopic, heads.Low, heads.High, last, timeout.Token).ConfigureAwait(false);
-        if (_session is not null && !restored)
-        {
-            // Durable: the session remembers the topic (resume from where it starts), its key filter and
-            // headers option before the client hears `subscribed`.
-            if (await _session.AddSubscriptionAsync(s.Topic, Position.Encode(start), s.Key, s.Headers).ConfigureAwait(false) is { } stored)
-                return ServerFrames.Error(s.Id, stored);
-        }
-        var sub = new Subscription(s.Topic, mapping.KafkaTopic, _outbound, _node.Feeds, _node.Replay, Settings.ReplayStallTimeout,
-            s.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(s.Key), s.Headers);
+            start = await _node.Replay.StartOfLastAsync(mapping.KafkaTopic, heads.Low, heads.High, last, ct).ConfigureAwait(false);
+        if (await StoreInSessionAsync(s, new Position(start), restored).ConfigureAwait(false) is { } refused) return refused;
         _subscriptions[s.Topic] = sub;
         // The reply is queued before the first message of the subscription.
-        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, recovered))) sub.Start(start, heads.High);
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, new Position(heads.High), recovered, restored ? new Position(start) : null)))
+            sub.Start(start, heads.High);
         return null;
+    }
+
+    /// <summary>
+    /// A topic of a multiplexed namespace: its position is one offset of its partition of the shared
+    /// Kafka topic. <c>since</c> and <c>earliest</c> need that partition's watermarks (one query);
+    /// <c>last: N</c> is served from the feed's recent history when it can, else the partition is
+    /// scanned backwards for the topic's last N records.
+    /// </summary>
+    private async Task<byte[]?> SubscribeSharedAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
+    {
+        if (s.Since is { PartitionCount: not 1 }) return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, "since is not a position of this topic");
+        var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
+        var low = Math.Max(0, wm.Low.Value);
+        var high = Math.Max(low, wm.High.Value);
+        bool? recovered = null;
+        long start;
+        if (s.Since is { } since)
+        {
+            start = since.NextOffset(0);
+            recovered = start >= low && start <= high;
+            if (recovered == false) start = low; // older than retention, or from a log that no longer holds it
+        }
+        else if (s.Last is { } last)
+        {
+            if (_session is null && sub.TryStartLast(last, low, high, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
+            {
+                _subscriptions[s.Topic] = sub;
+                return null;
+            }
+            start = await _node.Replay.StartOfLastSharedAsync(mapping.KafkaTopic, mapping.SharedPartition, System.Text.Encoding.UTF8.GetBytes(s.Topic), low, high, last, ct).ConfigureAwait(false);
+        }
+        else start = s.From == StartFrom.Earliest ? low : high;
+        if (await StoreInSessionAsync(s, Position.Single(start), restored).ConfigureAwait(false) is { } refused) return refused;
+        _subscriptions[s.Topic] = sub;
+        if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(high), recovered, restored ? Position.Single(start) : null)))
+            sub.StartShared(start);
+        return null;
+    }
+
+    /// <summary>
+    /// Durable: the session remembers the topic (resume from where it starts), its key filter and
+    /// headers option before the client hears <c>subscribed</c>. Null when stored (or no session).
+    /// </summary>
+    private async Task<byte[]?> StoreInSessionAsync(SubscribeRequest s, Position start, bool restored)
+    {
+        if (_session is null || restored) return null;
+        return await _session.AddSubscriptionAsync(s.Topic, start.Encode(), s.Key, s.Headers).ConfigureAwait(false) is { } stored
+            ? ServerFrames.Error(s.Id, stored)
+            : null;
     }
 
     private async Task<byte[]> UnsubscribeAsync(UnsubscribeRequest u)
@@ -210,7 +301,8 @@ internal sealed class ConnectionRequests
     /// </summary>
     public async Task RestoreSessionAsync()
     {
-        if (_session is null) return;
+        if (_openSession is null || _security is { Ready: false }) return;
+        _session ??= _openSession();
         var topics = await _session.AttachAsync().ConfigureAwait(false);
         if (topics is null)
         {
@@ -237,11 +329,14 @@ internal sealed class ConnectionRequests
     {
         if (_session is null)
             return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "commit needs a durable session (connect with ?session=<id>)");
+        if (_security?.CheckRead(c.Topic) is { } denied) return ServerFrames.Error(c.Id, denied);
         if (!_subscriptions.TryGetValue(c.Topic, out var sub))
             return ServerFrames.Error(c.Id, ErrorCodes.NotFound, $"the session is not subscribed to {c.Topic}");
         using (var timeout = new CancellationTokenSource(Settings.RequestTimeout))
         {
-            var heads = await _node.Log.QueryHeadsAsync(sub.KafkaTopic, timeout.Token).ConfigureAwait(false);
+            var heads = sub.Mapping.Multiplexed
+                ? await SharedHeadsAsync(sub.Mapping, timeout.Token).ConfigureAwait(false)
+                : await _node.Log.QueryHeadsAsync(sub.KafkaTopic, timeout.Token).ConfigureAwait(false);
             if (c.Pos.PartitionCount > heads.Partitions) return ServerFrames.Error(c.Id, ErrorCodes.BadRequest, "pos is not a position of this topic");
             for (var p = 0; p < c.Pos.PartitionCount; p++)
             {
@@ -249,6 +344,26 @@ internal sealed class ConnectionRequests
             }
         }
         return await _session.CommitAsync(c.Topic, c.Pos.Encode()).ConfigureAwait(false) is { } stored ? ServerFrames.Error(c.Id, stored) : null;
+    }
+
+    /// <summary>A multiplexed topic's watermarks as a one-partition topic's (its partition of the shared Kafka topic).</summary>
+    private async Task<TopicHeads> SharedHeadsAsync(TopicMapping mapping, CancellationToken ct)
+    {
+        var wm = await _node.Log.QueryWatermarksAsync(mapping.KafkaTopic, mapping.SharedPartition, ct).ConfigureAwait(false);
+        var low = Math.Max(0, wm.Low.Value);
+        return new TopicHeads([low], [Math.Max(low, wm.High.Value)]);
+    }
+
+    /// <summary>After a token refresh: subscriptions the new token no longer allows are stopped (nothing more is delivered) and reported as <c>forbidden</c>.</summary>
+    private async Task RecheckSubscriptionsAsync()
+    {
+        foreach (var (topic, sub) in _subscriptions.ToList())
+        {
+            if (_security!.CheckRead(topic) is not { } denied) continue;
+            _subscriptions.Remove(topic);
+            await sub.StopAsync().ConfigureAwait(false);
+            Reply(ServerFrames.Error(null, denied.Code, $"unsubscribed from {topic}: {denied.Message}"));
+        }
     }
 
     /// <summary>The connection ended: stops every subscription (nothing more is delivered) and detaches the session.</summary>

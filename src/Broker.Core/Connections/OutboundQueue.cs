@@ -43,6 +43,7 @@ public sealed class OutboundQueue
     private bool _draining;    // a drain runs or is scheduled
     private TaskCompletionSource? _room;
     private TaskCompletionSource? _drainStopped;
+    private CloseRequest? _closing; // close once what is queued now has been written; nothing more is queued
 
     /// <param name="maxFrames">Most frames queued (and not yet written).</param>
     /// <param name="maxBytes">Most bytes queued (and not yet written).</param>
@@ -80,7 +81,7 @@ public sealed class OutboundQueue
         bool wake, full;
         lock (_sync)
         {
-            if (_closed.Task.IsCompleted) return false;
+            if (_closed.Task.IsCompleted || _closing is not null) return false;
             full = !HasRoom(frame.Length);
             wake = !full && Add(frame);
         }
@@ -99,7 +100,7 @@ public sealed class OutboundQueue
         bool wake;
         lock (_sync)
         {
-            if (_closed.Task.IsCompleted) return false;
+            if (_closed.Task.IsCompleted || _closing is not null) return false;
             wake = Add(frame);
         }
         if (wake) _drain?.Wake();
@@ -120,7 +121,7 @@ public sealed class OutboundQueue
             bool wake;
             lock (_sync)
             {
-                if (_closed.Task.IsCompleted) return false;
+                if (_closed.Task.IsCompleted || _closing is not null) return false;
                 if (HasRoom(frame.Length) || _frames == 0)
                 {
                     wake = Add(frame);
@@ -181,6 +182,7 @@ public sealed class OutboundQueue
     public bool TakeAll(ref List<byte[]> batch)
     {
         TaskCompletionSource? stopped = null;
+        CloseRequest? closing = null;
         lock (_sync)
         {
             if (_pending.Count == 0 || _closed.Task.IsCompleted)
@@ -188,6 +190,7 @@ public sealed class OutboundQueue
                 _draining = false;
                 stopped = _drainStopped;
                 _drainStopped = null;
+                closing = _closing;
             }
             else
             {
@@ -196,6 +199,7 @@ public sealed class OutboundQueue
             }
         }
         stopped?.TrySetResult();
+        if (closing is not null) RequestClose(closing.Code, closing.Reason);
         return false;
     }
 
@@ -231,6 +235,22 @@ public sealed class OutboundQueue
     }
 
     /// <summary>Asks the connection to close; the first request wins. Nothing more is queued; what is queued is dropped.</summary>
+    /// <summary>
+    /// Closes once the frames queued so far have been written (e.g. an <c>error</c> that says why);
+    /// nothing queued after this call is sent.
+    /// </summary>
+    public void RequestCloseAfterQueued(int code, string reason)
+    {
+        bool now;
+        lock (_sync)
+        {
+            if (_closed.Task.IsCompleted || _closing is not null) return;
+            now = !_draining; // nothing queued or being written
+            if (!now) _closing = new CloseRequest(code, reason);
+        }
+        if (now) RequestClose(code, reason);
+    }
+
     public void RequestClose(int code, string reason)
     {
         if (!_closed.TrySetResult(new CloseRequest(code, reason))) return;

@@ -104,7 +104,12 @@ public sealed class WriteCoalescingStream(Stream inner) : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => WritePendingAsync(cancellationToken);
+    /// <summary>
+    /// The WebSocket flushes after every frame it sends: within a batch that is deferred to
+    /// <see cref="EndBatchAsync"/> (one write for the whole batch); outside a batch it writes at once.
+    /// </summary>
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        _batching ? Task.CompletedTask : WritePendingAsync(cancellationToken);
 
     public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
 

@@ -26,9 +26,9 @@ public readonly record struct TopicHeads(long[] Low, long[] High)
 public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the Kafka topic {kafkaTopic} does not exist");
 
 /// <summary>Creates topics through the Kafka AdminClient (real Kafka); "already exists" is success.</summary>
-public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
+public sealed class AdminClientTopicProvisioner(KafkaSettings settings, KafkaClientLog? clientLog = null) : ITopicProvisioner, IDisposable
 {
-    private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }).Build();
+    private readonly IAdminClient _admin = new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).WithLog(clientLog).Build();
 
     public async Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {
@@ -60,6 +60,8 @@ public sealed class KafkaLog : IDisposable
     /// <summary>Headers that identify a client publish (client identity and request id), for de-duplicating retries.</summary>
     public const string ClientHeader = "broker-client";
     public const string RequestIdHeader = "broker-id";
+    /// <summary>On a multiplexed namespace the Kafka key is the broker topic; a publish's own key travels in this header.</summary>
+    public const string KeyHeader = "broker-key";
     public static readonly byte[] JsonContentType = "json"u8.ToArray();
 
     private readonly KafkaSettings _settings;
@@ -67,20 +69,31 @@ public sealed class KafkaLog : IDisposable
     private readonly IProducer<byte[]?, byte[]?> _producer;
     private readonly IConsumer<byte[]?, byte[]?> _metadata;
     private readonly ConcurrentDictionary<string, Task> _ensured = new();
-    private readonly BlockingCalls _queries = new(4, "broker-kafka-query");
+    private readonly BlockingCalls _queries;
     private readonly ConcurrentDictionary<string, (int Count, long At)> _partitions = new(StringComparer.Ordinal);
 
-    public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner)
+    public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
         _provisioner = provisioner;
-        _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).Build();
-        _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).Build();
+        _queries = new BlockingCalls(settings.QueryThreads, "broker-kafka-query", settings.CloseTimeout);
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).WithLog(clientLog).Build();
+        _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).WithLog(clientLog).Build();
     }
 
     public KafkaSettings Settings => _settings;
 
-    public static ProducerConfig ProducerConfig(KafkaSettings s) => new()
+    /// <summary>
+    /// Sets <see cref="KafkaSettings.ClientConfig"/> (SASL, SSL, any librdkafka property) on a
+    /// client's configuration: every producer, consumer and admin client of the node goes through here.
+    /// </summary>
+    public static T WithClientConfig<T>(T config, KafkaSettings s) where T : ClientConfig
+    {
+        foreach (var (key, value) in s.ClientConfig) config.Set(key, value);
+        return config;
+    }
+
+    public static ProducerConfig ProducerConfig(KafkaSettings s) => WithClientConfig(new ProducerConfig
     {
         BootstrapServers = s.BootstrapServers,
         Acks = Acks.All,
@@ -98,13 +111,13 @@ public sealed class KafkaLog : IDisposable
         Partitioner = Confluent.Kafka.Partitioner.Murmur2Random,
         ReconnectBackoffMs = ReconnectBackoffMs(s),
         ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
-    };
+    }, s);
 
     // librdkafka's default backoff grows to 10 s: after an outage the log would be back long
     // before the broker noticed. The initial backoff must not exceed the maximum.
     private static int ReconnectBackoffMs(KafkaSettings s) => (int)Math.Min(100, s.ReconnectBackoffMax.TotalMilliseconds);
 
-    public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => new()
+    public static ConsumerConfig ConsumerConfig(KafkaSettings s, string clientId) => WithClientConfig(new ConsumerConfig
     {
         BootstrapServers = s.BootstrapServers,
         GroupId = "broker-" + clientId + "-" + Guid.NewGuid().ToString("N"),
@@ -117,7 +130,7 @@ public sealed class KafkaLog : IDisposable
         ClientId = clientId,
         ReconnectBackoffMs = ReconnectBackoffMs(s),
         ReconnectBackoffMaxMs = (int)s.ReconnectBackoffMax.TotalMilliseconds,
-    };
+    }, s);
 
     /// <summary>Ensures the Kafka topic exists (once per node and topic, retried after a failure).</summary>
     public Task EnsureTopicAsync(string kafkaTopic, CancellationToken ct = default) =>
@@ -154,6 +167,20 @@ public sealed class KafkaLog : IDisposable
     /// </summary>
     public void Produce(string kafkaTopic, string? key, byte[] jsonValue, string? clientId, string? requestId, Action<DeliveryReport<byte[]?, byte[]?>> onDelivery) =>
         _producer.Produce(kafkaTopic, Record(key, jsonValue, clientId, requestId), onDelivery);
+
+    /// <summary>
+    /// Writes one record of a multiplexed namespace to <paramref name="partition"/> of its shared Kafka
+    /// topic: the Kafka key is the broker topic, the publish's own key goes in the <c>broker-key</c>
+    /// header. Otherwise as <see cref="Produce(string, string?, byte[], string?, string?, Action{DeliveryReport{byte[], byte[]}})"/>.
+    /// </summary>
+    public void ProduceShared(string kafkaTopic, int partition, string topic, string? key, byte[] jsonValue, string? clientId, string? requestId,
+        Action<DeliveryReport<byte[]?, byte[]?>> onDelivery)
+    {
+        var record = Record(null, jsonValue, clientId, requestId);
+        record.Key = Encoding.UTF8.GetBytes(topic);
+        if (key is not null) record.Headers.Add(KeyHeader, Encoding.UTF8.GetBytes(key));
+        _producer.Produce(new TopicPartition(kafkaTopic, partition), record, onDelivery);
+    }
 
     private static Message<byte[]?, byte[]?> Record(string? key, byte[] jsonValue, string? clientId, string? requestId)
     {
@@ -195,7 +222,7 @@ public sealed class KafkaLog : IDisposable
                 }
                 // A topic just created through the AdminClient reaches every Kafka broker's metadata a little later.
                 if (!awaitCreation || Environment.TickCount64 > deadline || ct.IsCancellationRequested) throw new TopicNotFoundException(kafkaTopic);
-                Thread.Sleep(100); // a dedicated query thread, not the thread pool
+                Thread.Sleep(_settings.MetadataRetry); // a dedicated query thread, not the thread pool
             }
         }, ct).ConfigureAwait(false);
         _partitions[kafkaTopic] = (count, now);
@@ -228,7 +255,7 @@ public sealed class KafkaLog : IDisposable
 
     public void Dispose()
     {
-        try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
+        try { _producer.Flush(_settings.CloseTimeout); } catch (KafkaException) { }
         _producer.Dispose();
         _queries.Dispose();
         _metadata.Close();

@@ -10,20 +10,6 @@ using Confluent.Kafka;
 
 namespace Broker.Core.Publish;
 
-/// <summary>Settings of topic actors (HOCON <c>broker.topics</c>).</summary>
-public sealed record TopicSettings
-{
-    /// <summary>Recent publishes remembered per topic to answer retries (same client and id) with the original ack.</summary>
-    public int DedupWindow { get; init; } = 10_000;
-
-    /// <summary>
-    /// Time kept in reserve before a publish's deadline for Kafka's answer to reach the client's node
-    /// (and for clock differences between nodes): a publish is handed to Kafka only while at least
-    /// produce-timeout plus this margin are left.
-    /// </summary>
-    public TimeSpan AnswerMargin { get; init; } = TimeSpan.FromSeconds(2);
-}
-
 /// <summary>What a topic actor uses of its node.</summary>
 public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings)
 {
@@ -65,14 +51,6 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     }
 
     private static readonly TimeSpan SettleRetry = TimeSpan.FromSeconds(1);
-
-    /// <summary>
-    /// How long a starting writer waits for its run-time settings (their store is the database)
-    /// before defaults apply. Publishes wait meanwhile, and a publish is written only while
-    /// produce-timeout + answer-margin are left of its request-timeout: a longer wait would make
-    /// every first publish of a topic fail while the database is down.
-    /// </summary>
-    private static readonly TimeSpan SettingsTimeout = TimeSpan.FromSeconds(2);
 
     private readonly string _topic;
     private readonly string _kafkaTopic;
@@ -128,7 +106,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _settingsKnown = true; // no settings store: defaults
             return;
         }
-        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), SettingsTimeout)
+        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), _deps.Settings.SettingsTimeout)
             .PipeTo(Self, failure: e => new SettingsUnavailable(e));
     }
 
@@ -142,7 +120,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private void SettingsFailed(SettingsUnavailable u)
     {
         _logger.Warning("Topic {0}: settings store unavailable ({1}); defaults apply until it answers", _topic, u.Cause.GetBaseException().Message);
-        Timers.StartSingleTimer("settings", RetrySettings.Instance, TimeSpan.FromSeconds(10));
+        Timers.StartSingleTimer("settings", RetrySettings.Instance, _deps.Settings.SettingsRetry);
     }
 
     private void SettingsMessages()
@@ -171,6 +149,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private async Task<Tail> ReadTailAsync()
     {
+        if (_mapping is { Multiplexed: true } shared) return await ReadSharedTailAsync(shared.SharedPartition).ConfigureAwait(false);
         var started = Stopwatch.GetTimestamp();
         var heads = await _deps.Log.QueryHeadsAsync(_kafkaTopic).ConfigureAwait(false);
         var queried = Stopwatch.GetElapsedTime(started);
@@ -178,7 +157,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         if (_deps.Settings.DedupWindow <= 0) return new Tail(found, heads.High) { HeadsTime = queried };
         var from = new long[heads.Partitions];
         for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
-        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
         var ackPosition = (long[])from.Clone();
         await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, _) =>
         {
@@ -196,6 +175,46 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
         return new Tail(found, heads.High) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
+    }
+
+    /// <summary>
+    /// <see cref="ReadTailAsync"/> for a topic of a multiplexed namespace: its records are the ones
+    /// keyed with its name among the last <c>dedup-window</c> records of its partition of the shared
+    /// Kafka topic (the publish's own key is the <c>broker-key</c> header); positions are offsets of
+    /// that partition.
+    /// </summary>
+    private async Task<Tail> ReadSharedTailAsync(int partition)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, partition).ConfigureAwait(false);
+        var queried = Stopwatch.GetElapsedTime(started);
+        var low = Math.Max(0, wm.Low.Value);
+        var high = Math.Max(low, wm.High.Value);
+        var found = new List<LoggedPublish>();
+        if (_deps.Settings.DedupWindow <= 0) return new Tail(found, [high]) { HeadsTime = queried };
+        var from = new long[partition + 1];
+        var to = new long[partition + 1];
+        from[partition] = Math.Max(low, high - _deps.Settings.DedupWindow);
+        to[partition] = high;
+        var name = Encoding.UTF8.GetBytes(_topic);
+        using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, (record, _) =>
+        {
+            if (record.Message.Key is { } k && k.AsSpan().SequenceEqual(name) && PublishIdentity(record.Message.Headers) is var (client, id))
+                found.Add(new LoggedPublish(new PublishKey(_topic, client, id),
+                    PublishFingerprint.Of(record.Message.Value, HeaderBytes(record.Message.Headers, KafkaLog.KeyHeader)),
+                    Position.Encode([record.Offset.Value + 1])));
+            return ValueTask.CompletedTask;
+        }, cts.Token).ConfigureAwait(false);
+        return new Tail(found, [high]) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
+    }
+
+    private static byte[]? HeaderBytes(Headers? headers, string key)
+    {
+        if (headers is null) return null;
+        for (var i = 0; i < headers.Count; i++)
+            if (headers[i].Key == key) return headers[i].GetValueBytes();
+        return null;
     }
 
     private static (string, string)? PublishIdentity(Headers? headers)
@@ -336,9 +355,12 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             // Delivery reports come on the producer's poll thread in write order per partition, so
             // the Produced messages (and the acks) keep the order of the publishes of a partition
             // (of the topic, with one partition).
-            _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, report => self.Tell(
+            void Delivered(DeliveryReport<byte[]?, byte[]?> report) => self.Tell(
                 new Produced(pending, key, number, report.Partition.Value, report.Offset.Value,
-                    report.Error.IsError ? new ProduceException<byte[]?, byte[]?>(report.Error, report) : null, report.Status)));
+                    report.Error.IsError ? new ProduceException<byte[]?, byte[]?>(report.Error, report) : null, report.Status));
+            if (_mapping is { Multiplexed: true } shared)
+                _deps.Log.ProduceShared(_kafkaTopic, shared.SharedPartition, _topic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
+            else _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
         }
         catch (KafkaException e)
         {
@@ -435,6 +457,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private string AckPosition(int partition, long offset)
     {
+        if (_mapping is { Multiplexed: true }) return Position.Encode([offset + 1]); // one offset of the topic's partition
         if (partition >= _heads.Length) Array.Resize(ref _heads, partition + 1); // partitions were added
         if (offset + 1 > _heads[partition]) _heads[partition] = offset + 1;
         if (_heads.Length == 1) return Position.Encode([offset + 1]);

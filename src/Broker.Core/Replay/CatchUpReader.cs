@@ -34,11 +34,13 @@ public sealed class CatchUpReader : IDisposable
     private readonly KafkaSettings _settings;
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentBag<IConsumer<byte[]?, byte[]?>> _pool = new();
+    private readonly KafkaClientLog? _clientLog;
     private volatile bool _disposed;
 
-    public CatchUpReader(KafkaSettings settings)
+    public CatchUpReader(KafkaSettings settings, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
+        _clientLog = clientLog;
         _slots = new SemaphoreSlim(settings.MaxConcurrentReplays, settings.MaxConcurrentReplays);
     }
 
@@ -50,11 +52,73 @@ public sealed class CatchUpReader : IDisposable
     /// with exactly that key are written; with <paramref name="withHeaders"/>, frames carry the records' headers.
     /// </summary>
     public Task ReadAsync(string kafkaTopic, string topic, long[] from, long[] to, Func<byte[], ValueTask> write, CancellationToken ct,
-        byte[]? keyFilter = null, bool withHeaders = false) =>
+        byte[]? keyFilter = null, bool withHeaders = false, ReplayShare? share = null) =>
         ReadRecordsAsync(kafkaTopic, from, to, (record, position) =>
             keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter)
                 ? ValueTask.CompletedTask
-                : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct);
+                : write(RecordFrames.Build(topic, record, Position.Encode(position), withHeaders)), ct, share);
+
+    /// <summary>
+    /// Reads a multiplexed topic's history: the records of <paramref name="partition"/> of the shared
+    /// Kafka topic in [<paramref name="from"/>, <paramref name="to"/>) whose Kafka key is
+    /// <paramref name="topicKey"/> (the broker topic), as frames whose <c>pos</c> is the record's
+    /// offset + 1. Records of other topics in between are read and skipped: a long range of a busy
+    /// shared partition costs a scan (recent history is served from the feed's memory instead).
+    /// </summary>
+    public Task ReadSharedAsync(string kafkaTopic, int partition, byte[] topicKey, string topic, long from, long to, Func<byte[], ValueTask> write,
+        CancellationToken ct, byte[]? keyFilter = null, bool withHeaders = false, ReplayShare? share = null)
+    {
+        var (starts, ends) = OnePartition(partition, from, to);
+        return ReadRecordsAsync(kafkaTopic, starts, ends, (record, _) =>
+        {
+            if (!IsOf(record, topicKey) || (keyFilter is not null && !RecordFrames.KeyEquals(record, keyFilter, shared: true))) return ValueTask.CompletedTask;
+            return write(RecordFrames.Build(topic, record, Position.Encode([record.Offset.Value + 1]), withHeaders, shared: true));
+        }, ct, share);
+    }
+
+    /// <summary>
+    /// The offset to read a multiplexed topic from so that its last <paramref name="count"/> records
+    /// before <paramref name="high"/> are delivered: the partition is scanned backwards in growing
+    /// chunks until that many records of the topic are found (or the oldest retained record is
+    /// reached: then fewer exist, and the read starts there).
+    /// </summary>
+    public async Task<long> StartOfLastSharedAsync(string kafkaTopic, int partition, byte[] topicKey, long low, long high, int count, CancellationToken ct)
+    {
+        if (count <= 0) return high;
+        var found = new List<long>(); // offsets of the topic's records from `end` to `high`, newest chunk first
+        var end = high;
+        var chunk = Math.Max(count * 8L, 4096);
+        while (end > low)
+        {
+            var begin = Math.Max(low, end - chunk);
+            var inChunk = new List<long>();
+            var (starts, ends) = OnePartition(partition, begin, end);
+            await ReadRecordsAsync(kafkaTopic, starts, ends, (record, _) =>
+            {
+                if (IsOf(record, topicKey)) inChunk.Add(record.Offset.Value);
+                return ValueTask.CompletedTask;
+            }, ct).ConfigureAwait(false);
+            inChunk.AddRange(found);
+            found = inChunk;
+            if (found.Count >= count) return found[found.Count - count];
+            end = begin;
+            chunk *= 2;
+        }
+        return low;
+    }
+
+    private static bool IsOf(ConsumeResult<byte[]?, byte[]?> record, byte[] topicKey) =>
+        record.Message.Key is { } k && k.AsSpan().SequenceEqual(topicKey);
+
+    /// <summary>Per-partition ranges that read only [<paramref name="from"/>, <paramref name="to"/>) of <paramref name="partition"/>.</summary>
+    private static (long[] From, long[] To) OnePartition(int partition, long from, long to)
+    {
+        var starts = new long[partition + 1];
+        var ends = new long[partition + 1];
+        starts[partition] = from;
+        ends[partition] = to;
+        return (starts, ends);
+    }
 
     /// <summary>
     /// The start of the last <paramref name="count"/> records of the topic between <paramref name="low"/>
@@ -92,33 +156,67 @@ public sealed class CatchUpReader : IDisposable
     /// <summary>
     /// Hands every record between <paramref name="from"/> and <paramref name="to"/> (per partition:
     /// offsets in [from, to)) to <paramref name="handle"/> in merge order, with the position after it.
+    /// <paramref name="share"/> bounds how many reads of one connection run at once, so that one
+    /// client's many replays cannot take every slot of the node.
+    /// <para>
+    /// A read holds one of the node's slots (and a pooled consumer) only while it reads: when
+    /// <paramref name="handle"/> makes it wait longer than <see cref="YieldAfter"/> (the client is
+    /// not reading), it gives both back, waits without them, and goes on from where it stopped.
+    /// </para>
     /// </summary>
-    public async Task ReadRecordsAsync(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
+    public async Task ReadRecordsAsync(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct, ReplayShare? share = null)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var any = false;
         for (var p = 0; p < to.Length; p++) any |= Start(from, p) < to[p];
         if (!any) return;
-        await _slots.WaitAsync(ct).ConfigureAwait(false);
+        var position = new long[to.Length];
+        for (var p = 0; p < to.Length; p++) position[p] = Math.Min(Start(from, p), to[p]);
+        if (share is not null) await share.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            // Consume() blocks: each replay gets a thread of its own (their number is bounded by the
-            // slots) instead of blocking the thread pool that connections and actors run on.
-            await Task.Factory.StartNew(() => ReadLoop(kafkaTopic, from, to, handle, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                .ConfigureAwait(false);
+            while (true)
+            {
+                Task? blocked;
+                await _slots.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    // Consume() blocks: each read gets a thread of its own (their number is bounded by
+                    // the slots) instead of blocking the thread pool that connections and actors run on.
+                    blocked = await Task.Factory.StartNew(() => ReadLoop(kafkaTopic, position, to, handle, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                        .ConfigureAwait(false);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
+                if (blocked is null) return;
+                await blocked.WaitAsync(ct).ConfigureAwait(false); // without a slot: the client makes room
+            }
         }
         finally
         {
-            _slots.Release();
+            share?.Release();
         }
     }
+
+    /// <summary>Reads holding one of the node's slots now (for operators and tests).</summary>
+    public int ActiveReads => _settings.MaxConcurrentReplays - _slots.CurrentCount;
+
+    /// <summary>How long a read waits for its client to take a record before it gives its slot back (and waits without it).</summary>
+    public static readonly TimeSpan YieldAfter = TimeSpan.FromMilliseconds(200);
 
     /// <summary>A position may have fewer partitions than the topic (partitions added since): nothing of those was seen.</summary>
     private static long Start(long[] from, int partition) => partition < from.Length ? from[partition] : 0;
 
-    private void ReadLoop(string kafkaTopic, long[] from, long[] to, RecordHandler handle, CancellationToken ct)
+    /// <summary>
+    /// Reads from <paramref name="position"/> (next offsets per partition, advanced as records are
+    /// handed on) to <paramref name="to"/>. Returns null when the range is read, or the write a slow
+    /// client keeps waiting: the caller waits for it without a slot and calls again from <paramref name="position"/>.
+    /// </summary>
+    private Task? ReadLoop(string kafkaTopic, long[] position, long[] to, RecordHandler handle, CancellationToken ct)
     {
         var n = to.Length;
-        var position = new long[n];
         var reading = new bool[n];   // still has records to fetch in its range
         var paused = new bool[n];
         var buffered = new Queue<ConsumeResult<byte[]?, byte[]?>>?[n];
@@ -126,7 +224,6 @@ public sealed class CatchUpReader : IDisposable
         var assignment = new List<TopicPartitionOffset>(n);
         for (var p = 0; p < n; p++)
         {
-            position[p] = Math.Min(Start(from, p), to[p]);
             partitions[p] = new TopicPartition(kafkaTopic, p);
             if (position[p] >= to[p]) continue;
             reading[p] = true;
@@ -137,7 +234,7 @@ public sealed class CatchUpReader : IDisposable
         try
         {
             consumer.Assign(assignment);
-            var poll = TimeSpan.FromMilliseconds(100);
+            var poll = _settings.ReplayPoll;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
@@ -147,14 +244,21 @@ public sealed class CatchUpReader : IDisposable
                     var record = buffered[next]!.Dequeue();
                     position[next] = record.Offset.Value + 1;
                     var written = handle(record, position);
-                    if (!written.IsCompletedSuccessfully) written.AsTask().GetAwaiter().GetResult(); // backpressure: this thread waits
+                    if (!written.IsCompletedSuccessfully)
+                    {
+                        // Backpressure: wait a little on this thread; a client that takes longer gets
+                        // its write waited for without the slot (the records buffered here are read again).
+                        var pending = written.AsTask();
+                        if (!pending.Wait(YieldAfter, ct)) return pending;
+                        pending.GetAwaiter().GetResult(); // rethrows what the write threw
+                    }
                     if (paused[next] && reading[next] && buffered[next]!.Count <= MergeBuffer / 2)
                     {
                         consumer.Resume([partitions[next]]);
                         paused[next] = false;
                     }
                 }
-                if (Finished(buffered, reading)) return;
+                if (Finished(buffered, reading)) return null;
                 var fetched = consumer.Consume(poll);
                 if (fetched is null)
                 {
@@ -252,7 +356,7 @@ public sealed class CatchUpReader : IDisposable
     }
 
     private IConsumer<byte[]?, byte[]?> Rent() =>
-        _pool.TryTake(out var c) ? c : new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(_settings, "broker-replay")).Build();
+        _pool.TryTake(out var c) ? c : new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(_settings, "broker-replay")).WithLog(_clientLog).Build();
 
     private void Return(IConsumer<byte[]?, byte[]?> consumer)
     {
@@ -278,4 +382,17 @@ public sealed class CatchUpReader : IDisposable
             c.Dispose();
         }
     }
+}
+
+/// <summary>
+/// One connection's share of the node's replay slots: at most <c>max-replays-per-connection</c> of
+/// its catch-up reads run at once; the others wait for them, not for other clients' reads.
+/// </summary>
+public sealed class ReplayShare(int concurrent)
+{
+    private readonly SemaphoreSlim _reads = new(concurrent, concurrent);
+
+    public Task WaitAsync(CancellationToken ct) => _reads.WaitAsync(ct);
+
+    public void Release() => _reads.Release();
 }

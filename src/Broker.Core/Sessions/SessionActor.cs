@@ -6,31 +6,6 @@ using Broker.Protocol;
 
 namespace Broker.Core.Sessions;
 
-/// <summary>Settings of durable sessions (HOCON <c>broker.sessions</c>).</summary>
-public sealed record SessionSettings
-{
-    /// <summary>A session with no connection attached for this long is deleted.</summary>
-    public TimeSpan ExpireAfter { get; init; } = TimeSpan.FromHours(24);
-
-    /// <summary>A session with no connection attached leaves memory after this long (its state stays stored).</summary>
-    public TimeSpan PassivateAfter { get; init; } = TimeSpan.FromMinutes(2);
-
-    /// <summary>How often the session sweep checks every stored session for expiry.</summary>
-    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromHours(1);
-
-    /// <summary>Stored sessions the sweep checks per second.</summary>
-    public int SweepRate { get; init; } = 100;
-
-    /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted).</summary>
-    public int SnapshotEvery { get; init; } = 100;
-
-    /// <summary>How long a connection waits for the session store before answering <c>unavailable</c>.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>The clock of the stored connection facts and of expiry (tests replace it).</summary>
-    public TimeProvider Time { get; init; } = TimeProvider.System;
-}
-
 /// <summary>
 /// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
 /// the session's topics and, per topic, the position to resume after (the last commit, or where

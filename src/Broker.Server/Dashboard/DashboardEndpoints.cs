@@ -17,24 +17,39 @@ public sealed record ClusterView(string Self, string? Leader, int Connections, I
 /// <summary>
 /// The dashboard: a static page at <c>/</c> (HTML and JS embedded in this assembly, no build step)
 /// and the small read-only <c>/api/cluster</c> it polls. The page's live console speaks the public
-/// WebSocket protocol on <c>/ws</c> like any other client.
+/// WebSocket protocol on <c>/ws</c> through the TypeScript client, whose browser bundle
+/// (<c>src/client-ts/dist/broker-client.js</c>, committed) is embedded too and served at
+/// <c>/broker-client.js</c> to any origin, so that a page anywhere can import it from its broker.
 /// </summary>
 public static class DashboardEndpoints
 {
     private static readonly Lazy<byte[]> Page = new(() => Resource("index.html"));
     private static readonly Lazy<byte[]> Script = new(() => Resource("dashboard.js"));
+    private static readonly Lazy<byte[]> Client = new(() => Resource("broker-client.js"));
 
     public static void MapDashboard(this WebApplication app)
     {
         app.MapGet("/", () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
         app.MapGet("/dashboard.js", () => Results.Bytes(Script.Value, "text/javascript; charset=utf-8"));
+        app.MapGet("/broker-client.js", (HttpResponse response) =>
+        {
+            // An ES module: pages of other origins import it in CORS mode. It holds no secret.
+            response.Headers.AccessControlAllowOrigin = "*";
+            return Results.Bytes(Client.Value, "text/javascript; charset=utf-8");
+        });
         app.MapGet("/api/cluster", (ActorSystem system, ConnectionRegistry registry) => Results.Json(View(system, registry)));
         // The topics this node reads: local subscribers and the feed's position (the page derives a rate from it).
+        // A multiplexed namespace's shared Kafka topic is one row: its broker topics known to this
+        // node (with local subscribers or recent history) and the records skipped as misrouted.
         app.MapGet("/api/topics", async (Broker.Core.Fanout.FeedHub feeds) => Results.Json(new
         {
             topics = (await feeds.SnapshotAsync())
                 .OrderBy(f => f.Topic, StringComparer.Ordinal)
-                .Select(f => new { topic = f.Topic, kafkaTopic = f.KafkaTopic, subscribers = f.Subscribers, position = f.Next })
+                .Select(f => new
+                {
+                    topic = f.Topic, kafkaTopic = f.KafkaTopic, subscribers = f.Subscribers, position = f.Next,
+                    shared = f.Shared, topics = f.Shared ? f.Topics : (int?)null, misrouted = f.Shared ? f.Misrouted : (long?)null,
+                })
                 .ToArray(),
         }));
     }

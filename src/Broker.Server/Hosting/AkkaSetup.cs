@@ -41,37 +41,34 @@ public static class AkkaSetup
     /// The actor system: remoting, the cluster (of one unless seed nodes are given), serialization,
     /// the topic shard region, the session store and the durable-session shard region.
     /// </summary>
-    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, Config config, string sessionStoreConnection)
+    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, NodeSettings settings, string sessionStoreConnection)
     {
         services.AddAkka(SystemName, (builder, sp) =>
         {
-            var seeds = BrokerConfig.SeedNodes(config);
+            var cluster = settings.Cluster;
+            string[] seeds = [.. cluster.SeedNodes];
             builder
-                .AddHocon(config, HoconAddMode.Prepend)
-                .AddHocon(SplitBrainResolver(config), HoconAddMode.Prepend)
-                .ConfigureLoggers(l =>
-                {
-                    l.ClearLoggers();
-                    l.AddLoggerFactory();
-                })
+                .AddHocon(settings.Akka, HoconAddMode.Prepend)
+                .AddHocon(SplitBrainResolver(cluster), HoconAddMode.Prepend)
+                .AddBrokerLogging(settings.Logging)
                 .WithRemoting(new RemoteOptions
                 {
-                    HostName = config.GetString("broker.cluster.hostname"),
-                    Port = config.GetInt("broker.cluster.port"),
+                    HostName = cluster.Hostname,
+                    Port = cluster.Port,
                 })
                 .WithClustering(new ClusterOptions { SeedNodes = seeds })
                 .AddBrokerSerialization()
-                .AddSessionPersistence(config, sessionStoreConnection)
-                .AddTopicRegion(config, new TopicDependencies(
-                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), BrokerConfig.Topics(config)))
-                .AddSessionRegion(config)
+                .AddSessionPersistence(settings.Persistence, sessionStoreConnection)
+                .AddTopicRegion(cluster, new TopicDependencies(
+                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), settings.Topics))
+                .AddSessionRegion(settings.Sessions)
                 .AddStartup((system, _) =>
                 {
                     // /user/broker-node-info: asked by the admin API of any node (connections, subscribers, drain).
                     system.ActorOf(NodeInfoActor.Props(sp.GetRequiredService<ConnectionRegistry>(), sp.GetRequiredService<FeedHub>(),
                         Cluster.Get(system).SelfAddress.ToString()), NodeInfo.ActorName);
                 });
-            if (seeds.Length == 0 && config.GetBoolean("broker.cluster.self-join"))
+            if (seeds.Length == 0 && cluster.SelfJoin)
             {
                 // A cluster of one: join ourselves.
                 builder.AddStartup((system, _) =>
@@ -84,13 +81,13 @@ public static class AkkaSetup
         return services;
     }
 
-    private static Config SplitBrainResolver(Config config) => ConfigurationFactory.ParseString($"""
+    private static Config SplitBrainResolver(BrokerClusterSettings cluster) => ConfigurationFactory.ParseString($"""
         akka.cluster.split-brain-resolver {"{"}
-          active-strategy = {config.GetString("broker.cluster.split-brain-resolver.active-strategy")}
-          stable-after = {config.GetTimeSpan("broker.cluster.split-brain-resolver.stable-after").TotalMilliseconds}ms
-          down-all-when-unstable = {config.GetTimeSpan("broker.cluster.split-brain-resolver.down-all-when-unstable").TotalMilliseconds}ms
+          active-strategy = {cluster.SplitBrainStrategy}
+          stable-after = {(long)cluster.StableAfter.TotalMilliseconds}ms
+          down-all-when-unstable = {(long)cluster.DownAllWhenUnstable.TotalMilliseconds}ms
         {"}"}
-        """);
+        """ + (cluster.QuorumSize > 0 ? $"\nakka.cluster.split-brain-resolver.static-quorum.quorum-size = {cluster.QuorumSize}" : ""));
 
     public static AkkaConfigurationBuilder AddBrokerSerialization(this AkkaConfigurationBuilder builder) =>
         builder.WithCustomSerializer("broker", [typeof(IBrokerMessage)], system => new BrokerSerializer(system));
@@ -101,10 +98,10 @@ public static class AkkaSetup
     /// The topic region and the region of topic settings. Topic actors get their settings from the
     /// latter (resolved when an entity starts, so both are registered by then).
     /// </summary>
-    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, Config config, TopicDependencies deps)
+    public static AkkaConfigurationBuilder AddTopicRegion(this AkkaConfigurationBuilder builder, BrokerClusterSettings cluster, TopicDependencies deps)
     {
-        var shards = config.GetInt("broker.cluster.topic-shards");
-        var passivate = config.GetTimeSpan("broker.cluster.passivate-idle-after");
+        var shards = cluster.TopicShards;
+        var passivate = cluster.PassivateIdleAfter;
         // Topic entities are cheap to restart: no remembered entities, idle ones passivate.
         ShardOptions Options() => new()
         {
@@ -137,14 +134,13 @@ public static class AkkaSetup
     /// attached (sharding's idle passivation would also stop attached ones) and expiry is driven by
     /// what it stores (see <see cref="SessionActor"/>, <see cref="SessionSweeper"/>).
     /// </summary>
-    public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, Config config)
+    public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, SessionSettings settings)
     {
-        var settings = BrokerConfig.Sessions(config);
         return builder
             .WithShardRegion<SessionRegion>(
                 SessionTypeName,
                 session => SessionActor.Props(session, settings),
-                new SessionMessageExtractor(config.GetInt("broker.sessions.shards")),
+                new SessionMessageExtractor(settings.Shards),
                 new ShardOptions
                 {
                     StateStoreMode = StateStoreMode.DData,

@@ -201,6 +201,21 @@ public sealed class BrokerProcess : IAsyncDisposable
     /// <summary>SIGCONT after <see cref="Freeze"/>.</summary>
     public void Resume() => Signals.Resume(Pid);
 
+    /// <summary>Waits (bounded) for the process to end by itself and returns its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{Name} did not exit within {timeout}\n{Output}");
+        }
+        return _process.ExitCode;
+    }
+
     /// <summary>kill -9: the process and anything it started die at once.</summary>
     public void Kill()
     {

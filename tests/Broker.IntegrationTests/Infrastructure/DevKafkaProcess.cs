@@ -31,11 +31,11 @@ public sealed class DevKafkaProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the log and waits (bounded) until it listens.</summary>
-    public static async Task<DevKafkaProcess> StartAsync()
+    public static async Task<DevKafkaProcess> StartAsync(TimeSpan? timeout = null)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Broker.DevKafka.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException("Broker.DevKafka is not in the test output directory", dll);
-        var psi = new ProcessStartInfo(BrokerProcess.DotnetHost(), [dll, "--port", "0", "--admin-port", "0"])
+        var psi = new ProcessStartInfo(BrokerProcess.DotnetHost(), [dll, "--host", "127.0.0.1", "--port", "0", "--admin-port", "0"])
         {
             WorkingDirectory = AppContext.BaseDirectory,
             RedirectStandardOutput = true,
@@ -69,7 +69,7 @@ public sealed class DevKafkaProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         try
         {
-            await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await listening.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(60));
         }
         catch
         {

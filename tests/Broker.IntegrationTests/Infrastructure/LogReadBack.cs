@@ -4,14 +4,20 @@ using Confluent.Kafka;
 
 namespace Broker.IntegrationTests.Infrastructure;
 
-/// <summary>A record of a Kafka topic as read back by a test, with the broker's client headers.</summary>
-public sealed record LoggedRecord(int Partition, long Offset, byte[]? Key, byte[]? Value, string? Client, string? Id)
+/// <summary>A record of a Kafka topic as read back by a test: its place, key (UTF-8), value and headers.</summary>
+public sealed record LoggedRecord(int Partition, long Offset, string? Key, byte[] Value, IReadOnlyDictionary<string, string> Headers)
 {
     /// <summary>The value as a string (the broker writes JSON).</summary>
-    public string Text => Value is null ? "" : Encoding.UTF8.GetString(Value);
+    public string Text => Encoding.UTF8.GetString(Value);
 
     /// <summary>The position of the record in a one-partition topic (offset + 1), as acks name it.</summary>
-    public string SinglePartitionPos => Position.Single(Offset + 1).Encode();
+    public string Pos => Position.Single(Offset + 1).Encode();
+
+    /// <summary>The publishing client's identity (header <c>broker-client</c>), if the record came from a client with one.</summary>
+    public string? Client => Headers.GetValueOrDefault("broker-client");
+
+    /// <summary>The publish's request id (header <c>broker-id</c>).</summary>
+    public string? Id => Headers.GetValueOrDefault("broker-id");
 }
 
 /// <summary>The one Kafka read-back helper of the integration tests: a whole topic, every partition, from its start.</summary>
@@ -42,18 +48,15 @@ public static class LogReadBack
         var next = new long[partitions];
         consumer.Assign(assignment);
         foreach (var a in assignment) next[a.Partition.Value] = a.Offset.Value;
-        while (Enumerable.Range(0, partitions).Any(p => next[p] < high[p] && assignment.Any(a => a.Partition.Value == p)))
+        while (assignment.Any(a => next[a.Partition.Value] < high[a.Partition.Value]))
         {
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{topic} was not read back in time ({records.Count} records)");
             var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
             if (r is null || r.IsPartitionEOF) continue;
-            string? client = null, id = null;
-            foreach (var h in r.Message.Headers ?? [])
-            {
-                if (h.Key == "broker-client") client = Encoding.UTF8.GetString(h.GetValueBytes());
-                else if (h.Key == "broker-id") id = Encoding.UTF8.GetString(h.GetValueBytes());
-            }
-            records.Add(new LoggedRecord(r.Partition.Value, r.Offset.Value, r.Message.Key, r.Message.Value, client, id));
+            var headers = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var h in r.Message.Headers ?? []) headers[h.Key] = Encoding.UTF8.GetString(h.GetValueBytes());
+            records.Add(new LoggedRecord(r.Partition.Value, r.Offset.Value,
+                r.Message.Key is null ? null : Encoding.UTF8.GetString(r.Message.Key), r.Message.Value ?? [], headers));
             next[r.Partition.Value] = r.Offset.Value + 1;
         }
         consumer.Close();

@@ -14,7 +14,7 @@ public sealed class TestBroker : IAsyncDisposable
     {
         App = app;
         HttpAddress = app.HttpAddress();
-        WsUri = new Uri(HttpAddress.Replace("http://", "ws://") + "/ws");
+        WsUri = new Uri(HttpAddress.Replace("https://", "wss://").Replace("http://", "ws://") + "/ws");
     }
 
     public WebApplication App { get; }
@@ -35,17 +35,35 @@ public sealed class TestBroker : IAsyncDisposable
             ["broker.kafka.embedded.port"] = "0",
             ["broker.cluster.port"] = "0",
             ["broker.shutdown-deadline"] = "5s",
-            ["akka.loglevel"] = "WARNING",
+            ["broker.logging.level"] = "warning",
         };
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
         var config = BrokerConfig.Load(values, _ => null);
-        if (hocon is not null) config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(config);
+        if (hocon is not null) config = config.With(hocon);
         var app = BrokerApp.Build(config, ["--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);
     }
 
-    public Task<WsClient> ConnectAsync(string query = "") => WsClient.ConnectAsync(new Uri(WsUri + query));
+    /// <summary>
+    /// broker.limits' publish rates off: a test of something else that publishes faster than the
+    /// defaults allow (5,000 publishes and 16 MiB per second per connection) would get rate_limited
+    /// on a fast machine.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> NoPublishRateLimits { get; } = new Dictionary<string, string>
+    {
+        ["broker.limits.publishes-per-second"] = "0",
+        ["broker.limits.publish-bytes-per-second"] = "0",
+        ["broker.limits.subject-publishes-per-second"] = "0",
+        ["broker.limits.subject-publish-bytes-per-second"] = "0",
+    };
+
+    public Task<WsClient> ConnectAsync(string query = "", Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null) =>
+        WsClient.ConnectAsync(new Uri(WsUri + query), configure: configure);
+
+    /// <summary>Connects with <c>Authorization: Bearer <paramref name="token"/></c> on the upgrade.</summary>
+    public Task<WsClient> ConnectWithTokenAsync(string token, string query = "") =>
+        WsClient.ConnectAsync(new Uri(WsUri + query), configure: o => o.SetRequestHeader("Authorization", "Bearer " + token));
 
     public async ValueTask DisposeAsync()
     {
@@ -56,6 +74,9 @@ public sealed class TestBroker : IAsyncDisposable
 
 /// <summary>One broker with the default settings shared by the tests of a class (tests use distinct topic names).</summary>
 public sealed class BrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>());
+
+/// <summary>One broker without publish rate limits, for tests that publish as fast as they can (thousands of pipelined publishes).</summary>
+public sealed class UnlimitedBrokerFixture() : ConfiguredBrokerFixture(TestBroker.NoPublishRateLimits);
 
 /// <summary>One broker with its own settings (HOCON keys), shared by the tests of a class.</summary>
 public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides) : IAsyncLifetime

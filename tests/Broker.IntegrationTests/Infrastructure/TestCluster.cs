@@ -65,10 +65,11 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    public static Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null)
+    /// <param name="hocon">Extra HOCON for every node (values that are not strings, e.g. lists of namespaces).</param>
+    public static Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null, string? hocon = null)
     {
         var kafka = MockKafkaCluster.Start("127.0.0.1", 0);
-        return StartAsync(nodes, overrides, kafka, new AdminEndpoint(kafka, "127.0.0.1", 0), ownsKafka: true);
+        return StartAsync(nodes, overrides, kafka, new AdminEndpoint(kafka, "127.0.0.1", 0), ownsKafka: true, hocon);
     }
 
     /// <summary>
@@ -78,12 +79,13 @@ public sealed class TestCluster : IAsyncDisposable
     public Task<TestCluster> StartAnotherOnSameLogAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null) =>
         StartAsync(nodes, overrides, Kafka, Admin, ownsKafka: false);
 
-    private static async Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides, MockKafkaCluster kafka, AdminEndpoint admin, bool ownsKafka)
+    private static async Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides, MockKafkaCluster kafka, AdminEndpoint admin, bool ownsKafka,
+        string? hocon = null)
     {
         var ports = Enumerable.Range(0, nodes).Select(_ => FreePort()).ToArray();
         var seeds = ports.Select(p => $"akka.tcp://broker@127.0.0.1:{p}").ToArray();
         var cluster = new TestCluster(kafka, admin, seeds, ownsKafka);
-        var started = await Task.WhenAll(ports.Select(p => TestBroker.StartAsync(cluster.NodeSettings(p, overrides))));
+        var started = await Task.WhenAll(ports.Select(p => TestBroker.StartAsync(cluster.NodeSettings(p, overrides), hocon)));
         cluster.Nodes.AddRange(started);
         await cluster.AwaitUpAsync(nodes);
         return cluster;

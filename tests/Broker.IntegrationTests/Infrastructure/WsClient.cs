@@ -24,12 +24,28 @@ public sealed class WsClient : IAsyncDisposable
 
     public ClientWebSocket Socket => _socket;
 
+    private int _arrayFrames, _largestArrayFrame;
+
+    /// <summary>Frames that held a JSON array of server objects (only a client connected with <c>?batch=1</c> gets them).</summary>
+    public int ArrayFrames => Volatile.Read(ref _arrayFrames);
+
+    /// <summary>Bytes of the largest array frame received.</summary>
+    public int LargestArrayFrame => Volatile.Read(ref _largestArrayFrame);
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        var seen = Volatile.Read(ref target);
+        while (value > seen && Interlocked.CompareExchange(ref target, value, seen) is var actual && actual != seen) seen = actual;
+    }
+
     /// <summary>Completes with the close status the server sent (or null when the connection just dropped).</summary>
     public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
 
-    public static async Task<WsClient> ConnectAsync(Uri uri, bool startReading = true)
+    /// <param name="configure">Sets request headers (Authorization, Origin), certificate validation, ...</param>
+    public static async Task<WsClient> ConnectAsync(Uri uri, bool startReading = true, Action<ClientWebSocketOptions>? configure = null)
     {
         var socket = new ClientWebSocket();
+        configure?.Invoke(socket.Options);
         await socket.ConnectAsync(uri, new CancellationTokenSource(DefaultTimeout).Token);
         var client = new WsClient(socket);
         if (startReading) client.StartReading();
@@ -58,8 +74,15 @@ public sealed class WsClient : IAsyncDisposable
                     _closed.TrySetResult((r.CloseStatus, r.CloseStatusDescription));
                     return;
                 }
-                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!.AsObject();
-                await _frames.Writer.WriteAsync(node);
+                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!;
+                if (node is JsonArray array)
+                {
+                    // A batching client (?batch=1) gets several server objects in one frame.
+                    Interlocked.Increment(ref _arrayFrames);
+                    InterlockedMax(ref _largestArrayFrame, count);
+                    foreach (var item in array) await _frames.Writer.WriteAsync(item!.DeepClone().AsObject());
+                }
+                else await _frames.Writer.WriteAsync(node.AsObject());
             }
         }
         catch (Exception)
@@ -124,6 +147,18 @@ public sealed class WsClient : IAsyncDisposable
             if ((string?)f["id"] == id) return f;
             skipped?.Add(f);
         }
+    }
+
+    /// <summary>The next <paramref name="count"/> <c>message</c> frames (other frames in between are skipped).</summary>
+    public async Task<List<JsonObject>> MessagesAsync(int count, TimeSpan? timeout = null)
+    {
+        var got = new List<JsonObject>(count);
+        while (got.Count < count)
+        {
+            var f = await ReceiveAsync(timeout);
+            if ((string?)f["type"] == "message") got.Add(f);
+        }
+        return got;
     }
 
     public async Task<JsonObject> RequestAsync(object request, string id)

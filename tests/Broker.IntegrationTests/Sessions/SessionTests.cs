@@ -90,6 +90,7 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         Assert.Null(restored["id"]);
         Assert.Equal(topic, (string?)restored["topic"]);
         Assert.True((bool?)restored["recovered"]);
+        Assert.Equal(pos[1], (string?)restored["since"]); // delivery resumes strictly after the last commit
         var resumed = await Messages(second, 2);
         Assert.Equal([pos[2], away], resumed.Select(m => (string)m["pos"]!));
         Assert.Equal([3, 4], resumed.Select(m => (int)m["data"]!));

@@ -22,15 +22,14 @@ public sealed class TopicActorTests : Akka.TestKit.Xunit2.TestKit
 
     private IActorRef StartTopic(string topic, TimeSpan? produceTimeout = null)
     {
-        var settings = new KafkaSettings
+        var settings = TestDefaults.Kafka(_cluster.BootstrapServers) with
         {
-            BootstrapServers = _cluster.BootstrapServers,
             TopicPrefix = "bk.",
-            ProduceTimeout = produceTimeout ?? TimeSpan.FromSeconds(10),
+            ProduceTimeout = produceTimeout ?? TestDefaults.Kafka().ProduceTimeout,
         };
         _log ??= new KafkaLog(settings, new MockClusterProvisioner(_cluster));
         _reader ??= new CatchUpReader(settings);
-        return Sys.ActorOf(TopicActor.Props(topic, new TopicDependencies(_log, _reader, new TopicSettings())));
+        return Sys.ActorOf(TopicActor.Props(topic, new TopicDependencies(_log, _reader, TestDefaults.Topics)));
     }
 
     private CatchUpReader? _reader;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Broker.Core.Sessions;
 using Broker.Protocol;
+using Broker.Tests.Infrastructure;
 
 namespace Broker.Tests.Sessions;
 
@@ -16,7 +17,7 @@ public sealed class SessionActorTests() : Akka.TestKit.Xunit2.TestKit(
     }
     """)
 {
-    private static readonly SessionSettings Settings = new() { ExpireAfter = TimeSpan.FromHours(1), SnapshotEvery = 2 };
+    private static readonly SessionSettings Settings = TestDefaults.Sessions with { ExpireAfter = TimeSpan.FromHours(1), SnapshotEvery = 2 };
 
     private static string Pos(long next) => Position.Single(next).Encode();
 

@@ -1,0 +1,276 @@
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+using Broker.IntegrationTests.Infrastructure;
+
+namespace Broker.IntegrationTests.Security;
+
+/// <summary>
+/// A node with broker.auth.mode = required: HS256 tokens with the shared secret and RS256 tokens
+/// whose keys are in a JWKS file, audience checked, no clock skew (so short-lived tokens expire
+/// on time), topics under user.&gt; readable and writable only with a grant.
+/// </summary>
+public sealed class AuthFixture : IAsyncLifetime
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "broker-auth-" + Guid.NewGuid().ToString("N"));
+
+    public TestBroker Broker { get; private set; } = null!;
+    public string JwksPath => Path.Combine(_dir, "jwks.json");
+    public Microsoft.IdentityModel.Tokens.RsaSecurityKey FirstKey { get; } = Tokens.NewRsaKey("k1");
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_dir);
+        Tokens.WriteJwks(JwksPath, FirstKey);
+        Broker = await TestBroker.StartAsync(new Dictionary<string, string>
+        {
+            ["broker.auth.mode"] = "required",
+            ["broker.auth.hs256-secret"] = Tokens.Secret,
+            ["broker.auth.jwks-file"] = JwksPath,
+            ["broker.auth.audience"] = Tokens.Audience,
+            ["broker.auth.clock-skew"] = "0s",
+            ["broker.auth.first-frame-timeout"] = "2s",
+            ["broker.auth.refresh-notice"] = "2s",
+            ["broker.persistence.sqlite.path"] = Path.Combine(_dir, "broker.db"),
+        }, """
+        broker.namespaces = [
+          { pattern = "user.>", subscribe = granted, publish = granted }
+        ]
+        """);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Broker.DisposeAsync();
+        try { Directory.Delete(_dir, true); } catch (IOException) { /* best effort */ }
+    }
+}
+
+public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
+{
+    private TestBroker Broker => fixture.Broker;
+
+    /// <summary>Pings; the pong, or the unauthorized error that came instead (as JSON, for the assertion message).</summary>
+    private static async Task<string> PingAsync(WsClient client, string id)
+    {
+        await client.SendAsync(new { type = "ping", id });
+        var frame = await client.ReceiveAsync();
+        return (string?)frame["type"] == "pong" ? "pong" : frame.ToJsonString();
+    }
+
+    private static async Task AssertRefusedAsync(WsClient client, string closeReason = "unauthorized")
+    {
+        var error = await client.ExpectAsync("error");
+        Assert.Equal("unauthorized", (string?)error["code"]);
+        var (status, reason) = await client.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
+        Assert.Equal(closeReason, reason);
+    }
+
+    [Fact]
+    public async Task A_connection_without_a_token_that_sends_a_request_first_is_closed_unauthorized()
+    {
+        await using var client = await Broker.ConnectAsync();
+        await client.SendAsync(new { type = "subscribe", id = "s", topic = "chat" });
+        await AssertRefusedAsync(client);
+    }
+
+    [Fact]
+    public async Task A_connection_without_a_token_that_sends_nothing_is_closed_with_auth_timeout()
+    {
+        await using var client = await Broker.ConnectAsync();
+        var (status, reason) = await client.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
+        Assert.Equal("auth_timeout", reason);
+    }
+
+    [Fact]
+    public async Task A_first_frame_auth_is_answered_authed_and_the_connection_works()
+    {
+        await using var client = await Broker.ConnectAsync();
+        var authed = await client.RequestAsync(new { type = "auth", id = "a", token = Tokens.Hs256("alice") }, "a");
+        Assert.Equal("authed", (string?)authed["type"]);
+        Assert.Equal("alice", (string?)authed["sub"]);
+        Assert.True((long)authed["exp"]! > DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        await client.SubscribeAsync("auth.first-frame", "s");
+        await client.PublishAsync("auth.first-frame", new { n = 1 }, "p");
+        Assert.Equal(1, (int)(await client.ExpectAsync("message"))["data"]!["n"]!);
+    }
+
+    [Fact]
+    public async Task A_bearer_token_on_the_upgrade_and_a_query_token_are_accepted()
+    {
+        await using var header = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice"));
+        await header.SubscribeAsync("auth.header", "s");
+        await using var query = await Broker.ConnectAsync("?token=" + Tokens.Hs256("bob"));
+        await query.PublishAsync("auth.header", new { n = 2 }, "p");
+        Assert.Equal(2, (int)(await header.ExpectAsync("message"))["data"]!["n"]!);
+    }
+
+    [Fact]
+    public async Task An_expired_token_is_refused()
+    {
+        await using var upgrade = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", TimeSpan.FromMinutes(-5)));
+        await AssertRefusedAsync(upgrade);
+        await using var frame = await Broker.ConnectAsync();
+        await frame.SendAsync(new { type = "auth", id = "a", token = Tokens.Hs256("alice", TimeSpan.FromMinutes(-5)) });
+        var error = await frame.ExpectAsync("error");
+        Assert.Equal("a", (string?)error["id"]);
+        Assert.Contains("expired", (string?)error["message"]);
+    }
+
+    [Fact]
+    public async Task A_token_for_another_audience_is_refused()
+    {
+        await using var client = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", audience: "another-service"));
+        await AssertRefusedAsync(client);
+    }
+
+    [Fact]
+    public async Task A_token_with_a_forged_signature_is_refused()
+    {
+        await using var client = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", secret: "not-the-secret-but-long-enough-to-sign-hs256"));
+        await AssertRefusedAsync(client);
+    }
+
+    [Fact]
+    public async Task An_unsigned_alg_none_token_is_refused()
+    {
+        await using var client = await Broker.ConnectAsync();
+        await client.SendAsync(new { type = "auth", id = "a", token = Tokens.AlgNone("alice") });
+        await AssertRefusedAsync(client);
+    }
+
+    [Fact]
+    public async Task A_refreshed_token_keeps_the_connection_and_an_expired_one_closes_it()
+    {
+        // Two connections whose tokens expire in 4 s: one refreshes after token_expiring (2 s before exp), one does not.
+        await using var refreshing = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", TimeSpan.FromSeconds(4)));
+        await using var lapsing = await Broker.ConnectWithTokenAsync(Tokens.Hs256("bob", TimeSpan.FromSeconds(4)));
+        var notice = await refreshing.ExpectAsync("token_expiring");
+        Assert.True((long)notice["exp"]! > 0);
+        var authed = await refreshing.RequestAsync(new { type = "auth", id = "r", token = Tokens.Hs256("alice", TimeSpan.FromMinutes(10)) }, "r");
+        Assert.Equal("authed", (string?)authed["type"]);
+
+        Assert.Equal("token_expiring", (string?)(await lapsing.ExpectAsync("token_expiring"))["type"]);
+        var (status, reason) = await lapsing.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
+        Assert.Equal("token_expired", reason);
+
+        // The first token's exp has passed now (both were issued together): the refreshed connection still works.
+        var pong = await refreshing.RequestAsync(new { type = "ping", id = "after" }, "after");
+        Assert.Equal("pong", (string?)pong["type"]);
+        Assert.Equal(WebSocketState.Open, refreshing.Socket.State);
+    }
+
+    [Fact]
+    public async Task A_refresh_with_another_subject_is_refused()
+    {
+        await using var client = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice"));
+        await client.SendAsync(new { type = "auth", id = "r", token = Tokens.Hs256("mallory") });
+        await AssertRefusedAsync(client);
+    }
+
+    [Fact]
+    public async Task Grants_with_sub_let_each_user_read_and_write_only_their_own_topics()
+    {
+        string[] own = ["user.{sub}.>"];
+        await using var alice = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", subTopics: own, pubTopics: own));
+        await using var bob = await Broker.ConnectWithTokenAsync(Tokens.Hs256("bob", subTopics: own, pubTopics: own));
+        await using var nobody = await Broker.ConnectWithTokenAsync(Tokens.Hs256("carol"));
+
+        await alice.SubscribeAsync("user.alice.inbox", "s1");
+        var refused = await alice.RequestAsync(new { type = "subscribe", id = "s2", topic = "user.bob.inbox" }, "s2");
+        Assert.Equal("forbidden", (string?)refused["code"]);
+        Assert.Contains("user.bob.inbox", (string?)refused["message"]);
+        var ungranted = await nobody.RequestAsync(new { type = "subscribe", id = "s", topic = "user.carol.inbox" }, "s");
+        Assert.Equal("forbidden", (string?)ungranted["code"]);
+        var foreignPublish = await bob.RequestAsync(new { type = "publish", id = "p0", topic = "user.alice.inbox", data = "spoof" }, "p0");
+        Assert.Equal("forbidden", (string?)foreignPublish["code"]);
+
+        // Nothing of bob's topic reaches alice after the refusal: the only message she gets is her own.
+        await bob.PublishAsync("user.bob.inbox", "for bob", "p1");
+        await alice.SendAsync(new { type = "publish", id = "p2", topic = "user.alice.inbox", data = "for alice" });
+        var frames = new List<JsonObject>();
+        Assert.Equal("ack", (string?)(await alice.ReplyToAsync("p2", frames))["type"]);
+        if (frames.Count == 0) frames.Add(await alice.ExpectAsync("message"));
+        var message = Assert.Single(frames);
+        Assert.Equal("user.alice.inbox", (string?)message["topic"]);
+        Assert.Equal("pong", await PingAsync(alice, "after"));
+    }
+
+    [Fact]
+    public async Task Rs256_tokens_verify_against_the_jwks_file_and_keys_rotate_without_restart()
+    {
+        await using (var first = await Broker.ConnectWithTokenAsync(Tokens.Rs256(fixture.FirstKey, "rsa-user")))
+            Assert.Equal("pong", await PingAsync(first, "1"));
+
+        var second = Tokens.NewRsaKey("k2");
+        Tokens.WriteJwks(fixture.JwksPath, second); // k1 rotated out, k2 in
+        await using (var rotated = await Broker.ConnectWithTokenAsync(Tokens.Rs256(second, "rsa-user")))
+            Assert.Equal("pong", await PingAsync(rotated, "2"));
+
+        // The node re-reads the file when it changes: a token of the retired key is refused soon.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            await using var old = await Broker.ConnectWithTokenAsync(Tokens.Rs256(fixture.FirstKey, "rsa-user"));
+            var answer = await PingAsync(old, "3");
+            if (answer != "pong")
+            {
+                Assert.Contains("unauthorized", answer);
+                break;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "a token signed by the rotated-out key was still accepted after 20 s");
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
+    public async Task A_subject_cannot_take_over_another_subjects_session()
+    {
+        string[] own = ["user.{sub}.>"];
+        await using var alice = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", subTopics: own, pubTopics: own), "?session=shared-name");
+        await alice.SubscribeAsync("user.alice.session", "s");
+        await using var mallory = await Broker.ConnectWithTokenAsync(Tokens.Hs256("mallory", subTopics: own, pubTopics: own), "?session=shared-name");
+        // Mallory's session of the same name is her own: nothing restored, and alice is not taken over.
+        Assert.Equal("pong", (string?)(await mallory.RequestAsync(new { type = "ping", id = "m" }, "m"))["type"]);
+        var commit = await mallory.RequestAsync(new { type = "commit", id = "c", topic = "user.alice.session", pos = "AQEA" }, "c");
+        Assert.Equal("error", (string?)commit["type"]);
+        Assert.Equal("pong", (string?)(await alice.RequestAsync(new { type = "ping", id = "a" }, "a"))["type"]);
+        Assert.Equal(WebSocketState.Open, alice.Socket.State);
+
+        // Alice herself reconnecting takes her session over and gets it restored.
+        await using var again = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", subTopics: own, pubTopics: own), "?session=shared-name");
+        var restored = await again.ExpectAsync("subscribed");
+        Assert.Equal("user.alice.session", (string?)restored["topic"]);
+        var (_, reason) = await alice.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal("session_taken_over", reason);
+    }
+
+    [Fact]
+    public async Task Restored_session_subscriptions_are_checked_against_the_current_token()
+    {
+        await using (var granted = await Broker.ConnectWithTokenAsync(Tokens.Hs256("dave", subTopics: ["user.dave.>"]), "?session=dave-s"))
+            await granted.SubscribeAsync("user.dave.private", "s");
+        await using var narrowed = await Broker.ConnectWithTokenAsync(Tokens.Hs256("dave", subTopics: ["user.dave.public"]), "?session=dave-s");
+        var refused = await narrowed.ExpectAsync("error");
+        Assert.Equal("forbidden", (string?)refused["code"]);
+        Assert.Null(refused["id"]);
+        Assert.Equal("pong", (string?)(await narrowed.RequestAsync(new { type = "ping", id = "p" }, "p"))["type"]);
+    }
+
+    [Fact]
+    public async Task A_client_identity_of_one_subject_does_not_collide_with_anothers_retry_window()
+    {
+        await using var alice = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice"), "?client=device-1");
+        await using var mallory = await Broker.ConnectWithTokenAsync(Tokens.Hs256("mallory"), "?client=device-1");
+        await using var reader = await Broker.ConnectWithTokenAsync(Tokens.Hs256("reader"));
+        await reader.SubscribeAsync("auth.dedup", "s");
+        var forged = await mallory.PublishAsync("auth.dedup", "forged", "1");
+        var real = await alice.PublishAsync("auth.dedup", "real", "1");
+        Assert.NotEqual(forged, real); // alice's publish was written, not answered with mallory's ack
+        var data = new[] { (string?)(await reader.ExpectAsync("message"))["data"], (string?)(await reader.ExpectAsync("message"))["data"] };
+        Assert.Contains("real", data);
+        Assert.Contains("forged", data);
+    }
+}
