@@ -559,7 +559,7 @@ public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>
         // default expiry (it deletes only sessions idle for a day).
         var values = Store.Overrides;
         values["broker.sessions.sweep-interval"] = "1s";
-        values["akka.loglevel"] = "INFO"; // the sweep reports at info
+        values["broker.logging.level"] = "info"; // the sweep reports at info
         await using var broker = await TestBroker.StartAsync(values);
         var log = LogCapture.Attach(broker);
         await using (var client = await broker.ConnectAsync($"?session=sweep-{Guid.NewGuid():N}"))
