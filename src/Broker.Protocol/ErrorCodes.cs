@@ -8,6 +8,8 @@ public static class ErrorCodes
     public const string Forbidden = "forbidden";
     public const string NotFound = "not_found";
     public const string TooLarge = "too_large";
+    /// <summary>A publish reused a (client, id) the topic remembers, with other data or key: never acknowledged.</summary>
+    public const string Conflict = "conflict";
     public const string RateLimited = "rate_limited";
     public const string Overloaded = "overloaded";
     public const string Unavailable = "unavailable";

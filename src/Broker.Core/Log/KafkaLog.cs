@@ -100,6 +100,10 @@ public sealed class KafkaLog : IDisposable
         EnableIdempotence = true,
         LingerMs = s.ProduceLinger.TotalMilliseconds,
         MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
+        // A bounded queue: during an outage records wait here until their timeout; once it is full a
+        // publish is refused at once (Local_QueueFull) instead of growing the process.
+        QueueBufferingMaxMessages = s.ProducerQueueMessages,
+        QueueBufferingMaxKbytes = (int)Math.Clamp(s.ProducerQueueBytes / 1024, 1, int.MaxValue),
         SocketNagleDisable = true,
         ClientId = "broker-producer",
         // Keys go to the partition Java clients choose (murmur2), so a key keeps its order even

@@ -85,8 +85,15 @@ public sealed record KafkaSettings
     public required short ReplicationFactor { get; init; }
     /// <summary>Producer linger: small batches amortise Kafka round trips under load.</summary>
     public required TimeSpan ProduceLinger { get; init; }
-    /// <summary>A publish that Kafka has not acknowledged within this time is answered <c>unavailable</c>.</summary>
+    /// <summary>
+    /// librdkafka's message.timeout.ms: Kafka's answer to every record comes within this time (an ack,
+    /// or an error that says whether the record may have been written).
+    /// </summary>
     public required TimeSpan ProduceTimeout { get; init; }
+    /// <summary>Records the node's producer queue holds at most (queue.buffering.max.messages); a publish that finds it full is refused.</summary>
+    public required int ProducerQueueMessages { get; init; }
+    /// <summary>Bytes the node's producer queue holds at most (queue.buffering.max.kbytes); a publish that finds it full is refused.</summary>
+    public required long ProducerQueueBytes { get; init; }
     /// <summary>Node-local feeds keep reading this long after their last local subscriber left.</summary>
     public required TimeSpan FeedLinger { get; init; }
     /// <summary>Longest a fetch waits for new records (lower: less delivery latency, more idle fetches).</summary>
@@ -134,6 +141,8 @@ public sealed record KafkaSettings
             ReplicationFactor = replication,
             ProduceLinger = r.Duration("broker.kafka.produce-linger", TimeSpan.Zero),
             ProduceTimeout = r.Duration("broker.kafka.produce-timeout"),
+            ProducerQueueMessages = r.Int("broker.kafka.producer-queue-messages", 1, 10_000_000),
+            ProducerQueueBytes = r.Bytes("broker.kafka.producer-queue-bytes", 1024, 2_097_151L * 1024),
             FeedLinger = r.Duration("broker.kafka.feed-linger", TimeSpan.Zero),
             FetchWaitMax = r.Duration("broker.kafka.fetch-wait-max", TimeSpan.Zero),
             QueryTimeout = r.Duration("broker.kafka.query-timeout"),

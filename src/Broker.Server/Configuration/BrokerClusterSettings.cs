@@ -30,6 +30,9 @@ public sealed record BrokerClusterSettings
     /// <summary>How long membership must be stable before the resolver downs unreachable nodes.</summary>
     public required TimeSpan StableAfter { get; init; }
 
+    /// <summary>While reachability keeps changing for stable-after plus this long, every node downs itself.</summary>
+    public required TimeSpan DownAllWhenUnstable { get; init; }
+
     /// <summary>Shards of the topic region (fixed for the life of a cluster).</summary>
     public required int TopicShards { get; init; }
 
@@ -54,6 +57,7 @@ public sealed record BrokerClusterSettings
             SplitBrainStrategy = strategy,
             QuorumSize = quorum,
             StableAfter = r.Duration("broker.cluster.split-brain-resolver.stable-after"),
+            DownAllWhenUnstable = r.Duration("broker.cluster.split-brain-resolver.down-all-when-unstable"),
             TopicShards = r.Int("broker.cluster.topic-shards", 1),
             PassivateIdleAfter = r.Duration("broker.cluster.passivate-idle-after"),
         };

@@ -6,6 +6,8 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Akka.Hosting;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
 using Akka.Remote.Hosting;
 using Broker.Core.Admin;
 using Broker.Core.Connections;
@@ -25,6 +27,9 @@ public sealed class TopicSettingsRegion;
 
 /// <summary>Marker for the durable-session shard region in the Akka.Hosting registry.</summary>
 public sealed class SessionRegion;
+
+/// <summary>Marker for the session sweep singleton in the Akka.Hosting registry.</summary>
+public sealed class SessionSweeperKey;
 
 public static class AkkaSetup
 {
@@ -80,6 +85,7 @@ public static class AkkaSetup
         akka.cluster.split-brain-resolver {"{"}
           active-strategy = {cluster.SplitBrainStrategy}
           stable-after = {(long)cluster.StableAfter.TotalMilliseconds}ms
+          down-all-when-unstable = {(long)cluster.DownAllWhenUnstable.TotalMilliseconds}ms
         {"}"}
         """ + (cluster.QuorumSize > 0 ? $"\nakka.cluster.split-brain-resolver.static-quorum.quorum-size = {cluster.QuorumSize}" : ""));
 
@@ -104,12 +110,16 @@ public static class AkkaSetup
             PassivateIdleEntityAfter = passivate,
             ShouldPassivateIdleEntities = true,
         };
+        var topicOptions = Options();
+        // A topic's writer leaving its node (hand-off, passivation) first waits for Kafka's answer
+        // to every record it sent, so the next writer reads them all back.
+        topicOptions.HandOffStopMessage = TopicActor.Stop.Instance;
         return builder
             .WithShardRegion<TopicRegion>(
                 TopicTypeName,
                 (_, registry, _) => topic => TopicActor.Props(topic, deps with { SettingsRegion = registry.Get<TopicSettingsRegion>() }),
                 new TopicMessageExtractor(shards),
-                Options())
+                topicOptions)
             .WithShardRegion<TopicSettingsRegion>(
                 TopicSettingsTypeName,
                 (_, registry, _) => topic => TopicSettingsActor.Props(topic, registry.Get<TopicRegion>()),
@@ -118,20 +128,32 @@ public static class AkkaSetup
     }
 
     /// <summary>
-    /// Durable sessions: one persistent actor per session id. Sharding state stays in DData; session
-    /// actors are not passivated when idle (they expire on their own, see <see cref="SessionSettings.ExpireAfter"/>).
+    /// Durable sessions: one persistent actor per session id, and the cluster's session sweep (a
+    /// singleton) that makes stored sessions check their expiry. Sharding state stays in DData;
+    /// sessions are not remembered entities: a session passivates itself when no connection is
+    /// attached (sharding's idle passivation would also stop attached ones) and expiry is driven by
+    /// what it stores (see <see cref="SessionActor"/>, <see cref="SessionSweeper"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddSessionRegion(this AkkaConfigurationBuilder builder, SessionSettings settings)
     {
-        return builder.WithShardRegion<SessionRegion>(
-            SessionTypeName,
-            session => SessionActor.Props(session, settings),
-            new SessionMessageExtractor(settings.Shards),
-            new ShardOptions
-            {
-                StateStoreMode = StateStoreMode.DData,
-                RememberEntities = false,
-                ShouldPassivateIdleEntities = false,
-            });
+        return builder
+            .WithShardRegion<SessionRegion>(
+                SessionTypeName,
+                session => SessionActor.Props(session, settings),
+                new SessionMessageExtractor(settings.Shards),
+                new ShardOptions
+                {
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                    ShouldPassivateIdleEntities = false,
+                })
+            .WithSingleton<SessionSweeperKey>(
+                "session-sweeper",
+                (system, registry, _) => SessionSweeper.Props(
+                    registry.Get<SessionRegion>(),
+                    () => PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier).CurrentPersistenceIds(),
+                    settings),
+                new ClusterSingletonOptions(),
+                createProxyToo: false);
     }
 }

@@ -96,6 +96,7 @@ public static class PersistenceSetup
         return ConfigurationFactory.ParseString($"""
             akka.persistence.journal.sql.connection-string = {conn}
             akka.persistence.snapshot-store.sql.connection-string = {conn}
+            akka.persistence.query.journal.sql.connection-string = {conn}
             """).WithFallback(plugin);
     }
 }

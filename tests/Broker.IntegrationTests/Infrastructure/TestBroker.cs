@@ -40,7 +40,7 @@ public sealed class TestBroker : IAsyncDisposable
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
         var config = BrokerConfig.Load(values, _ => null);
         if (hocon is not null) config = config.With(hocon);
-        var app = BrokerApp.Build(config, ["--Logging:LogLevel:Default=Warning"]);
+        var app = BrokerApp.Build(config, []); // the level is broker.logging.level (warning above, unless a test asks for more)
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);
     }
