@@ -27,7 +27,7 @@ public static class BrokerApp
     /// <summary>
     /// Binds and validates every setting of <paramref name="config"/> (<see cref="Broker.Core.Settings.SettingsException"/>
     /// at the first bad value), refuses an unprotected exposure and checks that the node's ports
-    /// are free and its TLS certificate loads (<see cref="StartupException"/>), then composes the
+    /// are free and its TLS certificates load (<see cref="StartupException"/>), then composes the
     /// node. Nothing listens and no actor runs before the app is started, except the embedded
     /// Kafka-protocol log when it is enabled.
     /// </summary>
@@ -37,11 +37,13 @@ public static class BrokerApp
         var warnings = UnknownKeys.Find(config.Config);
         var exposure = Exposure.Check(settings.Http, settings.Admin, settings.Security);
         var tls = TlsSetup.Load(settings.Http.Tls);
+        var clusterTls = ClusterTls.Load(settings.Cluster.Tls);
         PortCheck.EnsureFree(PortCheck.ListenersOf(settings));
-        return Build(settings, exposure, tls, config, warnings, args ?? []);
+        return Build(settings, exposure, tls, clusterTls, config, warnings, args ?? []);
     }
 
-    private static WebApplication Build(NodeSettings settings, Exposure exposure, TlsSetup tls, LoadedConfig config, IReadOnlyList<string> warnings, string[] args)
+    private static WebApplication Build(NodeSettings settings, Exposure exposure, TlsSetup tls, ClusterTls clusterTls, LoadedConfig config,
+        IReadOnlyList<string> warnings, string[] args)
     {
         // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
         NativeLibrdkafka.EnsureLoaded();
@@ -94,7 +96,7 @@ public static class BrokerApp
         builder.Services.AddSingleton(sp => new CatchUpReader(kafka, sp.GetRequiredService<KafkaClientLog>())); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
         var sessionStore = PersistenceSetup.ConnectionString(settings.Persistence, out var sessionStoreProblem);
-        builder.Services.AddBrokerAkka(settings, sessionStore);
+        builder.Services.AddBrokerAkka(settings, clusterTls, sessionStore);
         builder.Services.AddSingleton(sp => new ReadinessProbe(kafka, settings.Health, settings.Persistence.Provider, sessionStore, sp.GetRequiredService<KafkaClientLog>()));
         builder.Services.AddSingleton(sp => new Publisher(
             sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, settings.WebSocket.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));

@@ -15,7 +15,10 @@ public sealed record BrokerClusterSettings
     /// <summary>Akka.Remote port; 0 picks a free one (a cluster of one).</summary>
     public required int Port { get; init; }
 
-    /// <summary>Seed node addresses (<c>akka.tcp://broker@host:port</c>); none: this node forms a cluster of one.</summary>
+    /// <summary>TLS between nodes (<c>broker.cluster.tls</c>).</summary>
+    public required ClusterTlsSettings Tls { get; init; }
+
+    /// <summary>Seed node addresses (<c>akka.tcp://broker@host:port</c>, <c>akka.ssl.tcp://</c> with TLS); none: this node forms a cluster of one.</summary>
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
     /// <summary>Without seed nodes: whether the node forms a cluster of one at start (else it waits to be told to join one).</summary>
@@ -48,11 +51,18 @@ public sealed record BrokerClusterSettings
         var quorum = r.Int(quorumKey, 0);
         if (strategy == "static-quorum" && quorum < 1)
             throw r.Invalid(quorumKey, r.Raw(quorumKey), "at least 1 with the static-quorum strategy (the nodes a side needs to stay up)");
+        var tls = ClusterTlsSettings.Bind(r);
+        // Akka's own switch would change the addresses' scheme behind the seed check and give the
+        // transport no certificate the broker loaded and checked: one way to turn TLS on.
+        const string akkaSsl = "akka.remote.dot-netty.tcp.enable-ssl";
+        if (r.Raw(akkaSsl)?.Trim().ToLowerInvariant() is "on" or "true" or "yes")
+            throw r.Invalid(akkaSsl, r.Raw(akkaSsl), $"not set: TLS between nodes is {ClusterTlsSettings.PfxFileKey} (env BROKER_CLUSTER_TLS_PFX_FILE)");
         return new BrokerClusterSettings
         {
             Hostname = r.NonEmpty("broker.cluster.hostname", "the host name or IP address other nodes reach this node at"),
             Port = r.Port("broker.cluster.port"),
-            SeedNodes = Seeds(r, BrokerConfig.SeedsKey),
+            Tls = tls,
+            SeedNodes = Seeds(r, BrokerConfig.SeedsKey, AkkaSetup.Protocol(tls.Enabled)),
             SelfJoin = r.Switch("broker.cluster.self-join"),
             SplitBrainStrategy = strategy,
             QuorumSize = quorum,
@@ -63,18 +73,25 @@ public sealed record BrokerClusterSettings
         };
     }
 
-    /// <summary>Seed addresses must be Akka.Remote addresses of this actor system: <c>akka.tcp://broker@host:port</c>.</summary>
-    private static string[] Seeds(SettingsReader r, string key)
+    /// <summary>
+    /// Seed addresses must be Akka.Remote addresses of this actor system over this node's transport:
+    /// <c>akka.tcp://broker@host:port</c>, or <c>akka.ssl.tcp://</c> with TLS (<paramref name="protocol"/>).
+    /// </summary>
+    private static string[] Seeds(SettingsReader r, string key, string protocol)
     {
         var seeds = r.StringList(key);
         foreach (var seed in seeds)
         {
-            if (!Uri.TryCreate(seed.TrimEnd('/'), UriKind.Absolute, out var uri) || uri.Scheme != "akka.tcp"
+            if (!Uri.TryCreate(seed.TrimEnd('/'), UriKind.Absolute, out var uri) || uri.Scheme != protocol
                 || uri.UserInfo != AkkaSetup.SystemName || uri.Host.Length == 0 || uri.IsDefaultPort || uri.Port is < 1 or > 65535
                 || uri.AbsolutePath is not ("" or "/"))
                 throw r.Invalid(key, string.Join(",", seeds),
-                    $"addresses such as akka.tcp://{AkkaSetup.SystemName}@10.0.0.1:4053, separated by commas (\"{seed}\" is not one)");
+                    $"addresses such as {protocol}://{AkkaSetup.SystemName}@10.0.0.1:4053, separated by commas (\"{seed}\" is not one{SchemeHint(protocol)})");
         }
         return [.. seeds.Select(s => s.TrimEnd('/'))];
     }
+
+    private static string SchemeHint(string protocol) => protocol == AkkaSetup.Protocol(tls: true)
+        ? "; with broker.cluster.tls every node speaks TLS, at akka.ssl.tcp:// addresses"
+        : "; akka.ssl.tcp:// addresses are those of nodes with broker.cluster.tls";
 }

@@ -60,6 +60,8 @@ public static class BrokerConfig
         ["BROKER_KAFKA_TOPIC_PREFIX"] = "broker.kafka.topic-prefix",
         ["BROKER_CLUSTER_HOST"] = "broker.cluster.hostname",
         ["BROKER_CLUSTER_PORT"] = "broker.cluster.port",
+        ["BROKER_CLUSTER_TLS_PFX_FILE"] = "broker.cluster.tls.pfx-file",
+        ["BROKER_CLUSTER_TLS_PFX_PASSWORD_FILE"] = "broker.cluster.tls.pfx-password-file",
         ["BROKER_SBR_STRATEGY"] = "broker.cluster.split-brain-resolver.active-strategy",
         ["BROKER_TOPIC_CREATION"] = "broker.kafka.topic-creation",
         ["BROKER_DEVKAFKA_ADMIN"] = "broker.kafka.devkafka-admin",

@@ -16,6 +16,7 @@ using Broker.Core.Serialization;
 using Broker.Core.Sessions;
 using Broker.Core.Topics;
 using Broker.Server.Configuration;
+using Broker.Server.Security;
 
 namespace Broker.Server.Hosting;
 
@@ -37,11 +38,14 @@ public static class AkkaSetup
     public const string TopicTypeName = "topic";
     public const string SessionTypeName = "session";
 
+    /// <summary>The scheme of this system's addresses: Akka.Remote's DotNetty transport, over TLS or plain TCP.</summary>
+    public static string Protocol(bool tls) => tls ? "akka.ssl.tcp" : "akka.tcp";
+
     /// <summary>
     /// The actor system: remoting, the cluster (of one unless seed nodes are given), serialization,
     /// the topic shard region, the session store and the durable-session shard region.
     /// </summary>
-    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, NodeSettings settings, string sessionStoreConnection)
+    public static IServiceCollection AddBrokerAkka(this IServiceCollection services, NodeSettings settings, ClusterTls tls, string sessionStoreConnection)
     {
         services.AddAkka(SystemName, (builder, sp) =>
         {
@@ -51,11 +55,11 @@ public static class AkkaSetup
                 .AddHocon(settings.Akka, HoconAddMode.Prepend)
                 .AddHocon(SplitBrainResolver(cluster), HoconAddMode.Prepend)
                 .AddBrokerLogging(settings.Logging)
-                .WithRemoting(new RemoteOptions
+                .WithRemoting(tls.Apply(new RemoteOptions
                 {
                     HostName = cluster.Hostname,
                     Port = cluster.Port,
-                })
+                }))
                 .WithClustering(new ClusterOptions { SeedNodes = seeds })
                 .AddBrokerSerialization()
                 .AddSessionPersistence(settings.Persistence, sessionStoreConnection)
