@@ -93,10 +93,10 @@ public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture
         Assert.Equal(firstBatch.Body.ToJsonString(), resentBatch.Body.ToJsonString());
         Assert.Equal(3, firstBatch.Body.AsArray().Count(a => (string?)a!["type"] == "ack"));
 
-        // The log holds each once, identified as client http with the key (item i of a batch: key.i).
+        // The log holds each once, identified as the anonymous client http: with the key (item i of a batch: key#i).
         var log = LogReadBack.All(Broker.KafkaBootstrap, topic);
         Assert.Equal(4, log.Count);
-        Assert.All(log, r => Assert.Equal(HttpPublishEndpoint.ClientIdentity, r.Headers["broker-client"]));
+        Assert.All(log, r => Assert.Equal(HttpPublishEndpoint.ClientPrefix, r.Headers["broker-client"]));
         Assert.Equal([key, $"{batchKey}#0", $"{batchKey}#1", $"{batchKey}#2"], log.Select(r => r.Headers["broker-id"]));
         Assert.Equal((string?)first.Body["pos"], log[0].Pos);
         Assert.Equal(firstBatch.Body.AsArray().Select(a => (string?)a!["pos"]), log.Skip(1).Select(r => r.Pos));
