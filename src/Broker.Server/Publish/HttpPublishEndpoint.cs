@@ -132,7 +132,7 @@ public static class HttpPublishEndpoint
                 {
                     var item = await AuthorizeAsync(security, who, Validate(node, root, key));
                     var (error, frame) = await PublishAsync(node, clientId, item);
-                    if (error?.RetryAfterMs is { } retry) context.Response.Headers.RetryAfter = RetryAfterSeconds(retry);
+                    if (error is { Code: ErrorCodes.RateLimited } limited) context.Response.Headers.RetryAfter = RetryAfterSeconds(limited.RetryAfterMs ?? 1000);
                     await WriteAsync(context, error is null ? StatusCodes.Status200OK : StatusFor(error.Value.Code), frame);
                     return;
                 }
