@@ -34,6 +34,16 @@ public sealed class NodeSecurity(SecuritySettings settings, TokenValidator? vali
         return await Creation.CheckAsync(topic, mapping, who).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Whether <paramref name="who"/> may publish <paramref name="bytes"/> to <paramref name="topic"/>
+    /// in a request of its own (HTTP publish): <see cref="AuthorizeAsync"/>, then the subject's publish
+    /// rates (<c>subject-publishes-per-second</c>, <c>subject-publish-bytes-per-second</c>, shared with
+    /// the subject's WebSocket connections). The per-connection rates do not apply: there is no
+    /// connection to count them on. Null when allowed.
+    /// </summary>
+    public async ValueTask<ProtocolError?> CheckPublishAsync(ClientIdentity who, string topic, int bytes) =>
+        await AuthorizeAsync(who, TopicAction.Publish, topic).ConfigureAwait(false) ?? Quotas.SubjectPublish(who.Partition, bytes);
+
     public void Dispose()
     {
         Quotas.Dispose();

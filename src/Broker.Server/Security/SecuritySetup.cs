@@ -4,7 +4,7 @@ using Broker.Server.Configuration;
 
 namespace Broker.Server.Security;
 
-/// <summary>Composition of issue 12's pieces: the node's security from its bound settings, signing keys and the WebSocket gate.</summary>
+/// <summary>Composition of issue 12's pieces: the node's security from its bound settings, signing keys, the origin policy and the gates of /ws and HTTP publish.</summary>
 public static class SecuritySetup
 {
     /// <summary>
@@ -21,8 +21,9 @@ public static class SecuritySetup
             settings.Auth.Enabled ? new TokenValidator(settings.Auth, sp.GetRequiredService<SigningKeys>()) : null, kafka,
             sp.GetRequiredService<Broker.Core.Log.KafkaClientLog>()));
         // An empty origin list accepts every origin only on the anonymous quick start bound to loopback.
-        builder.Services.AddSingleton(sp => new WebSocketGate(sp.GetRequiredService<NodeSecurity>(),
-            new OriginPolicy(settings.AllowedOrigins, anyWhenEmpty: !settings.Auth.Enabled && exposure.PublicOnLoopback)));
+        builder.Services.AddSingleton(new OriginPolicy(settings.AllowedOrigins, anyWhenEmpty: !settings.Auth.Enabled && exposure.PublicOnLoopback));
+        builder.Services.AddSingleton(sp => new WebSocketGate(sp.GetRequiredService<NodeSecurity>(), sp.GetRequiredService<OriginPolicy>()));
+        builder.Services.AddSingleton(sp => new HttpPublishGate(sp.GetRequiredService<NodeSecurity>(), sp.GetRequiredService<OriginPolicy>()));
         return builder;
     }
 

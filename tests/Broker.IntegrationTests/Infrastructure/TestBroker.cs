@@ -78,12 +78,12 @@ public sealed class BrokerFixture() : ConfiguredBrokerFixture(new Dictionary<str
 /// <summary>One broker without publish rate limits, for tests that publish as fast as they can (thousands of pipelined publishes).</summary>
 public sealed class UnlimitedBrokerFixture() : ConfiguredBrokerFixture(TestBroker.NoPublishRateLimits);
 
-/// <summary>One broker with its own settings (HOCON keys), shared by the tests of a class.</summary>
-public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides) : IAsyncLifetime
+/// <summary>One broker with its own settings (HOCON keys, and HOCON text for lists of objects), shared by the tests of a class.</summary>
+public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides, string? hocon = null) : IAsyncLifetime
 {
     public TestBroker Broker { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(overrides);
+    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(overrides, hocon);
 
     public async Task DisposeAsync() => await Broker.DisposeAsync();
 }
