@@ -1,5 +1,7 @@
+using Broker.Client;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.Protocol;
+using StartFrom = Broker.Client.StartFrom;
 
 namespace Broker.IntegrationTests;
 
@@ -17,11 +19,11 @@ public sealed class EmbeddedLogTests(EmbeddedLogTests.TwoPartitions fixture) : I
         const string topic = "embedded.kcat-first";
         await Kcat.ProduceAsync(Broker.KafkaBootstrap, topic, ["-k", "a"], "{\"n\":1}");
 
-        await using var sub = await Broker.ConnectAsync();
-        var subscribed = await sub.SubscribeAsync(topic, "s", new { from = "earliest" });
-        Assert.True(Position.TryParse((string)subscribed["pos"]!, out var head));
+        await using var client = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { From = StartFrom.Earliest });
+        Assert.True(Position.TryParse(sub.Head, out var head));
         Assert.Equal(2, head.PartitionCount);
-        Assert.Equal(1, (int)(await sub.ExpectAsync("message"))["data"]!["n"]!);
+        Assert.Equal(1, (await sub.NextAsync()).Int("n"));
     }
 
     [Fact]
@@ -35,24 +37,24 @@ public sealed class EmbeddedLogTests(EmbeddedLogTests.TwoPartitions fixture) : I
 
         using (var admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.KafkaBootstrap }).Build())
             Assert.Equal(3, Assert.Single(admin.GetMetadata("embedded.users", TimeSpan.FromSeconds(15)).Topics).Partitions.Count);
-        await using var sub = await broker.ConnectAsync();
-        await sub.SubscribeAsync("user.7", "s", new { from = "earliest" });
-        Assert.Equal(7, (int)(await sub.ExpectAsync("message"))["data"]!["n"]!);
+        await using var client = await broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync("user.7", new SubscribeOptions { From = StartFrom.Earliest });
+        Assert.Equal(7, (await sub.NextAsync()).Int("n"));
     }
 
     [Fact]
     public async Task A_kcat_tombstone_with_Z_arrives_as_data_null_with_its_key()
     {
         const string topic = "embedded.tombstone";
-        await using var sub = await Broker.ConnectAsync();
-        await sub.SubscribeAsync(topic, "s");
+        await using var client = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic);
 
         // The README's line: -K : splits key and value, -Z sends the empty value as null.
         await Kcat.ProduceAsync(Broker.KafkaBootstrap, topic, ["-K", ":", "-Z"], "cust-1:");
 
-        var message = await sub.ExpectAsync("message");
-        Assert.Equal("cust-1", (string?)message["key"]);
-        Assert.True(message.ContainsKey("data"));
-        Assert.Null(message["data"]);
+        var message = await sub.NextAsync();
+        Assert.Equal("cust-1", message.Key);
+        Assert.Equal("null", System.Text.Encoding.UTF8.GetString(message.RawData.Span)); // "data": null, not absent
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, message.Data.ValueKind);
     }
 }

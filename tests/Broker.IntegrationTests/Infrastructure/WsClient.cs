@@ -8,7 +8,10 @@ namespace Broker.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// A real <see cref="ClientWebSocket"/> with a background reader that queues every frame, so
-/// tests wait for the frame they expect with a timeout instead of sleeping.
+/// tests wait for the frame they expect with a timeout instead of sleeping. For tests of the wire
+/// protocol itself (exact frames, malformed input, close codes, handshake and headers, auth frames,
+/// batching, limits, resends with a chosen request id); tests that are ordinary clients of the
+/// broker use Broker.Client through <see cref="BrokerClients"/>.
 /// </summary>
 public sealed class WsClient : IAsyncDisposable
 {
