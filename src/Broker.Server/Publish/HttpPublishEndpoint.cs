@@ -48,9 +48,6 @@ public static class HttpPublishEndpoint
 
     private const int MaxIdempotencyKeyLength = 56;
 
-    /// <summary><c>conflict</c> (issue 13): <c>ErrorCodes.Conflict</c> once that lands.</summary>
-    private const string Conflict = "conflict";
-
     public static void MapHttpPublish(this WebApplication app, HttpPublishSettings settings)
     {
         var endpoints = app.Services.GetRequiredService<BrokerEndpoints>();
@@ -67,7 +64,7 @@ public static class HttpPublishEndpoint
         ErrorCodes.Unauthorized => StatusCodes.Status401Unauthorized,
         ErrorCodes.Forbidden => StatusCodes.Status403Forbidden,
         ErrorCodes.NotFound => StatusCodes.Status404NotFound,
-        Conflict => StatusCodes.Status409Conflict,
+        ErrorCodes.Conflict => StatusCodes.Status409Conflict,
         ErrorCodes.TooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
         ErrorCodes.Unavailable or ErrorCodes.Overloaded => StatusCodes.Status503ServiceUnavailable,

@@ -4,7 +4,7 @@ using Broker.Server.Configuration;
 
 namespace Broker.Server.Security;
 
-/// <summary>Composition of issue 12's pieces: the node's security from its bound settings, signing keys, the origin policy and the gates of /ws and HTTP publish.</summary>
+/// <summary>Composition of the security pieces: node's security from its bound settings, signing keys, the origin policy and the gates of /ws and HTTP publish.</summary>
 public static class SecuritySetup
 {
     /// <summary>
