@@ -27,14 +27,15 @@ public sealed class KafkaClientLog(ILogger logger, int burst, TimeSpan window, T
     /// <summary>Writes one librdkafka line (called on librdkafka's threads), unless the window's burst is used up.</summary>
     public void Write(LogMessage message)
     {
-        int suppressed;
         lock (_gate)
         {
             var now = _time.GetTimestamp();
-            suppressed = 0;
             if (_time.GetElapsedTime(_windowStart, now) >= window)
             {
-                suppressed = _suppressed;
+                // Written under the lock with the line that opens the window: a line of another
+                // librdkafka thread can never come between the count and the window it closes.
+                if (_suppressed > 0)
+                    logger.LogWarning("{Suppressed} more librdkafka lines were suppressed in the last {Window:0.#} s", _suppressed, window.TotalSeconds);
                 _windowStart = now;
                 _written = 0;
                 _suppressed = 0;
@@ -45,10 +46,9 @@ public sealed class KafkaClientLog(ILogger logger, int burst, TimeSpan window, T
                 return;
             }
             _written++;
+            // Rare by construction (at most burst per window): the logger only queues the entry.
+            logger.Log(LevelOf(message.Level), "{Client} {Facility}: {Message}", message.Name, message.Facility, message.Message);
         }
-        if (suppressed > 0)
-            logger.LogWarning("{Suppressed} more librdkafka lines were suppressed in the last {Window:0.#} s", suppressed, window.TotalSeconds);
-        logger.Log(LevelOf(message.Level), "{Client} {Facility}: {Message}", message.Name, message.Facility, message.Message);
     }
 
     private static LogLevel LevelOf(SyslogLevel level) => level switch
