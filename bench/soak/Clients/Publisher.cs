@@ -1,0 +1,185 @@
+using Broker.Client;
+
+namespace Broker.Soak.Clients;
+
+/// <summary>A publish the soak made and what it was told.</summary>
+public sealed class PublishRecord(string topic, MsgId id, double sentAt)
+{
+    public string Topic { get; } = topic;
+    public MsgId Id { get; } = id;
+    public double SentAt { get; } = sentAt;
+    public double? AckAt { get; set; }
+    public string? AckPos { get; set; }
+    /// <summary>A final refusal (not transient: the client library retries those by itself).</summary>
+    public string? Error { get; set; }
+}
+
+/// <summary>
+/// A publisher as a service would write one with the client library: a stable client identity
+/// (<c>?client=</c>), up to <c>window</c> publishes awaiting their ack, paced; the library resends
+/// every unacknowledged publish with its id after a reconnect (to the next node) and after
+/// <c>unavailable</c>, so the broker must write each once. Every ack is kept with its time.
+/// </summary>
+public sealed class Publisher : IAsyncDisposable
+{
+    private readonly Lock _gate = new();
+    private readonly List<PublishRecord> _records = [];
+    private readonly List<double> _ackTimes = [];
+    private readonly BrokerClient _client;
+    private readonly SemaphoreSlim _window;
+    private readonly int _windowSize;
+    private readonly int _padding;
+
+    public Publisher(string name, string clientId, string topic, string? key, IReadOnlyList<Uri> endpoints, int window, int padding)
+    {
+        Name = name;
+        Topic = topic;
+        Key = key;
+        _windowSize = window;
+        _window = new SemaphoreSlim(window);
+        _padding = padding;
+        _client = new BrokerClient(endpoints, new BrokerClientOptions
+        {
+            ClientId = clientId,
+            Reconnect = SoakClients.Reconnect,
+            MaxPendingPublishes = Math.Max(window, 1),
+        });
+        Stats.Attach(_client);
+    }
+
+    public string Name { get; }
+    public string Topic { get; }
+    public string? Key { get; }
+    public string ClientId => _client.ClientId;
+    public ConnectionStats Stats { get; } = new();
+
+    public List<PublishRecord> Records
+    {
+        get { lock (_gate) return [.. _records]; }
+    }
+
+    /// <summary>Times (soak clock) of every ack, in the order they arrived.</summary>
+    public List<double> AckTimes
+    {
+        get { lock (_gate) return [.. _ackTimes]; }
+    }
+
+    public int Acked
+    {
+        get { lock (_gate) return _ackTimes.Count; }
+    }
+
+    /// <summary>When the last ack arrived (soak clock), or -1.</summary>
+    public double LastAckAt
+    {
+        get { lock (_gate) return _ackTimes.Count > 0 ? _ackTimes[^1] : -1; }
+    }
+
+    public Task ConnectAsync(CancellationToken ct) => _client.ConnectAsync(ct);
+
+    /// <summary>
+    /// Publishes one message every <paramref name="pace"/> (as fast as the window allows when zero)
+    /// until <paramref name="stop"/> or <paramref name="count"/> messages; then returns (the last
+    /// ones may still await their acks: <see cref="FlushAsync"/>).
+    /// </summary>
+    public async Task RunAsync(TimeSpan pace, long count, CancellationToken stop)
+    {
+        var due = Clock.Now;
+        for (long seq = 0; seq < count && !stop.IsCancellationRequested; seq++)
+        {
+            try
+            {
+                await _window.WaitAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            var record = new PublishRecord(Topic, new MsgId(Name, seq), Clock.Now);
+            lock (_gate) _records.Add(record);
+            Task<Ack> publish;
+            try
+            {
+                // Never cancelled: a publish on its way must end with an answer the checker can compare with the log.
+                publish = _client.PublishAsync(Topic, Payload.Encode(record.Id, _padding), Key, CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                record.Error = e.GetType().Name + ": " + e.Message;
+                _window.Release();
+                continue;
+            }
+            _ = publish.ContinueWith(t => Complete(record, t), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            if (pace <= TimeSpan.Zero) continue;
+            due += pace.TotalSeconds;
+            var wait = due - Clock.Now;
+            if (wait < -1) due = Clock.Now; // fell behind (an outage): no burst to catch up
+            else if (wait > 0)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(wait), stop);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Complete(PublishRecord record, Task<Ack> t)
+    {
+        var now = Clock.Now;
+        lock (_gate)
+        {
+            if (t.IsCompletedSuccessfully)
+            {
+                record.AckAt = now;
+                record.AckPos = t.Result.Pos;
+                _ackTimes.Add(now);
+            }
+            else
+            {
+                record.Error = t.Exception?.InnerException is { } e ? e.GetType().Name + ": " + e.Message : "cancelled";
+            }
+        }
+        _window.Release();
+    }
+
+    /// <summary>Waits (bounded) until every publish made has its answer; false when some still wait.</summary>
+    public async Task<bool> FlushAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var taken = 0;
+        try
+        {
+            for (; taken < _windowSize; taken++) await _window.WaitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (taken > 0) _window.Release(taken);
+        }
+    }
+
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
+}
+
+/// <summary>Client settings every soak client shares.</summary>
+public static class SoakClients
+{
+    /// <summary>
+    /// Quicker than the library's default (10 s at most between attempts) so that an outage the
+    /// soak measures is the broker's, not a client's backoff.
+    /// </summary>
+    public static readonly ReconnectOptions Reconnect = new()
+    {
+        InitialDelay = TimeSpan.FromMilliseconds(100),
+        MaxDelay = TimeSpan.FromSeconds(2),
+    };
+}
