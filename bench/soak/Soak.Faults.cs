@@ -271,6 +271,7 @@ public sealed partial class Soak
                 break;
             }
         }
+        reader.ClosedAsSlowConsumer = closedAfter is not null;
         _faults.Note(e, closedAfter is { } after ? $"closed as a slow consumer {after:0.0}s after it stopped reading" : "NOT closed within 40 s of not reading");
         var code = await reader.DrainAsync(ws, ct);
         await burst;

@@ -197,6 +197,7 @@ public sealed partial class Soak(SoakOptions o)
         var cut = _aborter.NeverCompleted.Select(c => new Claim(c.Topic, _aborter.ClientId, c.Id, "cut off"));
         var streams = _subscribers.SelectMany(s => s.Streams).Concat(_slowReaders.SelectMany(r => r.Streams));
         checker.Run(log, publishes, notStored, uncertain, cut, streams);
+        foreach (var r in _slowReaders.Where(r => r.ClosedAsSlowConsumer == false)) checker.SlowNotClosed.Add($"{r.Name} ({string.Join(", ", r.Topics)})");
         Result.Checker = checker;
         Result.LogRecords = log.Count;
         Result.Outages = Outages.Compute(_faults.Events,

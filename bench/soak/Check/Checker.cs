@@ -44,6 +44,7 @@ public sealed class Checker
     public Figure CutInLog { get; } = new("cut_frames_in_log", "publishes whose frame was cut off (never completed) found in the log", true);
     public Figure Phantom { get; } = new("delivered_not_in_log", "delivered but not in the log", true);
     public Figure Truncated { get; } = new("log_truncated", "log partitions truncated by retention (the run could not be checked completely)", true);
+    public Figure SlowNotClosed { get; } = new("slow_readers_not_closed", "slow readers the broker did not close as slow consumers (1013)", true);
     public Figure SameMessageTwice { get; } = new("same_message_twice", "same message in the log under two ids (after a false \"nothing stored\")", false);
     public Figure UncertainAnswers { get; } = new("unavailable_uncertain", "`unavailable` answers that said the outcome is unknown (the same id resent)", false);
     public Figure RefusedAnswers { get; } = new("unavailable_answers", "`unavailable` (\"nothing stored\") and other refusals the probe publisher got", false);
@@ -56,14 +57,14 @@ public sealed class Checker
     public IEnumerable<Figure> Figures =>
     [
         Acknowledged, LostAcked, LostUndelivered, WrittenTwice, DeliveredTwice, OutOfOrder, UnavailableInLog,
-        WrongAckPos, CutInLog, Phantom, Truncated,
+        WrongAckPos, CutInLog, Phantom, SlowNotClosed, Truncated,
         Deliveries, SameMessageTwice, RefusedAnswers, UncertainAnswers, Unanswered, FinalErrors, RedeliveredBeforeResume, GapsReported,
     ];
 
     public bool Passed => Figures.All(f => !f.Failed);
 
     public void Run(LogSnapshot log, IEnumerable<PublishRecord> publishes, IEnumerable<Claim> notStored, IEnumerable<Claim> uncertain,
-        IEnumerable<Claim> cut, IEnumerable<Clients.Stream> streams)
+        IEnumerable<Claim> cut, IEnumerable<Clients.SubscriberStream> streams)
     {
         foreach (var t in log.Truncated) Truncated.Add(t);
         var byMsg = new Dictionary<(string, MsgId), List<LogRecord>>();
@@ -112,7 +113,7 @@ public sealed class Checker
         foreach (var s in streams) CheckStream(log, byMsg, s);
     }
 
-    private void CheckStream(LogSnapshot log, Dictionary<(string, MsgId), List<LogRecord>> byMsg, Clients.Stream s)
+    private void CheckStream(LogSnapshot log, Dictionary<(string, MsgId), List<LogRecord>> byMsg, Clients.SubscriberStream s)
     {
         var name = $"{s.Subscriber}#{s.Incarnation} {s.Topic}";
         if (s.Gaps > 0) GapsReported.Add($"{name}: {s.Gaps}", s.Gaps);

@@ -72,11 +72,13 @@ public sealed record Answer(double At, string Id, string? Code, string? Message,
     public bool IsAck => Code is null;
 
     /// <summary>
-    /// <c>unavailable</c> whose message says the outcome is unknown ("may or may not have the
-    /// message"): the protocol then asks for a resend with the same id. Any other refusal claims that
-    /// nothing was stored.
+    /// <c>unavailable</c> whose message says the outcome is not known: "… may or may not have the
+    /// message …" or "… resend the message with the same id …" (the protocol after issue 13, where
+    /// only an answer that says "nothing was written" is certain). Any other refusal claims that
+    /// nothing was stored — as every <c>unavailable</c> did in the protocol before it.
     /// </summary>
-    public bool IsUncertain => Code == "unavailable" && Message is { } m && m.Contains("may or may not", StringComparison.OrdinalIgnoreCase);
+    public bool IsUncertain => Code == "unavailable" && Message is { } m &&
+        (m.Contains("may or may not", StringComparison.OrdinalIgnoreCase) || m.Contains("same id", StringComparison.OrdinalIgnoreCase));
 
     public static Answer? From(JsonElement f)
     {

@@ -15,13 +15,16 @@ namespace Broker.Soak.Clients;
 public sealed class SlowReader(string name, string clientId, IReadOnlyList<string> topics)
 {
     private const int ReceiveBuffer = 4096;
-    private readonly Dictionary<string, Stream> _streams = topics.ToDictionary(t => t, t => new Stream(name, 1, t, null, strictStart: true));
+    private readonly Dictionary<string, SubscriberStream> _streams = topics.ToDictionary(t => t, t => new SubscriberStream(name, 1, t, null, strictStart: true));
 
     public string Name { get; } = name;
     public string ClientId { get; } = clientId;
     public IReadOnlyList<string> Topics { get; } = topics;
     public ConnectionStats Stats { get; } = new();
-    public IEnumerable<Stream> Streams => _streams.Values;
+    public IEnumerable<SubscriberStream> Streams => _streams.Values;
+
+    /// <summary>Whether the broker closed it as a slow consumer while it did not read (null: the episode did not get that far).</summary>
+    public bool? ClosedAsSlowConsumer { get; set; }
 
     /// <summary>Connects to <paramref name="node"/> and subscribes every topic from where it stopped (the log's start at first).</summary>
     public async Task<WebSocket> ConnectAsync(Uri node, CancellationToken ct)

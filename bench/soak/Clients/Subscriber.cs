@@ -3,75 +3,6 @@ using Broker.Client;
 namespace Broker.Soak.Clients;
 
 /// <summary>
-/// What one subscriber received on one topic during one life of its client object, and where that
-/// life had to start: the checker requires every record of the log from <see cref="StartAfter"/>
-/// on (to the end of the log when <see cref="Complete"/>, else to the last one delivered), each
-/// once, in the log's order per partition.
-/// </summary>
-public sealed class Stream(string subscriber, int incarnation, string topic, string? startAfter, bool strictStart)
-{
-    private readonly List<MsgId> _delivered = [];
-
-    public string Subscriber { get; } = subscriber;
-    public int Incarnation { get; } = incarnation;
-    public string Topic { get; } = topic;
-
-    /// <summary>The position this life resumed after (a <c>pos</c>: <c>since</c> or the session's last commit); null: the log's start.</summary>
-    public string? StartAfter { get; } = startAfter;
-
-    /// <summary>
-    /// True when nothing at or before <see cref="StartAfter"/> may be delivered again (a <c>since</c>
-    /// resume, or a session whose last commit is known to have reached the broker).
-    /// </summary>
-    public bool StrictStart { get; } = strictStart;
-
-    /// <summary>True for a life that lasted to the end of the run: it must have everything up to the log's end.</summary>
-    public bool Complete { get; set; }
-
-    /// <summary>Messages marked as the first after a gap the broker reported (recovered: false).</summary>
-    public int Gaps { get; private set; }
-
-    public string? LastPos { get; private set; }
-
-    public void Add(MsgId id, string pos, bool afterGap)
-    {
-        lock (_delivered)
-        {
-            _delivered.Add(id);
-            LastPos = pos;
-            if (afterGap) Gaps++;
-        }
-    }
-
-    /// <summary>The broker said it could not resume without loss (recovered: false).</summary>
-    public void MarkGap()
-    {
-        lock (_delivered) Gaps++;
-    }
-
-    public List<MsgId> Delivered
-    {
-        get { lock (_delivered) return [.. _delivered]; }
-    }
-
-    public int Count
-    {
-        get { lock (_delivered) return _delivered.Count; }
-    }
-
-    /// <summary>Whether each of <paramref name="ids"/> was delivered (searched from the end: they are the log's last records).</summary>
-    public bool HasAll(IReadOnlyCollection<MsgId> ids)
-    {
-        lock (_delivered)
-        {
-            var missing = new HashSet<MsgId>(ids);
-            for (var i = _delivered.Count - 1; i >= 0 && missing.Count > 0; i--) missing.Remove(_delivered[i]);
-            return missing.Count == 0;
-        }
-    }
-}
-
-/// <summary>
 /// A subscriber on the client library: plain (every reconnect resumes with <c>since</c>) or a
 /// durable session (the broker restores its subscriptions after its last commit; it commits every
 /// <see cref="CommitEvery"/> messages). It subscribes every topic from the log's start. A restart
@@ -86,11 +17,11 @@ public sealed class Subscriber : IAsyncDisposable
     private readonly string _clientId;
     private readonly IReadOnlyList<Uri> _endpoints;
     private readonly Lock _gate = new();
-    private readonly List<Stream> _streams = [];
+    private readonly List<SubscriberStream> _streams = [];
     private BrokerClient? _client;
     private CancellationTokenSource _reading = new();
     private List<Task> _readers = [];
-    private Dictionary<string, Stream> _current = [];
+    private Dictionary<string, SubscriberStream> _current = [];
     private int _incarnation;
 
     public Subscriber(string name, string clientId, string? session, IReadOnlyList<string> topics, IReadOnlyList<Uri> endpoints)
@@ -109,13 +40,13 @@ public sealed class Subscriber : IAsyncDisposable
     public int Restarts => _incarnation - 1;
 
     /// <summary>Every stream so far (one per topic per life of the client object).</summary>
-    public List<Stream> Streams
+    public List<SubscriberStream> Streams
     {
         get { lock (_gate) return [.. _streams]; }
     }
 
     /// <summary>The streams of the current life.</summary>
-    public List<Stream> Current
+    public List<SubscriberStream> Current
     {
         get { lock (_gate) return [.. _current.Values]; }
     }
@@ -134,12 +65,12 @@ public sealed class Subscriber : IAsyncDisposable
         });
         Stats.Attach(client);
         var number = ++_incarnation;
-        var streams = new Dictionary<string, Stream>();
+        var streams = new Dictionary<string, SubscriberStream>();
         var subs = new List<BrokerSubscription>();
         foreach (var topic in Topics)
         {
             var since = after[topic];
-            streams[topic] = new Stream(Name, number, topic, since, strict);
+            streams[topic] = new SubscriberStream(Name, number, topic, since, strict);
             // A session restores its topics after its last commit (the options apply to a new session only);
             // a plain client resumes after the last message processed, or starts at the log's start.
             subs.Add(client.Subscribe(topic, Session is null && since is not null
@@ -159,7 +90,7 @@ public sealed class Subscriber : IAsyncDisposable
         foreach (var s in subs) await s.WaitConfirmedAsync(ct);
     }
 
-    private async Task ReadAsync(BrokerSubscription sub, Stream stream, CancellationToken ct)
+    private async Task ReadAsync(BrokerSubscription sub, SubscriberStream stream, CancellationToken ct)
     {
         var n = 0;
         try
@@ -188,7 +119,7 @@ public sealed class Subscriber : IAsyncDisposable
     public async Task<string> RestartAsync(CancellationToken ct)
     {
         BrokerClient client;
-        Dictionary<string, Stream> streams;
+        Dictionary<string, SubscriberStream> streams;
         lock (_gate)
         {
             client = _client!;
