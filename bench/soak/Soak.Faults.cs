@@ -30,7 +30,9 @@ public sealed partial class Soak
         };
         if (o.Long)
         {
-            // Every kind once in random order, then at random, until the time is up.
+            // A quiet start (the publish outage without faults, for comparison), every kind once in
+            // random order, then at random, until the time is up.
+            await Task.Delay(TimeSpan.FromSeconds(15), ct);
             var plan = new Queue<string>(kinds.OrderBy(_ => clusterRandom.Next()));
             while (Clock.Now < end)
             {
@@ -111,6 +113,7 @@ public sealed partial class Soak
                 }
                 await Task.Delay(TimeSpan.FromSeconds(down), ct);
                 await RestartAsync(node, e, ct);
+                ReleaseFaultedNode();
                 return e;
             }
             case FaultKinds.LogPause:
@@ -171,24 +174,48 @@ public sealed partial class Soak
         }
     }
 
-    /// <summary>The node that runs the writer of a topic chosen at random (the interesting node to lose), else any running node.</summary>
+    /// <summary>Guards the two nodes below: a node fault and a slow reader never pick the same node.</summary>
+    private readonly Lock _nodes = new();
+    /// <summary>The node under a node fault (from the pick until it is ready again).</summary>
+    private NodeProcess? _faultedNode;
+    /// <summary>The node a slow reader waits on to be closed as a slow consumer.</summary>
+    private NodeProcess? _slowReaderNode;
+
+    /// <summary>
+    /// The node that runs the writer of a topic chosen at random (the interesting node to lose), else
+    /// any running node; never the node a slow reader is waiting on. It stays marked as faulted until
+    /// <see cref="ReleaseFaultedNode"/>.
+    /// </summary>
     private async Task<NodeProcess> PickNodeAsync(Random r, CancellationToken ct)
     {
-        var running = _cluster.Nodes.Where(n => n.IsRunning).ToList();
         var owner = await _cluster.WriterOwnerAsync(_all[r.Next(_all.Length)], ct);
-        return owner is { IsRunning: true } ? owner : running[r.Next(running.Count)];
+        lock (_nodes)
+        {
+            var running = _cluster.Nodes.Where(n => n.IsRunning && n != _slowReaderNode).ToList();
+            _faultedNode = owner is not null && running.Contains(owner) ? owner : running[r.Next(running.Count)];
+            return _faultedNode;
+        }
+    }
+
+    private void ReleaseFaultedNode()
+    {
+        lock (_nodes) _faultedNode = null;
+    }
+
+    /// <summary>A running node that no node fault is working on (for clients that must not lose it right away).</summary>
+    private NodeProcess RandomHealthyNode(Random r)
+    {
+        lock (_nodes)
+        {
+            var healthy = _cluster.Nodes.Where(n => n.IsRunning && n != _faultedNode).ToList();
+            return healthy.Count > 0 ? healthy[r.Next(healthy.Count)] : _cluster.Nodes[r.Next(_cluster.Nodes.Count)];
+        }
     }
 
     private async Task<List<string>> OwnedWritersAsync(NodeProcess node, CancellationToken ct)
     {
         var owners = await Task.WhenAll(_all.Select(async t => (Topic: t, Owner: await _cluster.WriterOwnerAsync(t, ct))));
         return [.. owners.Where(o => o.Owner == node).Select(o => o.Topic)];
-    }
-
-    private NodeProcess RandomRunningNode(Random r)
-    {
-        var running = _cluster.Nodes.Where(n => n.IsRunning).ToList();
-        return running.Count > 0 ? running[r.Next(running.Count)] : _cluster.Nodes[r.Next(_cluster.Nodes.Count)];
     }
 
     private static async Task<bool> PauseAsync(TimeSpan delay, Func<bool> over, CancellationToken ct)
@@ -206,11 +233,11 @@ public sealed partial class Soak
     {
         while (await PauseAsync(TimeSpan.FromSeconds(o.Long ? r.Next(5, 16) : r.Next(3, 7)), over, ct))
         {
-            var node = RandomRunningNode(r);
+            var node = RandomHealthyNode(r);
             var e = _faults.Begin(FaultKinds.Abort, node.Name);
             try
             {
-                var detail = await _aborter.EpisodeAsync(r, node.WsUri, _cluster.Endpoints(r.Next(3)), _single[r.Next(_single.Length)], ct);
+                var detail = await _aborter.EpisodeAsync(r, node.WsUri, _cluster.Endpoints(r.Next(3)), _single[^1], ct);
                 _faults.Healed(e, detail);
             }
             catch (Exception ex) when (ex is WebSocketException or IOException or System.Net.Sockets.SocketException or TimeoutException && !ct.IsCancellationRequested)
@@ -223,7 +250,7 @@ public sealed partial class Soak
     private async Task SlowReadersAsync(Random r, Func<bool> over, CancellationToken ct)
     {
         var n = 0;
-        while (await PauseAsync(TimeSpan.FromSeconds(o.Long ? r.Next(60, 181) : n == 0 ? 1 : 1e6), over, ct))
+        while (await PauseAsync(TimeSpan.FromSeconds(o.Long ? r.Next(120, 301) : n == 0 ? 1 : 1e6), over, ct))
         {
             await SlowReaderEpisodeAsync(++n, r, ct);
             if (!o.Long) return;
@@ -242,7 +269,25 @@ public sealed partial class Soak
         var shared = _single[r.Next(_single.Length)];
         var reader = new SlowReader($"slow{n}", $"{_run}-slow{n}", [.. fireTopics, shared]);
         lock (_slowReaders) _slowReaders.Add(reader);
-        var node = RandomRunningNode(r);
+        NodeProcess node;
+        lock (_nodes)
+        {
+            var healthy = _cluster.Nodes.Where(n => n.IsRunning && n != _faultedNode).ToList();
+            node = healthy[r.Next(healthy.Count)];
+            _slowReaderNode = node;
+        }
+        try
+        {
+            await SlowReaderOnAsync(node, reader, fireTopics, shared, n, r, ct);
+        }
+        finally
+        {
+            lock (_nodes) _slowReaderNode = null;
+        }
+    }
+
+    private async Task SlowReaderOnAsync(NodeProcess node, SlowReader reader, List<string> fireTopics, string shared, int n, Random r, CancellationToken ct)
+    {
         var e = _faults.Begin(FaultKinds.SlowReader, node.Name,
             $"{reader.Name} on {TopicPrefix}fire.{n}.0-{o.FireTopics - 1} (bursts of {o.FireMessages} × {o.FirePadding} B) and {shared}");
         WebSocket ws;
@@ -274,6 +319,7 @@ public sealed partial class Soak
         reader.ClosedAsSlowConsumer = closedAfter is not null;
         _faults.Note(e, closedAfter is { } after ? $"closed as a slow consumer {after:0.0}s after it stopped reading" : "NOT closed within 40 s of not reading");
         var code = await reader.DrainAsync(ws, ct);
+        lock (_nodes) _slowReaderNode = null; // it reads again: its node may fail now
         await burst;
         var flushed = (await Task.WhenAll(fire.Select(f => f.FlushAsync(TimeSpan.FromSeconds(60))))).All(f => f);
         bool Done() => fire.All(f => reader.Distinct(f.Topic) >= f.Acked);

@@ -109,7 +109,8 @@ public sealed partial class Soak(SoakOptions o)
 
     private async Task StartClientsAsync(CancellationToken ct)
     {
-        _single = [.. Enumerable.Range(0, o.Topics).Select(i => $"{TopicPrefix}t{i}")];
+        // soak.t0… have a publisher each; soak.probe is the probe publisher's own (and the aborted clients').
+        _single = [.. Enumerable.Range(0, o.Topics).Select(i => $"{TopicPrefix}t{i}"), TopicPrefix + "probe"];
         _mp = TopicPrefix + "mp.k";
         _all = [.. _single, _mp];
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -123,10 +124,10 @@ public sealed partial class Soak(SoakOptions o)
         }
         await Task.WhenAll(_subscribers.Select(s => s.StartAsync(timeout.Token)));
         var j = 0;
-        foreach (var topic in _single) _publishers.Add(new Publisher($"pub{j}", $"{_run}-pub{j}", topic, null, _cluster.Endpoints(j++ % 3), o.Window, o.Padding));
+        foreach (var topic in _single[..^1]) _publishers.Add(new Publisher($"pub{j}", $"{_run}-pub{j}", topic, null, _cluster.Endpoints(j++ % 3), o.Window, o.Padding));
         foreach (var key in new[] { "a", "b" }) _publishers.Add(new Publisher($"pub{j}", $"{_run}-pub{j}", _mp, key, _cluster.Endpoints(j++ % 3), o.Window, o.Padding));
         await Task.WhenAll(_publishers.Select(p => p.ConnectAsync(timeout.Token)));
-        _probe = new ProbePublisher("probe", $"{_run}-probe", _single[1 % _single.Length], _cluster.Endpoints(1), 8, o.Padding);
+        _probe = new ProbePublisher("probe", $"{_run}-probe", _single[^1], _cluster.Endpoints(1), 8, o.Padding);
         _aborter = new Aborter("abort", $"{_run}-abort", o.Padding);
         _publishing = new CancellationTokenSource();
         var pace = TimeSpan.FromSeconds(1 / o.Rate);

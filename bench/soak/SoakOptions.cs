@@ -92,6 +92,10 @@ public sealed class SoakOptions
         if (o.Db == "postgresql" && o.Pg is null) throw new ArgumentException("PostgreSQL needs --pg, BROKER_SOAK_PG or BROKER_TEST_PG");
         if (o.DbFault.Length == 0) o.DbFault = o.Long ? "stop" : "cut";
         if (o.DbFault is not ("cut" or "stop" or "none")) throw new ArgumentException("--db-fault is cut, stop or none");
+        // The in-memory log keeps about 5 MB per partition; a truncated partition cannot be checked.
+        var perPartition = o.Rate * (o.Long ? o.Minutes * 60 : 300) * 200;
+        if (perPartition > 4_000_000)
+            throw new ArgumentException($"{o.Rate} msg/s for {o.Minutes} min is about {perPartition / 1e6:0.0} MB per topic, more than the in-memory log keeps (~5 MB per partition): lower --rate");
         if (!File.Exists(Path.Combine(o.Bin, "Broker.Server.dll")) || !File.Exists(Path.Combine(o.Bin, "Broker.DevKafka.dll")))
             throw new ArgumentException($"Broker.Server.dll and Broker.DevKafka.dll are not in {o.Bin} (--bin)");
         return o;

@@ -45,8 +45,8 @@ public sealed class SoakResult
         md.AppendLine($"- machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; load average at the end: {LoadAverage()}");
         md.AppendLine($"- cluster: 3 broker processes (Release), standalone Kafka-protocol log (Broker.DevKafka), sessions in {Database}");
         md.AppendLine($"- load: {o.Topics} single-partition topics with one publisher each, one 3-partition topic with two (keys a, b), " +
-                      $"{o.Rate.ToString(CultureInfo.InvariantCulture)} msg/s per publisher (window {o.Window}), a probe publisher (its own ids, every answer kept) at the same rate; " +
-                      "on every node a plain subscriber (all topics) and a durable session (single-partition topics)");
+                      $"{o.Rate.ToString(CultureInfo.InvariantCulture)} msg/s per publisher (window {o.Window}), a probe publisher (its own ids, every answer kept) at the same rate on its own topic; " +
+                      "on every node a plain subscriber (all topics) and a durable session (the single-partition topics)");
         md.AppendLine($"- time: cluster started in {F(StartupSeconds)} s, faults for {F(PhaseEnd - PhaseStart)} s, {F(TotalSeconds)} s in all; {LogRecords} records in the log");
         if (Failure is not null) md.AppendLine($"- **RUN FAILED: {Failure}**");
         md.AppendLine();
