@@ -11,9 +11,25 @@ namespace Broker.DevKafka;
 /// through the fixed port. On loopback the mock advertises its own listener, so the clients'
 /// produce and fetch traffic goes to it directly; on another address the mock advertises the
 /// forwarder (it is the only way in).
+/// <para>
+/// A topic that a Kafka client names first (a producer such as kcat writing to a new topic) is
+/// created automatically, like a Kafka broker with auto.create.topics.enable does: with
+/// <c>autoCreatePartitions</c> partitions (or per topic, <c>autoCreatePartitionsOf</c>) when given (the mock alone would create 4, and has no
+/// setting for it). The forwarder creates such topics itself before the Metadata request that
+/// names them reaches the mock, so it must see every Metadata request of those clients: with
+/// <c>autoCreatePartitions</c> on loopback, clients other than the broker's own (whose
+/// <c>client.id</c> begins with <see cref="BrokerClientIdPrefix"/>; they create their topics
+/// before they use them) read Metadata answers rewritten to name the forwarder, and stay on it.
+/// </para>
 /// </summary>
 public sealed unsafe class MockKafkaCluster : IDisposable
 {
+    /// <summary>
+    /// Clients whose <c>client.id</c> begins with this (the broker's producer and consumers) are sent
+    /// to the mock's own listener on loopback even when auto-created topics get a partition count.
+    /// </summary>
+    public const string BrokerClientIdPrefix = "broker-";
+
     private readonly Lock _gate = new();
     private readonly IntPtr _rk;
     private IntPtr _mcluster;
@@ -29,7 +45,18 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     /// Starts a cluster of <paramref name="brokers"/> brokers (ids 1..n). Broker i is reachable on
     /// <paramref name="host"/>:<paramref name="port"/>+i-1; with port 0 every broker gets a free port.
     /// </summary>
-    public static MockKafkaCluster Start(string host = "127.0.0.1", int port = 9092, int brokers = 1)
+    /// <param name="autoCreatePartitions">Partitions of topics created because a client named them first; null: the mock's own default (4).</param>
+    public static MockKafkaCluster Start(string host = "127.0.0.1", int port = 9092, int brokers = 1, int? autoCreatePartitions = null)
+    {
+        if (autoCreatePartitions is < 1) throw new ArgumentOutOfRangeException(nameof(autoCreatePartitions));
+        return Start(host, port, brokers, autoCreatePartitions is { } n ? _ => n : null);
+    }
+
+    /// <summary>
+    /// As <see cref="Start(string, int, int, int?)"/>, with the partitions of a topic that a client
+    /// names first chosen per Kafka topic (the broker maps it back to its namespace).
+    /// </summary>
+    public static MockKafkaCluster Start(string host, int port, int brokers, Func<string, int>? autoCreatePartitionsOf)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(brokers, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
@@ -68,16 +95,26 @@ public sealed unsafe class MockKafkaCluster : IDisposable
                 .ToArray();
 
             var addresses = new List<string>();
+            var forwarderPorts = new int[brokers + 1];
+            var loopback = IPAddress.IsLoopback(address);
+            MetadataHooks? hooks = autoCreatePartitionsOf is { } partitionsOf
+                ? new MetadataHooks(
+                    request => cluster.CreateRequestedTopics(request.Span, partitionsOf),
+                    // Off loopback the mock advertises the forwarders itself: every client stays on them.
+                    loopback ? clientId => clientId?.StartsWith(BrokerClientIdPrefix, StringComparison.Ordinal) != true : null,
+                    id => id >= 1 && id <= brokers ? (host, Volatile.Read(ref forwarderPorts[id])) : null)
+                : null;
             for (var id = 1; id <= brokers; id++)
             {
-                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1]);
+                var fwd = new TcpForwarder(address, port == 0 ? 0 : port + id - 1, mockPorts[id - 1], hooks);
                 cluster._forwarders.Add(fwd);
+                Volatile.Write(ref forwarderPorts[id], fwd.Port);
                 // On loopback, clients that bootstrapped through the fixed port then talk to the mock
                 // broker's own listener (127.0.0.1 too), as Metadata advertises it: produce and fetch
                 // traffic does not cross the forwarder, which would add two socket hops and thread-pool
                 // copies to every request (a latency floor under load). On any other address the
                 // forwarder is advertised, since the mock itself listens on loopback only.
-                if (!IPAddress.IsLoopback(address))
+                if (!loopback)
                     MockApi.WithUtf8(host, h => { MockApi.BrokerSetHostPort(mcluster, id, (byte*)h, fwd.Port); return 0; });
                 addresses.Add($"{host}:{fwd.Port}");
             }
@@ -100,6 +137,13 @@ public sealed unsafe class MockKafkaCluster : IDisposable
         var err = Call(m => MockApi.WithUtf8(topic, t => MockApi.TopicCreate(m, (byte*)t, partitions, replicationFactor)));
         if (err != MockApi.ErrTopicAlreadyExists)
             Check(err, $"create topic '{topic}'");
+    }
+
+    /// <summary>Creates the topics a Metadata request names, when it allows auto-creation, before the mock would (with 4 partitions).</summary>
+    private void CreateRequestedTopics(ReadOnlySpan<byte> metadataRequest, Func<string, int> partitionsOf)
+    {
+        foreach (var topic in MetadataRequest.TopicsToCreate(metadataRequest))
+            CreateTopic(topic, Math.Max(1, partitionsOf(topic)));
     }
 
     /// <summary>Closes the broker's connections and refuses new ones (no leader change).</summary>

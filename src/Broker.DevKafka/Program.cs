@@ -1,13 +1,15 @@
 // Dev-only Kafka-protocol log: librdkafka's in-memory mock cluster on a fixed port.
-// Usage: dotnet run --project src/Broker.DevKafka [--host 127.0.0.1] [--port 9092] [--admin-port 9093]
+// Usage: dotnet run --project src/Broker.DevKafka [--host 127.0.0.1] [--port 9092] [--admin-port 10092] [--partitions 1]
 //        (the port may also come from BROKER_DEVKAFKA_PORT; 0 picks a free port; the admin port,
-//        default port + 1000 or free when port is 0, creates topics for brokers: topic-creation = devkafka)
+//        default port + 1000 or free when port is 0, creates topics for brokers: topic-creation = devkafka;
+//        --partitions: of topics a Kafka client such as kcat writes to first, as the brokers' broker.kafka.partitions)
 using System.Runtime.InteropServices;
 using Broker.DevKafka;
 
 var host = "127.0.0.1";
 var port = int.TryParse(Environment.GetEnvironmentVariable("BROKER_DEVKAFKA_PORT"), out var envPort) ? envPort : 9092;
 int? adminPort = null;
+var partitions = 1;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -15,8 +17,9 @@ for (var i = 0; i < args.Length; i++)
         case "--host" when i + 1 < args.Length: host = args[++i]; break;
         case "--port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var p): port = p; i++; break;
         case "--admin-port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var a): adminPort = a; i++; break;
+        case "--partitions" when i + 1 < args.Length && int.TryParse(args[i + 1], out var n) && n >= 1: partitions = n; i++; break;
         default:
-            Console.Error.WriteLine($"Unknown or incomplete argument '{args[i]}'. Usage: [--host 127.0.0.1] [--port 9092] [--admin-port 10092]");
+            Console.Error.WriteLine($"Unknown or incomplete argument '{args[i]}'. Usage: [--host 127.0.0.1] [--port 9092] [--admin-port 10092] [--partitions 1]");
             return 2;
     }
 }
@@ -28,12 +31,12 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => {
 MockKafkaCluster cluster;
 try
 {
-    cluster = MockKafkaCluster.Start(host, port);
+    cluster = MockKafkaCluster.Start(host, port, autoCreatePartitions: partitions);
 }
 catch (System.Net.Sockets.SocketException e)
 {
-    Console.Error.WriteLine($"Cannot listen on {host}:{port}: {e.Message}");
-    return 1;
+    Console.Error.WriteLine($"Cannot listen on {host}:{port}: {e.Message} (is a Kafka already running? --port moves this one)");
+    return 2;
 }
 
 using (cluster)

@@ -7,7 +7,7 @@ public enum StartFrom
     Earliest,
 }
 
-/// <summary>A decoded, validated client request (PROTOCOL.md, "Client → server").</summary>
+/// <summary>A decoded, validated client request (docs/protocol.md, "Client → server").</summary>
 public abstract record ClientRequest(string? Id);
 
 /// <param name="Key">Only messages whose Kafka key is exactly this string (UTF-8) are delivered; null: every message.</param>
@@ -26,8 +26,5 @@ public sealed record CommitRequest(string? Id, string Topic, Position Pos) : Cli
 /// <summary>Presents a token (the first frame of a browser, or a refresh on an open connection).</summary>
 public sealed record AuthRequest(string? Id, string Token) : ClientRequest(Id);
 
-/// <summary>Size limits the decoder enforces.</summary>
-public sealed record ProtocolLimits(int MaxDataBytes = 60 * 1024, int MaxLast = 10_000, int MaxKeyBytes = 1024)
-{
-    public static readonly ProtocolLimits Default = new();
-}
+/// <summary>Size limits the decoder enforces (the node's are <c>broker.websocket.max-data-bytes</c>, <c>max-last</c>, <c>max-key-bytes</c>).</summary>
+public sealed record ProtocolLimits(int MaxDataBytes, int MaxLast, int MaxKeyBytes);

@@ -1,6 +1,6 @@
 namespace Broker.Protocol;
 
-/// <summary>The error codes of PROTOCOL.md, as they appear on the wire.</summary>
+/// <summary>The error codes of the protocol (docs/protocol.md, "Errors"), as they appear on the wire.</summary>
 public static class ErrorCodes
 {
     public const string BadRequest = "bad_request";
@@ -8,13 +8,15 @@ public static class ErrorCodes
     public const string Forbidden = "forbidden";
     public const string NotFound = "not_found";
     public const string TooLarge = "too_large";
+    /// <summary>A publish reused a (client, id) the topic remembers, with other data or key: never acknowledged.</summary>
+    public const string Conflict = "conflict";
     public const string RateLimited = "rate_limited";
     public const string Overloaded = "overloaded";
     public const string Unavailable = "unavailable";
     public const string Internal = "internal";
 }
 
-/// <summary>WebSocket close codes used by the broker (PROTOCOL.md, "Closing codes").</summary>
+/// <summary>WebSocket close codes used by the broker (docs/protocol.md, "Close codes").</summary>
 public static class CloseCodes
 {
     public const int Normal = 1000;

@@ -14,7 +14,8 @@ namespace Broker.Protocol;
 public readonly struct Position : IEquatable<Position>
 {
     private const byte Version = 1;
-    private const int MaxPartitions = 1024;
+    /// <summary>Most partitions a position can cover (a topic with more cannot be served).</summary>
+    public const int MaxPartitions = 1024;
     private readonly long[]? _next;
 
     public Position(long[] nextOffsets)

@@ -6,7 +6,7 @@ using System.Text.Unicode;
 namespace Broker.Protocol;
 
 /// <summary>
-/// Encodes server → client frames (PROTOCOL.md, "Server → client") as UTF-8 JSON.
+/// Encodes server → client frames (docs/protocol.md, "Server → client") as UTF-8 JSON.
 /// Each call returns a fresh array that may be shared by every subscriber of a node:
 /// a delivered message is encoded once per node, not once per subscriber.
 /// </summary>

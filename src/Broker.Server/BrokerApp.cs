@@ -1,113 +1,107 @@
-using Broker.Core.Replay;
-using Broker.Core.Fanout;
-using Broker.Core.Topics;
-using System.Net;
-using System.Net.WebSockets;
+using System.Net.Sockets;
 using Akka.Actor;
-using Akka.Configuration;
 using Akka.Hosting;
 using Broker.Core.Connections;
+using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Metrics;
-using Broker.Core.Settings;
+using Broker.Core.Publish;
+using Broker.Core.Replay;
 using Broker.DevKafka;
 using Broker.Protocol;
 using Broker.Server.Admin;
 using Broker.Server.Configuration;
 using Broker.Server.Dashboard;
 using Broker.Server.Hosting;
-using Broker.Server.WebSockets;
-using Broker.Core.Publish;
 using Broker.Server.Logging;
 using Broker.Server.Metrics;
 using Broker.Server.Publish;
 using Broker.Server.Security;
+using Broker.Server.WebSockets;
 
 namespace Broker.Server;
 
 /// <summary>The composition root: builds a broker node from its configuration.</summary>
 public static class BrokerApp
 {
-    public static WebApplication Build(Config config, string[]? args = null)
+    /// <summary>
+    /// Binds and validates every setting of <paramref name="config"/> (<see cref="Broker.Core.Settings.SettingsException"/>
+    /// at the first bad value), refuses an unprotected exposure and checks that the node's ports
+    /// are free and its TLS certificates load (<see cref="StartupException"/>), then composes the
+    /// node. Nothing listens and no actor runs before the app is started, except the embedded
+    /// Kafka-protocol log when it is enabled.
+    /// </summary>
+    public static WebApplication Build(LoadedConfig config, string[]? args = null)
+    {
+        var settings = NodeSettings.Bind(config.Config);
+        var warnings = UnknownKeys.Find(config.Config);
+        var exposure = Exposure.Check(settings.Http, settings.Admin, settings.Security);
+        var tls = TlsSetup.Load(settings.Http.Tls);
+        var clusterTls = ClusterTls.Load(settings.Cluster.Tls);
+        PortCheck.EnsureFree(PortCheck.ListenersOf(settings));
+        return Build(settings, exposure, tls, clusterTls, config, warnings, args ?? []);
+    }
+
+    private static WebApplication Build(NodeSettings settings, Exposure exposure, TlsSetup tls, ClusterTls clusterTls, LoadedConfig config,
+        IReadOnlyList<string> warnings, string[] args)
     {
         // Confluent.Kafka must load the librdkafka build that runs on Debian before any client exists.
         NativeLibrdkafka.EnsureLoaded();
-        var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        // broker.logging.format: text (one line per entry) or json (one JSON object per line, for log shippers).
-        switch (config.GetString("broker.logging.format", "text").Trim().ToLowerInvariant())
-        {
-            case "json":
-                builder.Logging.ClearProviders();
-                builder.Logging.AddJsonConsole(o =>
-                {
-                    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-                    o.UseUtcTimestamp = true;
-                });
-                break;
-            case "text":
-                builder.Logging.AddSimpleConsole(o =>
-                {
-                    o.SingleLine = true;
-                    o.TimestampFormat = "HH:mm:ss ";
-                });
-                break;
-            case var other:
-                throw new ConfigurationException($"broker.logging.format: unknown format '{other}' (text or json)");
-        }
-        builder.AddLogControl(config);
+        var builder = WebApplication.CreateSlimBuilder(args);
+        builder.Logging.AddBrokerLogging(settings.Logging);
+        builder.AddLogControl(settings.Logging);
+
         // Two listeners: the main port (WebSockets, /metrics, health) and the admin port (/admin/...).
-        var endpoints = new BrokerEndpoints();
+        var endpoints = new BrokerEndpoints { MainTls = tls.Enabled };
         builder.Services.AddSingleton(endpoints);
-        var tls = TlsSetup.FromConfig(config);
-        endpoints.MainTls = tls.Enabled;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Listen(ResolveHost(config.GetString("broker.http.host")), config.GetInt("broker.http.port"), o => endpoints.Main = tls.Apply(o.Tag(Listener.Public)));
-            k.Listen(ResolveHost(config.GetString("broker.admin.host")), config.GetInt("broker.admin.port"), o => endpoints.Admin = o.Tag(Listener.Admin));
+            k.Listen(settings.Http.Address, settings.Http.Port, o => endpoints.Main = tls.Apply(o.Tag(Listener.Public)));
+            k.Listen(settings.Admin.Address, settings.Admin.Port, o => endpoints.Admin = o.Tag(Listener.Admin));
         });
 
         // The log: embedded (in-process mock cluster) or a real Kafka cluster.
         MockKafkaCluster? embedded = null;
-        var bootstrap = config.GetString("broker.kafka.bootstrap-servers", "");
-        if (BrokerConfig.EmbeddedKafka(config))
+        var kafka = settings.Kafka;
+        if (settings.EmbeddedLog.Enabled)
         {
-            embedded = MockKafkaCluster.Start(config.GetString("broker.kafka.embedded.host"), config.GetInt("broker.kafka.embedded.port"));
-            bootstrap = embedded.BootstrapServers;
+            embedded = StartEmbeddedLog(settings);
+            kafka = kafka with { BootstrapServers = embedded.BootstrapServers };
             // A factory registration, resolved first below: the container disposes it, and last.
             builder.Services.AddSingleton(_ => embedded);
         }
-        var kafka = BrokerConfig.Kafka(config, bootstrap);
-        var connection = BrokerConfig.Connection(config);
-        var adminToken = AdminToken.From(config);
-        builder.AddBrokerSecurity(config, kafka, adminToken);
+        builder.AddBrokerSecurity(settings.Security, exposure, kafka);
+        builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(kafka);
-        builder.Services.AddSingleton(connection);
-        builder.Services.AddSingleton<ITopicProvisioner>(_ => TopicCreation(config, embedded) switch
+        builder.Services.AddSingleton(settings.WebSocket);
+        builder.Services.AddSingleton(settings.Admin);
+        builder.Services.AddSingleton(settings.Health);
+        builder.Services.AddSingleton(sp => LoggingSetup.KafkaClientLog(sp.GetRequiredService<ILoggerFactory>(), settings.Logging));
+        builder.Services.AddSingleton<ITopicProvisioner>(sp => settings.TopicCreation.Mode switch
         {
-            "embedded" => new EmbeddedKafkaProvisioner(embedded ?? throw new ConfigurationException("topic-creation = embedded needs the embedded log")),
-            "devkafka" => new DevKafkaProvisioner(config.GetString("broker.kafka.devkafka-admin")),
-            "none" => new NoTopicCreation(),
-            "admin" => new AdminClientTopicProvisioner(kafka),
-            var other => throw new ConfigurationException($"broker.kafka.topic-creation: unknown mode '{other}'"),
+            TopicCreationMode.Embedded => new EmbeddedKafkaProvisioner(embedded!),
+            TopicCreationMode.DevKafka => new DevKafkaProvisioner(settings.TopicCreation.DevKafkaAdmin),
+            TopicCreationMode.None => new NoTopicCreation(),
+            _ => new AdminClientTopicProvisioner(kafka, sp.GetRequiredService<KafkaClientLog>()),
         });
         builder.Services.AddSingleton<KafkaLog>();
-        builder.AddBrokerMetrics(config);
+        builder.AddBrokerMetrics(settings.Metrics);
         builder.Services.AddSingleton(sp =>
         {
             var log = sp.GetRequiredService<KafkaLog>();
             return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct),
-                BrokerConfig.RecentHistory(config));
+                settings.RecentHistory, sp.GetRequiredService<KafkaClientLog>());
         });
-        builder.Services.AddSingleton(_ => new CatchUpReader(kafka)); // factory: disposed with the host
+        builder.Services.AddSingleton(sp => new CatchUpReader(kafka, sp.GetRequiredService<KafkaClientLog>())); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
-        var sessionStore = PersistenceSetup.ConnectionString(config, out var sessionStoreProblem);
-        builder.Services.AddBrokerAkka(config, sessionStore);
-        builder.Services.AddSingleton(_ => new ReadinessProbe(kafka, BrokerConfig.PersistenceProvider(config), sessionStore));
+        var sessionStore = PersistenceSetup.ConnectionString(settings.Persistence, out var sessionStoreProblem);
+        builder.Services.AddBrokerAkka(settings, clusterTls, sessionStore);
+        builder.Services.AddSingleton(sp => new ReadinessProbe(kafka, settings.Health, settings.Persistence.Provider, sessionStore, sp.GetRequiredService<KafkaClientLog>()));
         builder.Services.AddSingleton(sp => new Publisher(
-            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, connection.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));
+            sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<IRequiredActor<TopicRegion>>().ActorRef, settings.WebSocket.RequestTimeout, sp.GetRequiredService<BrokerMetrics>()));
         builder.Services.AddSingleton(sp => new NodeServices(
-            connection,
+            settings.WebSocket,
             sp.GetRequiredService<KafkaLog>(),
             sp.GetRequiredService<FeedHub>(),
             sp.GetRequiredService<CatchUpReader>(),
@@ -116,67 +110,52 @@ public static class BrokerApp
             sp.GetRequiredService<BrokerMetrics>(),
             sp.GetRequiredService<IRequiredActor<SessionRegion>>().ActorRef,
             sp.GetRequiredService<ActorSystem>(),
-            BrokerConfig.Sessions(config)));
+            settings.Sessions));
 
-        var deadline = config.GetTimeSpan("broker.shutdown-deadline");
         // Leave room after the connections' deadline for the shard hand-off and cluster leave.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = deadline + TimeSpan.FromSeconds(30));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.Shutdown.Deadline + settings.Shutdown.LeaveTimeout);
 
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
         app.UseBrokerSecurity();
-        app.UsePublicSurface(config.GetString("broker.http.internal-endpoints"));
+        app.UsePublicSurface(settings.Http.InternalEndpoints);
         app.UseWebSockets();
         app.MapHealth();
         app.MapBrokerMetrics();
         app.Map("/ws", (Delegate)HandleWebSocket);
-        app.MapHttpPublish(HttpPublishSettings.From(config));
-        if (config.GetBoolean("broker.http.dashboard", true)) app.MapDashboard();
-        app.MapAdminApi(AdminGuard.From(config, adminToken, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Admin")));
+        app.MapHttpPublish(settings.HttpPublish);
+        if (settings.Http.Dashboard) app.MapDashboard();
+        app.MapAdminApi(settings.Admin, AdminGuard.From(settings.Admin, settings.Cluster, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Admin")));
 
-        var lifetime = app.Lifetime;
         var log = app.Logger;
+        StartupLog.Configuration(log, config, warnings);
+        StartupLog.Log(log, kafka, embedded is not null);
+        StartupLog.SessionStore(log, PersistenceSetup.Describe(settings.Persistence, sessionStore), sessionStoreProblem);
+        var lifetime = app.Lifetime;
         lifetime.ApplicationStarted.Register(() =>
-        {
-            var url = app.HttpAddress();
-            log.LogInformation("Broker listening on {Url} (WebSocket clients: {Ws}/ws)", url, url.Replace("http", "ws"));
-            log.LogInformation("Admin API on {Url}/admin (brokerctl --endpoint {Url})", BrokerEndpoints.Url(endpoints.Admin), BrokerEndpoints.Url(endpoints.Admin));
-            log.LogInformation("Durable sessions stored with {Provider}", BrokerConfig.PersistenceProvider(config));
-            if (sessionStoreProblem is not null)
-                log.LogError("The session store is unavailable ({Problem}): durable-session operations answer `unavailable`", sessionStoreProblem);
-            if (embedded is not null)
-            {
-                log.LogInformation("Kafka-protocol log (embedded) on {Bootstrap}: use it as bootstrap.servers, e.g. kcat -b {Bootstrap} -P -t <topic>", embedded.BootstrapServers, embedded.BootstrapServers);
-                log.LogWarning("The embedded Kafka-protocol log keeps messages IN MEMORY ONLY: they are lost when this process stops. Use a real Kafka cluster (broker.kafka.bootstrap-servers) in production.");
-            }
-            else
-            {
-                log.LogInformation("Kafka bootstrap servers: {Bootstrap}", kafka.BootstrapServers);
-            }
-        });
-
+            StartupLog.ReadyWhenUp(app.Environment.ApplicationName, app.Services.GetRequiredService<ActorSystem>(), endpoints, settings.Http.Dashboard, settings.Cluster));
         lifetime.ApplicationStopping.Register(() =>
         {
             // SIGTERM: stop accepting, close live connections with 1001 so clients reconnect elsewhere.
             var registry = app.Services.GetRequiredService<ConnectionRegistry>();
             log.LogInformation("Shutting down: closing {Count} connections with 1001", registry.Count);
-            registry.DrainAsync(CloseCodes.GoingAway, "server shutting down", deadline).Wait();
+            registry.DrainAsync(CloseCodes.GoingAway, "server shutting down", settings.Shutdown.Deadline).Wait();
         });
         return app;
     }
 
-    private static IPAddress ResolveHost(string host) => host.Trim() switch
+    /// <summary>The embedded log on its port; a port taken since the check is reported like the check does.</summary>
+    private static MockKafkaCluster StartEmbeddedLog(NodeSettings settings)
     {
-        "" or "*" or "+" or "0.0.0.0" => IPAddress.Any,
-        "localhost" => IPAddress.Loopback,
-        var h when IPAddress.TryParse(h, out var ip) => ip,
-        var h => Dns.GetHostAddresses(h).FirstOrDefault() ?? throw new ConfigurationException($"cannot resolve the listen address '{h}'"),
-    };
-
-    private static string TopicCreation(Config config, MockKafkaCluster? embedded)
-    {
-        var mode = config.GetString("broker.kafka.topic-creation", "");
-        return string.IsNullOrEmpty(mode) ? (embedded is not null ? "embedded" : "admin") : mode;
+        try
+        {
+            return MockKafkaCluster.Start(settings.EmbeddedLog.Host, settings.EmbeddedLog.Port, brokers: 1, settings.Kafka.PartitionsOfKafkaTopic);
+        }
+        catch (SocketException e)
+        {
+            var listener = PortCheck.ListenersOf(settings).First(l => l.Key == "broker.kafka.embedded.port");
+            throw new StartupException(PortCheck.Message(listener, e.SocketErrorCode == SocketError.AddressAlreadyInUse ? "the port is in use" : e.Message), e);
+        }
     }
 
     private static async Task HandleWebSocket(HttpContext context)

@@ -100,6 +100,24 @@ public sealed class HttpPublisherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_401_is_sent_once_more_with_a_new_token_from_the_provider_and_then_thrown()
+    {
+        const string expired = """{"type":"error","code":"unauthorized","message":"the token expired at 2025-01-01 00:00:00Z"}""";
+        Answer(401, expired);
+        Answer(200, """{"type":"ack","topic":"t","pos":"AQEB"}""");
+        Answer(401, expired);
+        Answer(401, expired);
+        var issued = 0;
+        using var publisher = Publisher(_ => ValueTask.FromResult($"jwt-{Interlocked.Increment(ref issued)}"));
+        Assert.Equal(new Ack("t", "AQEB"), await publisher.PublishAsync("t", Json.Of(1), idempotencyKey: "k-1").WaitAsync(FakeBroker.Timeout));
+        var e = await Assert.ThrowsAsync<BrokerErrorException>(() => publisher.PublishAsync("t", Json.Of(2)).WaitAsync(FakeBroker.Timeout));
+        Assert.Equal("unauthorized", e.Code);
+        Assert.Equal(401, e.HttpStatus);
+        Assert.Equal(["Bearer jwt-1", "Bearer jwt-2", "Bearer jwt-3", "Bearer jwt-4"], _requests.Select(r => r.Auth));
+        Assert.Equal(["k-1", "k-1"], _requests.Take(2).Select(r => r.Key));
+    }
+
+    [Fact]
     public void Invalid_keys_and_data_are_refused_before_anything_is_sent()
     {
         using var publisher = Publisher();

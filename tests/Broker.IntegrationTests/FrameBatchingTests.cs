@@ -22,17 +22,6 @@ public sealed class FrameBatchingTests(FrameBatchingFixture fixture) : IClassFix
 
     private TestBroker Broker => fixture.Broker;
 
-    private static async Task<List<JsonObject>> Messages(WsClient client, int count)
-    {
-        var got = new List<JsonObject>(count);
-        while (got.Count < count)
-        {
-            var f = await client.ReceiveAsync();
-            if ((string?)f["type"] == "message") got.Add(f);
-        }
-        return got;
-    }
-
     /// <summary>Publishes <paramref name="count"/> messages with many in flight; returns the acks' positions by request id.</summary>
     private static async Task<Dictionary<string, string>> PublishAll(WsClient pub, string topic, int first, int count)
     {
@@ -64,8 +53,8 @@ public sealed class FrameBatchingTests(FrameBatchingFixture fixture) : IClassFix
         var live = await PublishAll(pub, topic, 3000, 500);
 
         var expected = history.Concat(live).OrderBy(kv => int.Parse(kv.Key[1..])).Select(kv => kv.Value).ToList();
-        var fromBatched = await Messages(batched, expected.Count);
-        var fromPlain = await Messages(plain, expected.Count);
+        var fromBatched = await batched.MessagesAsync(expected.Count);
+        var fromPlain = await plain.MessagesAsync(expected.Count);
         Assert.Equal(expected, fromBatched.Select(m => (string)m["pos"]!));
         Assert.Equal(expected, fromPlain.Select(m => (string)m["pos"]!));
         Assert.Equal(Enumerable.Range(0, expected.Count), fromBatched.Select(m => (int)m["data"]!["i"]!));
@@ -99,8 +88,8 @@ public sealed class FrameBatchingTests(FrameBatchingFixture fixture) : IClassFix
         await using var pub = await Broker.ConnectAsync();
         var acks = new List<string>();
         for (var i = 0; i < 50; i++) acks.Add(await pub.PublishAsync(topic, new { i, text = "a realistic, repetitive JSON payload " + new string('z', 200) }, $"p{i}"));
-        var fromCompressed = await Messages(compressed, 50);
-        var fromPlain = await Messages(plain, 50);
+        var fromCompressed = await compressed.MessagesAsync(50);
+        var fromPlain = await plain.MessagesAsync(50);
         Assert.Equal(acks, fromCompressed.Select(m => (string)m["pos"]!));
         Assert.Equal(fromPlain.Select(m => m.ToJsonString()), fromCompressed.Select(m => m.ToJsonString()));
     }

@@ -22,8 +22,11 @@ public sealed class KafkaOutageTests : IAsyncLifetime
         _broker = await TestBroker.StartAsync(new Dictionary<string, string>
         {
             ["broker.kafka.produce-timeout"] = "2s",
+            ["broker.topics.answer-margin"] = "1s", // a publish is written only while produce-timeout + this are left of request-timeout
             ["broker.kafka.query-timeout"] = "2s",
-            ["broker.websocket.request-timeout"] = "4s",
+            // A publish is written only while produce-timeout + answer-margin are left: 3 s for the
+            // topic's writer to start and take it.
+            ["broker.websocket.request-timeout"] = "6s",
         });
         _log = LogCapture.Attach(_broker);
     }
@@ -58,7 +61,7 @@ public sealed class KafkaOutageTests : IAsyncLifetime
         var refused2 = await pub.RequestAsync(new { type = "publish", id = "p2", topic, data = new { seq = 2 } }, "p2");
         Assert.Equal("unavailable", (string?)refused2["code"]);
         // The outage reached the feed reader too (it is logged once, below).
-        await Eventually(() => _log.Count(Feed, "the log is unreachable") > 0, "the feed reader noticed the outage");
+        await Wait.UntilAsync(() => _log.Count(Feed, "the log is unreachable") > 0, "the feed reader noticed the outage");
 
         Cluster.SetBrokerUp();
 
@@ -82,7 +85,7 @@ public sealed class KafkaOutageTests : IAsyncLifetime
         Assert.Equal(WebSocketState.Open, sub.Socket.State);
 
         // One line for the outage, one for its end.
-        await Eventually(() => _log.Count(Feed, "reachable again") > 0, "the recovery was logged");
+        await Wait.UntilAsync(() => _log.Count(Feed, "reachable again") > 0, "the recovery was logged");
         Assert.Equal(1, _log.Count(Feed, "the log is unreachable"));
         Assert.Equal(1, _log.Count(Feed, "reachable again"));
     }
@@ -119,16 +122,6 @@ public sealed class KafkaOutageTests : IAsyncLifetime
             if ((string?)reply["type"] == "ack") return (string)reply["pos"]!;
             Assert.Equal("unavailable", (string?)reply["code"]);
             Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(60), "the log did not come back in time");
-        }
-    }
-
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (deadline.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException("timed out waiting until " + what);
-            await Task.Delay(50); // polling a condition with a deadline
         }
     }
 }

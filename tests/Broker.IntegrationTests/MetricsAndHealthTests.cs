@@ -248,7 +248,8 @@ public sealed partial class MetricsAndHealthTests
             Assert.Equal("json", options.CurrentValue.FormatterName);
         }
         values["broker.logging.format"] = "xml";
-        Assert.Throws<Akka.Configuration.ConfigurationException>(() => Broker.Server.BrokerApp.Build(Broker.Server.Configuration.BrokerConfig.Load(values, _ => null)));
+        var refused = Assert.Throws<Broker.Core.Settings.SettingsException>(() => Broker.Server.BrokerApp.Build(Broker.Server.Configuration.BrokerConfig.Load(values, _ => null)));
+        Assert.Equal("broker.logging.format", refused.Key);
     }
 
     private static async Task<JsonNode> PollReadyz(HttpClient http, TestBroker broker, HttpStatusCode expected)

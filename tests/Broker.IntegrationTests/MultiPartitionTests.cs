@@ -1,10 +1,14 @@
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Broker.Client;
+using Broker.Core.Log;
 using Broker.DevKafka;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.IntegrationTests.Sessions;
 using Broker.Protocol;
 using Confluent.Kafka;
+using StartFrom = Broker.Client.StartFrom;
 
 namespace Broker.IntegrationTests;
 
@@ -59,17 +63,21 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         const int perWsKey = 50, perExtKey = 25;
         Assert.Equal(Partitions, wsKeys.Select(KeyPartition).Distinct().Count()); // the test data covers every partition
 
-        var subs = new List<WsClient>();
-        var pubs = new List<WsClient>();
+        var clients = new List<BrokerClient>();
         try
         {
             var starts = new List<Position>();
+            var subs = new List<BrokerSubscription>();
+            var pubs = new List<BrokerClient>();
             for (var i = 0; i < 3; i++)
             {
-                var sub = await Node(i).ConnectAsync();
-                subs.Add(sub);
-                starts.Add(Pos((await sub.SubscribeAsync(topic, "s"))["pos"]));
-                pubs.Add(await Node(i).ConnectAsync());
+                var client = await Node(i).ClientAsync();
+                clients.Add(client);
+                subs.Add(await client.SubscribeWithinAsync(topic));
+                starts.Add(Pos(subs[i].Head));
+                var pub = await Node(i).ClientAsync();
+                clients.Add(pub);
+                pubs.Add(pub);
             }
 
             // Publisher i owns keys i, i+3, i+6 and sends them interleaved; a Kafka producer writes its own keys meanwhile.
@@ -106,12 +114,12 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
             {
                 AssertExactlyInKeyOrder(expected, received[i]);
                 AssertStream(starts[i], received[i], kafka);
-                await AssertNothingMore(subs[i]);
+                await AssertNothingMore(subs[i], clients[2 * i]);
             }
         }
         finally
         {
-            foreach (var c in subs.Concat(pubs)) await c.DisposeAsync();
+            foreach (var c in clients) await c.DisposeAsync();
         }
     }
 
@@ -119,50 +127,52 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
     public async Task Since_a_position_from_one_node_resumes_on_another_exactly_after_it_in_every_partition_then_live()
     {
         var topic = NewTopic("since");
-        await using var onA = await Node(0).ConnectAsync();
-        var startA = Pos((await onA.SubscribeAsync(topic, "s"))["pos"]);
-        await using (var pub = await Node(2).ConnectAsync())
+        await using var clientA = await Node(0).ClientAsync();
+        var onA = await clientA.SubscribeWithinAsync(topic);
+        var startA = Pos(onA.Head);
+        await using (var pub = await Node(2).ClientAsync())
             await PublishAll(pub, topic, Interleaved(Keys, 0, 15));
         var seenByA = await Receive(onA, 8 * 15);
         AssertStream(startA, seenByA);
 
         // A has processed its first 50 messages (some of every partition, in node A's interleaving).
         const int processed = 50;
-        var resumeFrom = (string)seenByA[processed - 1]["pos"]!;
-        await using (var pub = await Node(0).ConnectAsync())
+        var resumeFrom = seenByA[processed - 1].Pos;
+        await using (var pub = await Node(0).ClientAsync())
             await PublishAll(pub, topic, Interleaved(Keys, 15, 15));
 
-        await using var onB = await Node(1).ConnectAsync();
-        // since wins over last (a multi-partition last would otherwise pick its own start).
-        var subscribed = await onB.SubscribeAsync(topic, "s", new { since = resumeFrom, last = 1 });
-        Assert.True((bool)subscribed["recovered"]!);
-        Pos(subscribed["pos"]);
+        await using var clientB = await Node(1).ClientAsync();
+        // Since wins over Last (the client sends since only; Broker.Tests' StartOffsetTests: the broker's rule is the same).
+        var onB = await clientB.SubscribeWithinAsync(topic, new SubscribeOptions { Since = resumeFrom, Last = 1 });
+        Assert.True(onB.Recovered);
+        Pos(onB.Head);
         var expected = seenByA.Skip(processed).Select(Label).Concat(Interleaved(Keys, 15, 15).Select(r => LabelOf(r.Key, r.Seq))).ToList();
         var history = await Receive(onB, expected.Count);
         AssertExactlyInKeyOrder(expected, history);
         var last = AssertStream(Pos(resumeFrom), history, ReadTopic(Bootstrap, topic));
 
         // Then live, once.
-        await using (var pub = await Node(1).ConnectAsync())
+        await using (var pub = await Node(1).ClientAsync())
             await PublishAll(pub, topic, Interleaved(Keys, 30, 3));
         var live = await Receive(onB, 8 * 3);
         AssertExactlyInKeyOrder(Interleaved(Keys, 30, 3).Select(r => LabelOf(r.Key, r.Seq)), live);
         AssertStream(last, live);
-        await AssertNothingMore(onB);
+        await AssertNothingMore(onB, clientB);
     }
 
     [Fact]
     public async Task Subscribed_pos_is_the_head_of_every_partition_and_resuming_from_it_delivers_exactly_what_was_published_after()
     {
         var topic = NewTopic("head");
-        await using (var pub = await Node(1).ConnectAsync())
+        await using (var pub = await Node(1).ClientAsync())
             await PublishAll(pub, topic, Interleaved(Keys, 0, 5));
-        await using var live = await Node(0).ConnectAsync();
-        var head = Pos((await live.SubscribeAsync(topic, "s"))["pos"]);
+        await using var liveClient = await Node(0).ClientAsync();
+        var live = await liveClient.SubscribeWithinAsync(topic);
+        var head = Pos(live.Head);
         Assert.Equal(HighWatermarks(Bootstrap, topic), Vector(head));
 
         var after = Interleaved(Keys, 5, 5);
-        await using (var pub = await Node(2).ConnectAsync())
+        await using (var pub = await Node(2).ClientAsync())
             await PublishAll(pub, topic, after);
         var kafka = ReadTopic(Bootstrap, topic);
         var expected = after.Select(r => LabelOf(r.Key, r.Seq)).ToList();
@@ -171,14 +181,14 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         AssertExactlyInKeyOrder(expected, liveMessages);
         AssertStream(head, liveMessages, kafka);
 
-        await using var resumed = await Node(1).ConnectAsync();
-        var subscribed = await resumed.SubscribeAsync(topic, "s", new { since = head.Encode() });
-        Assert.True((bool)subscribed["recovered"]!);
+        await using var resumedClient = await Node(1).ClientAsync();
+        var resumed = await resumedClient.SubscribeWithinAsync(topic, new SubscribeOptions { Since = head.Encode() });
+        Assert.True(resumed.Recovered);
         var history = await Receive(resumed, expected.Count);
         AssertExactlyInKeyOrder(expected, history);
         AssertStream(head, history, kafka);
-        await AssertNothingMore(resumed);
-        await AssertNothingMore(live);
+        await AssertNothingMore(resumed, resumedClient);
+        await AssertNothingMore(live, liveClient);
     }
 
     [Fact]
@@ -187,26 +197,26 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         var topic = NewTopic("last");
         const int n = 25;
         // One publisher, in waves: the timestamps of each partition's records only grow.
-        await using var pub = await Node(0).ConnectAsync();
+        await using var pub = await Node(0).ClientAsync();
         for (var wave = 0; wave < 3; wave++) await PublishAll(pub, topic, Interleaved(Keys, wave * 5, 5));
         var kafka = ReadTopic(Bootstrap, topic);
         Assert.Equal(8 * 15, kafka.Count);
 
-        await using var sub = await Node(1).ConnectAsync();
-        var subscribed = await sub.SubscribeAsync(topic, "s", new { last = n });
-        Pos(subscribed["pos"]);
+        await using var client = await Node(1).ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { Last = n });
+        Pos(sub.Head);
         var history = await Receive(sub, n);
         var labels = history.Select(Label).ToList();
         Assert.Equal(n, labels.Distinct().Count());
         foreach (var m in history)
         {
             Assert.True(kafka.TryGetValue(Label(m), out var r), $"{Label(m)} was never published");
-            var pos = Pos(m["pos"]);
+            var pos = Pos(m.Pos);
             Assert.True(pos.NextOffset(r.Partition) == r.Offset + 1, $"{Label(m)} (partition {r.Partition}, offset {r.Offset}) has pos {Show(pos)}");
-            Assert.Equal(r.Timestamp, (long)m["ts"]!);
+            Assert.Equal(r.Timestamp, m.TimestampMs);
         }
         AssertPerKeyOrder(history);
-        var oldestReceived = history.Min(m => (long)m["ts"]!);
+        var oldestReceived = history.Min(m => m.TimestampMs);
         var newestLeftOut = kafka.Where(kv => !labels.Contains(kv.Key)).Max(kv => kv.Value.Timestamp);
         Assert.True(oldestReceived >= newestLeftOut, $"a message with ts {newestLeftOut} was left out while one with ts {oldestReceived} was delivered");
 
@@ -215,8 +225,8 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         await PublishAll(pub, topic, more);
         var live = await Receive(sub, more.Count);
         AssertExactlyInKeyOrder(more.Select(r => LabelOf(r.Key, r.Seq)), live);
-        AssertStream(Pos(history[^1]["pos"]), live);
-        await AssertNothingMore(sub);
+        AssertStream(Pos(history[^1].Pos), live);
+        await AssertNothingMore(sub, client);
     }
 
     [Fact]
@@ -227,16 +237,16 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         var first = Interleaved(Keys[..4], 0, 10);
         var second = Interleaved(Keys[4..], 0, 10);
         List<(string? Key, int Seq)> keyless = [.. Enumerable.Range(0, 10).Select(s => ((string?)null, s))];
-        await using var pubA = await Node(0).ConnectAsync();
-        await using var pubB = await Node(1).ConnectAsync();
-        await using var pubC = await Node(2).ConnectAsync();
+        await using var pubA = await Node(0).ClientAsync();
+        await using var pubB = await Node(1).ClientAsync();
+        await using var pubC = await Node(2).ClientAsync();
         await Task.WhenAll(PublishAll(pubA, topic, first), PublishAll(pubB, topic, second), PublishAll(pubC, topic, keyless));
         var kafka = ReadTopic(Bootstrap, topic);
         var expected = first.Concat(second).Concat(keyless).Select(r => LabelOf(r.Key, r.Seq)).ToList();
         Assert.Equal(expected.Order(), kafka.Keys.Order());
 
-        await using var sub = await Node(2).ConnectAsync();
-        await sub.SubscribeAsync(topic, "s", new { from = "earliest" });
+        await using var client = await Node(2).ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { From = StartFrom.Earliest });
         var history = await Receive(sub, expected.Count);
         AssertExactlyInKeyOrder(expected, history);
         var last = AssertStream(new Position(new long[Partitions]), history, kafka);
@@ -246,7 +256,7 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         var live = await Receive(sub, more.Count);
         AssertExactlyInKeyOrder(more.Select(r => LabelOf(r.Key, r.Seq)), live);
         AssertStream(last, live);
-        await AssertNothingMore(sub);
+        await AssertNothingMore(sub, client);
     }
 
     [Fact]
@@ -256,94 +266,55 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
         foreach (var node in Cluster.Nodes) await StoreReady(node);
         var session = $"mp-session-{Guid.NewGuid():N}";
         var topic = NewTopic("session");
-        await using var publisher = await Node(1).ConnectAsync();
+        await using var publisher = await Node(1).ClientAsync();
+        var options = BrokerClients.Options(session: session);
 
-        List<JsonObject> seen;
+        List<BrokerMessage> seen;
         const int committed = 20;
-        await using (var first = await Node(0).ConnectAsync("?session=" + session))
+        await using (var first = await Node(0).ClientAsync(options))
         {
-            var start = Pos((await first.SubscribeAsync(topic, "s"))["pos"]);
+            var sub = await first.SubscribeWithinAsync(topic);
+            var start = Pos(sub.Head);
             await PublishAll(publisher, topic, Interleaved(Keys, 0, 5));
-            seen = await Receive(first, 8 * 5);
+            seen = await Receive(sub, 8 * 5);
             AssertStream(start, seen);
-            await first.SendAsync(new { type = "commit", topic, pos = (string)seen[committed - 1]["pos"]! });
-            await Sync(first);
+            await sub.CommitAsync(seen[committed - 1]);
+            await first.PingAsync(); // requests are handled in order: the commit is stored
         }
         // Published while the session is away.
         var away = Interleaved(Keys, 5, 5);
         await PublishAll(publisher, topic, away);
 
-        await using var second = await Node(2).ConnectAsync("?session=" + session);
-        var restored = await second.ExpectAsync("subscribed");
-        Assert.Null(restored["id"]);
-        Assert.Equal(topic, (string?)restored["topic"]);
-        Assert.True((bool?)restored["recovered"]);
-        Pos(restored["pos"]);
+        BrokerSubscription restored = null!;
+        var resumes = new System.Collections.Concurrent.ConcurrentQueue<SubscriptionResumedEventArgs>();
+        await using var second = await Node(2).ClientAsync(options, c =>
+        {
+            restored = c.Subscribe(topic);
+            restored.Resumed += (_, e) => resumes.Enqueue(e);
+        });
         var expected = seen.Skip(committed).Select(Label).Concat(away.Select(r => LabelOf(r.Key, r.Seq))).ToList();
-        var resumed = await Receive(second, expected.Count);
+        var resumed = await Receive(restored, expected.Count);
+        Assert.Contains(resumes, e => e is { RestoredBySession: true, Recovered: true });
+        Pos(restored.Head);
         AssertExactlyInKeyOrder(expected, resumed);
-        AssertStream(Pos(seen[committed - 1]["pos"]), resumed, ReadTopic(Bootstrap, topic));
-        await AssertNothingMore(second);
+        AssertStream(Pos(seen[committed - 1].Pos), resumed, ReadTopic(Bootstrap, topic));
+        await AssertNothingMore(restored, second);
     }
 
-    /// <summary>Retries a session subscribe on <paramref name="node"/> (as a client would) until the store answers.</summary>
+    /// <summary>A session subscribe on <paramref name="node"/> succeeds (the client retries <c>unavailable</c> until the store answers).</summary>
     private static async Task StoreReady(TestBroker node)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (true)
-        {
-            await using var probe = await node.ConnectAsync($"?session=probe-{Guid.NewGuid():N}");
-            var reply = await probe.RequestAsync(new { type = "subscribe", id = "probe", topic = "store.ready" }, "probe");
-            if ((string?)reply["type"] == "subscribed") return;
-            Assert.Equal("unavailable", (string?)reply["code"]);
-            await Task.Delay(250, deadline.Token); // retry within the deadline
-        }
-    }
-
-    private static async Task Sync(WsClient client)
-    {
-        var id = "sync-" + Guid.NewGuid().ToString("N");
-        Assert.Equal("pong", (string?)(await client.RequestAsync(new { type = "ping", id }, id))["type"]);
+        await using var probe = await node.ClientAsync(BrokerClients.Options(session: $"probe-{Guid.NewGuid():N}"));
+        await probe.SubscribeAsync("store.ready", cancellationToken: deadline.Token);
     }
 
     // ---- helpers shared with the single-broker tests below ----
 
     internal const int Partitions = 4;
 
-    /// <summary>Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as the Java client's default partitioner uses it.</summary>
-    internal static int Murmur2(byte[] data)
-    {
-        unchecked
-        {
-            const uint m = 0x5bd1e995;
-            const int r = 24;
-            var length = data.Length;
-            var h = 0x9747b28c ^ (uint)length;
-            for (var i = 0; i + 4 <= length; i += 4)
-            {
-                var k = (uint)(data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24);
-                k *= m;
-                k ^= k >> r;
-                k *= m;
-                h *= m;
-                h ^= k;
-            }
-            var tail = length & ~3;
-            switch (length % 4)
-            {
-                case 3: h ^= (uint)data[tail + 2] << 16; goto case 2;
-                case 2: h ^= (uint)data[tail + 1] << 8; goto case 1;
-                case 1: h ^= data[tail]; h *= m; break;
-            }
-            h ^= h >> 13;
-            h *= m;
-            h ^= h >> 15;
-            return (int)h;
-        }
-    }
-
-    /// <summary>The partition of <paramref name="key"/> among four, as Kafka's default partitioner chooses it.</summary>
-    internal static int KeyPartition(string key) => (Murmur2(Encoding.UTF8.GetBytes(key)) & 0x7fffffff) % Partitions;
+    /// <summary>The partition Kafka's default partitioner (murmur2, as the broker's) gives a key.</summary>
+    internal static int KeyPartition(string key) => KafkaPartitioner.Partition(Encoding.UTF8.GetBytes(key), Partitions);
 
     /// <summary>(key, seq) for seq in [from, from + count), the keys interleaved.</summary>
     internal static List<(string? Key, int Seq)> Interleaved(IReadOnlyList<string> keys, int from, int count) =>
@@ -353,18 +324,16 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
 
     internal static string? KeyOf(string label) => label[..label.LastIndexOf('/')] is var k && k != "-" ? k : null;
 
-    /// <summary>The label of a message (from its data: key and seq), checking the frame's key is the data's.</summary>
-    internal static string Label(JsonObject m)
+    /// <summary>The label of a message (from its data: key and seq), checking the message's key is the data's.</summary>
+    internal static string Label(BrokerMessage m)
     {
-        var data = m["data"] ?? throw new InvalidOperationException("no data: " + m.ToJsonString());
-        var key = (string?)data["key"];
-        Assert.True(key == (string?)m["key"], "the message's key is not the published one: " + m.ToJsonString());
-        return LabelOf(key, (int)data["seq"]!);
+        var key = m.Data.GetProperty("key").GetString();
+        Assert.True(key == m.Key, "the message's key is not the published one: " + m);
+        return LabelOf(key, m.Int("seq"));
     }
 
-    internal static Position Pos(JsonNode? node, int partitions = Partitions)
+    internal static Position Pos(string? text, int partitions = Partitions)
     {
-        var text = (string?)node;
         Assert.True(text is not null, "no pos");
         Assert.True(Position.TryParse(text, out var pos), $"not a position: {text}");
         Assert.True(pos.PartitionCount == partitions, $"pos {Show(pos)} has {pos.PartitionCount} partitions, not {partitions}");
@@ -379,54 +348,23 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
     /// Publishes every (key, seq) pipelined (all sent before the acks are awaited) with data
     /// {key, seq}; waits for every ack and checks its pos is a vector of <paramref name="partitions"/>.
     /// </summary>
-    internal static async Task PublishAll(WsClient pub, string topic, IReadOnlyList<(string? Key, int Seq)> records, int partitions = Partitions)
+    internal static async Task PublishAll(BrokerClient pub, string topic, IReadOnlyList<(string? Key, int Seq)> records, int partitions = Partitions)
     {
-        var sender = Task.Run(async () =>
-        {
-            foreach (var (key, seq) in records)
-            {
-                var req = new JsonObject { ["type"] = "publish", ["id"] = LabelOf(key, seq), ["topic"] = topic, ["data"] = new JsonObject { ["key"] = key, ["seq"] = seq } };
-                if (key is not null) req["key"] = key;
-                await pub.SendTextAsync(req.ToJsonString());
-            }
-        });
-        var acked = new HashSet<string>();
-        while (acked.Count < records.Count)
-        {
-            var ack = await pub.ReceiveAsync();
-            Assert.True((string?)ack["type"] == "ack", "publish failed: " + ack.ToJsonString());
-            Pos(ack["pos"], partitions);
-            Assert.True(acked.Add((string)ack["id"]!), "acked twice: " + ack.ToJsonString());
-        }
-        await sender;
+        using var cts = new CancellationTokenSource(BrokerClients.Timeout);
+        var acks = await Task.WhenAll(records.Select(r =>
+            pub.PublishAsync(topic, JsonSerializer.SerializeToElement(new { key = r.Key, seq = r.Seq }), r.Key, cts.Token)).ToList());
+        foreach (var ack in acks) Pos(ack.Pos, partitions);
+        Assert.Equal(acks.Length, acks.Select(a => a.Pos).Distinct().Count()); // each at its own position
     }
 
-    /// <summary>The next <paramref name="count"/> frames, each a message.</summary>
-    internal static async Task<List<JsonObject>> Receive(WsClient sub, int count)
-    {
-        var list = new List<JsonObject>(count);
-        try
-        {
-            while (list.Count < count) list.Add(await sub.ExpectAsync("message"));
-        }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"received {list.Count} of {count} messages, then nothing more: {string.Join(" ", list.Select(Label))}");
-        }
-        return list;
-    }
+    /// <summary>The next <paramref name="count"/> messages.</summary>
+    internal static Task<List<BrokerMessage>> Receive(BrokerSubscription sub, int count) => sub.TakeAsync(count);
 
     /// <summary>Nothing more was delivered: a ping is answered with no message before it.</summary>
-    internal static async Task AssertNothingMore(WsClient client)
-    {
-        var id = "end-" + Guid.NewGuid().ToString("N");
-        await client.SendAsync(new { type = "ping", id });
-        var f = await client.ReceiveAsync();
-        Assert.True((string?)f["type"] == "pong", "unexpected " + f.ToJsonString());
-    }
+    internal static Task AssertNothingMore(BrokerSubscription sub, BrokerClient client) => sub.AssertNothingMoreAsync(client);
 
     /// <summary>Exactly the expected messages (each once, none missing, none other), every key's in seq order.</summary>
-    internal static void AssertExactlyInKeyOrder(IEnumerable<string> expected, IReadOnlyList<JsonObject> received)
+    internal static void AssertExactlyInKeyOrder(IEnumerable<string> expected, IReadOnlyList<BrokerMessage> received)
     {
         var labels = received.Select(Label).ToList();
         var duplicates = labels.GroupBy(l => l).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
@@ -440,7 +378,7 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
     }
 
     /// <summary>The messages of every key come in increasing seq order.</summary>
-    internal static void AssertPerKeyOrder(IReadOnlyList<JsonObject> received)
+    internal static void AssertPerKeyOrder(IReadOnlyList<BrokerMessage> received)
     {
         foreach (var group in received.Select(Label).GroupBy(KeyOf).Where(g => g.Key is not null))
         {
@@ -455,13 +393,13 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
     /// that partition being the key's murmur2 partition and, when <paramref name="kafka"/> is
     /// given, the record's partition and offset in Kafka (and ts its timestamp). Returns the last pos.
     /// </summary>
-    internal static Position AssertStream(Position start, IReadOnlyList<JsonObject> messages, IReadOnlyDictionary<string, KafkaRecord>? kafka = null)
+    internal static Position AssertStream(Position start, IReadOnlyList<BrokerMessage> messages, IReadOnlyDictionary<string, KafkaRecord>? kafka = null)
     {
         var prev = start;
         foreach (var m in messages)
         {
             var label = Label(m);
-            var pos = Pos(m["pos"], start.PartitionCount);
+            var pos = Pos(m.Pos, start.PartitionCount);
             var changed = Enumerable.Range(0, pos.PartitionCount).Where(p => pos.NextOffset(p) != prev.NextOffset(p)).ToArray();
             Assert.True(changed.Length == 1 && pos.NextOffset(changed[0]) == prev.NextOffset(changed[0]) + 1,
                 $"{label}: pos {Show(pos)} after {Show(prev)} is not the previous progress advanced by one in the message's partition");
@@ -473,7 +411,7 @@ public sealed class MultiPartitionTests(MultiPartitionClusterFixture fixture) : 
                 Assert.True(kafka.TryGetValue(label, out var r), $"{label} is not in the Kafka topic");
                 Assert.True(r.Partition == partition && r.Offset + 1 == pos.NextOffset(partition),
                     $"{label} is record {r.Partition}@{r.Offset} but has pos {Show(pos)}");
-                Assert.Equal(r.Timestamp, (long)m["ts"]!);
+                Assert.Equal(r.Timestamp, m.TimestampMs);
             }
             prev = pos;
         }
@@ -561,9 +499,9 @@ public sealed class MultiPartitionNamespaceTests(MultiPartitionNamespaceFixture 
     {
         var topic = $"mp.meta-{Guid.NewGuid():N}";
         var plain = $"plain.meta-{Guid.NewGuid():N}"; // default mapping: broker.kafka.partitions = 1
-        await using var client = await Broker.ConnectAsync();
-        MultiPartitionTests.Pos(await client.PublishAsync(topic, new { key = "key-0", seq = 0 }, "p1", key: "key-0"), MultiPartitionTests.Partitions);
-        MultiPartitionTests.Pos(await client.PublishAsync(plain, new { key = "key-0", seq = 0 }, "p2", key: "key-0"), 1);
+        await using var client = await Broker.ClientAsync();
+        MultiPartitionTests.Pos(await client.PublishJsonAsync(topic, new { key = "key-0", seq = 0 }, key: "key-0"), MultiPartitionTests.Partitions);
+        MultiPartitionTests.Pos(await client.PublishJsonAsync(plain, new { key = "key-0", seq = 0 }, key: "key-0"), 1);
         Assert.Equal(MultiPartitionTests.Partitions, MultiPartitionTests.PartitionCount(Broker.KafkaBootstrap, topic));
         Assert.Equal(1, MultiPartitionTests.PartitionCount(Broker.KafkaBootstrap, plain));
     }
@@ -572,9 +510,10 @@ public sealed class MultiPartitionNamespaceTests(MultiPartitionNamespaceFixture 
     public async Task Since_a_position_whose_records_retention_deleted_in_one_partition_is_not_recovered_and_the_others_are_exact()
     {
         var topic = $"mp.retention-{Guid.NewGuid():N}";
-        await using var reader = await Broker.ConnectAsync();
-        var start = MultiPartitionTests.Pos((await reader.SubscribeAsync(topic, "s"))["pos"]);
-        await using var pub = await Broker.ConnectAsync();
+        await using var readerClient = await Broker.ClientAsync();
+        var reader = await readerClient.SubscribeWithinAsync(topic);
+        var start = MultiPartitionTests.Pos(reader.Head);
+        await using var pub = await Broker.ClientAsync();
         var early = MultiPartitionTests.Interleaved(Keys, 0, 5);
         await MultiPartitionTests.PublishAll(pub, topic, early);
         var seen = await MultiPartitionTests.Receive(reader, early.Count);
@@ -593,15 +532,16 @@ public sealed class MultiPartitionNamespaceTests(MultiPartitionNamespaceFixture 
             .Where(l => kafka[l].Partition != pruned || kafka[l].Offset >= cut).ToList();
         Assert.Equal(later.Count - 10, expected.Count);
 
-        await using var sub = await Broker.ConnectAsync();
-        var subscribed = await sub.SubscribeAsync(topic, "s", new { since = pos.Encode() });
-        Assert.False((bool)subscribed["recovered"]!);
+        await using var client = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { Since = pos.Encode() });
+        Assert.False(sub.Recovered);
         var resumed = await MultiPartitionTests.Receive(sub, expected.Count);
+        Assert.True(resumed[0].AfterGap);
         MultiPartitionTests.AssertExactlyInKeyOrder(expected, resumed);
         // The pruned partition starts at its oldest retained record; the others right after pos.
         var from = MultiPartitionTests.Vector(pos);
         from[pruned] = cut;
         MultiPartitionTests.AssertStream(new Position(from), resumed, kafka);
-        await MultiPartitionTests.AssertNothingMore(sub);
+        await MultiPartitionTests.AssertNothingMore(sub, client);
     }
 }

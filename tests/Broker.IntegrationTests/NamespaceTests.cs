@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Text.Json.Nodes;
+using Broker.Client;
 using Broker.DevKafka;
 using Broker.IntegrationTests.Infrastructure;
 using Confluent.Kafka;
@@ -36,55 +35,64 @@ public sealed class NamespaceTests(NamespaceFixture fixture) : IClassFixture<Nam
     [Fact]
     public async Task A_mapped_topic_reads_and_writes_its_kafka_topic()
     {
-        await using var sub = await Broker.ConnectAsync();
-        await using var pub = await Broker.ConnectAsync();
-        await sub.SubscribeAsync("orders.eu", "s");
-        await pub.PublishAsync("orders.eu", new { n = 1 }, "p1");
+        await using var client = await Broker.ClientAsync();
+        await using var pub = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync("orders.eu");
+        await pub.PublishJsonAsync("orders.eu", new { n = 1 });
         await ProduceExternal("svc.orders.eu", "{\"n\":2}");
-        Assert.Equal(1, (int)(await sub.ExpectAsync("message"))["data"]!["n"]!);
-        var external = await sub.ExpectAsync("message");
-        Assert.Equal("orders.eu", (string?)external["topic"]);
-        Assert.Equal(2, (int)external["data"]!["n"]!);
+        var m = await sub.TakeAsync(2);
+        Assert.Equal(1, m[0].Int("n"));
+        Assert.Equal("orders.eu", m[1].Topic);
+        Assert.Equal(2, m[1].Int("n"));
     }
 
     [Fact]
     public async Task A_read_only_namespace_refuses_publishes_and_delivers_what_kafka_producers_write()
     {
-        await using var client = await Broker.ConnectAsync();
-        await client.SubscribeAsync("feeds.prices.eu", "s");
-        var refused = await client.RequestAsync(new { type = "publish", id = "p", topic = "feeds.prices.eu", data = 1 }, "p");
-        Assert.Equal("forbidden", (string?)refused["code"]);
+        await using var client = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync("feeds.prices.eu");
+        var refused = await Assert.ThrowsAsync<BrokerErrorException>(() => client.PublishJsonAsync("feeds.prices.eu", 1));
+        Assert.Equal(BrokerErrorCodes.Forbidden, refused.Code);
         await ProduceExternal("ext-feeds.prices.eu", "{\"price\":7}");
-        Assert.Equal(7, (int)(await client.ExpectAsync("message"))["data"]!["price"]!);
+        Assert.Equal(7, (await sub.NextAsync()).Int("price"));
     }
 
     [Fact]
     public async Task An_unmapped_topic_is_refused_with_the_configured_code()
     {
-        await using var client = await Broker.ConnectAsync();
-        var sub = await client.RequestAsync(new { type = "subscribe", id = "s", topic = "chat" }, "s");
-        Assert.Equal("not_found", (string?)sub["code"]);
-        var pub = await client.RequestAsync(new { type = "publish", id = "p", topic = "chat", data = 1 }, "p");
-        Assert.Equal("not_found", (string?)pub["code"]);
+        await using var client = await Broker.ClientAsync();
+        var sub = await Assert.ThrowsAsync<BrokerErrorException>(() => client.SubscribeWithinAsync("chat"));
+        Assert.Equal(BrokerErrorCodes.NotFound, sub.Code);
+        var pub = await Assert.ThrowsAsync<BrokerErrorException>(() => client.PublishJsonAsync("chat", 1));
+        Assert.Equal(BrokerErrorCodes.NotFound, pub.Code);
     }
 
     [Fact]
     public async Task A_topic_that_must_exist_is_not_found_until_it_is_created()
     {
-        await using var client = await Broker.ConnectAsync();
-        var sub = await client.RequestAsync(new { type = "subscribe", id = "s0", topic = "legacy" }, "s0");
-        Assert.Equal("not_found", (string?)sub["code"]);
-        var pub = await client.RequestAsync(new { type = "publish", id = "p0", topic = "legacy", data = 0 }, "p0");
-        Assert.Equal("not_found", (string?)pub["code"]);
+        await using var client = await Broker.ClientAsync();
+        var sub = await Assert.ThrowsAsync<BrokerErrorException>(() => client.SubscribeWithinAsync("legacy"));
+        Assert.Equal(BrokerErrorCodes.NotFound, sub.Code);
+        var pub = await Assert.ThrowsAsync<BrokerErrorException>(() => client.PublishJsonAsync("legacy", 0));
+        Assert.Equal(BrokerErrorCodes.NotFound, pub.Code);
 
         Broker.App.Services.GetRequiredService<MockKafkaCluster>().CreateTopic("legacy-events");
-        var deadline = Stopwatch.StartNew();
-        JsonObject reply;
-        var attempt = 0;
-        do reply = await client.RequestAsync(new { type = "subscribe", id = $"s{++attempt}", topic = "legacy" }, $"s{attempt}");
-        while ((string?)reply["type"] != "subscribed" && deadline.Elapsed < TimeSpan.FromSeconds(30));
-        Assert.Equal("subscribed", (string?)reply["type"]);
+        // The broker may still answer from what it knew: subscribe again until it sees the topic (bounded).
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        BrokerSubscription legacy;
+        while (true)
+        {
+            try
+            {
+                legacy = await client.SubscribeAsync("legacy", cancellationToken: deadline.Token);
+                break;
+            }
+            catch (BrokerErrorException e) when (e.Code == BrokerErrorCodes.NotFound)
+            {
+                await Task.Delay(100, deadline.Token);
+            }
+        }
         await ProduceExternal("legacy-events", "{\"n\":1}");
-        Assert.Equal(1, (int)(await client.ExpectAsync("message"))["data"]!["n"]!);
+        Assert.Equal(1, (await legacy.NextAsync()).Int("n"));
     }
 }

@@ -17,7 +17,9 @@ namespace Broker.IntegrationTests;
 /// actor (and a publisher and a third of the subscribers) is killed with SIGKILL mid-stream.
 /// Clients do what the protocol tells them: publishers reconnect with the same <c>?client=</c>
 /// and resend every unacknowledged publish with the same id; subscribers reconnect and resume with
-/// <c>since</c> = the last position they received.
+/// <c>since</c> = the last position they received. Written against the raw protocol on purpose: it
+/// shows that those rules alone suffice; Client/ClientClusterFailoverTests kills a node under
+/// Broker.Client users.
 /// </summary>
 public sealed class NodeFailureTests(ITestOutputHelper output)
 {

@@ -1,5 +1,7 @@
 using System.Net.WebSockets;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Broker.Client;
 using Broker.DevKafka;
 using Broker.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -43,80 +45,69 @@ public sealed class ProductionTopologyTests(ITestOutputHelper output)
                 Assert.Equal(3, cluster["members"]!.AsArray().Count);
             }
 
-            // Three subscribers and a publisher, all through nginx, wherever it put them.
+            // Three subscribers and a publisher, all Broker.Clients through nginx, wherever it put them.
             const string topic = "edge.chat";
-            var subscribers = new List<WsClient>();
+            var subscribers = new List<(BrokerClient Client, BrokerSubscription Sub)>();
             try
             {
                 for (var i = 0; i < 3; i++)
                 {
-                    var s = await WsClient.ConnectAsync(nginx.WsUri);
-                    subscribers.Add(s);
-                    await s.SubscribeAsync(topic, "s");
+                    var c = await BrokerClients.ConnectAsync([nginx.WsUri]);
+                    subscribers.Add((c, await c.SubscribeWithinAsync(topic)));
                 }
                 var spread = await ConnectionsPerNodeAsync(nodes, expectedTotal: 3);
                 output.WriteLine($"subscribers per node: {string.Join(", ", spread)}");
-                await using var publisher = await WsClient.ConnectAsync(nginx.WsUri);
-                var pos = await publisher.PublishAsync(topic, new { text = "through nginx" }, "p1");
-                foreach (var s in subscribers)
+                await using var publisher = await BrokerClients.ConnectAsync([nginx.WsUri]);
+                var pos = await publisher.PublishJsonAsync(topic, new { text = "through nginx" });
+                foreach (var (_, s) in subscribers)
                 {
-                    var m = await s.ExpectAsync("message", Wait);
-                    Assert.Equal(pos, (string?)m["pos"]);
-                    Assert.Equal("through nginx", (string?)m["data"]!["text"]);
+                    var m = await s.NextAsync(Wait);
+                    Assert.Equal(pos, m.Pos);
+                    Assert.Equal("through nginx", m.Str("text"));
                 }
             }
             finally
             {
-                foreach (var s in subscribers) await s.DisposeAsync();
+                foreach (var (c, _) in subscribers) await c.DisposeAsync();
             }
 
             // One client through nginx; find its node (by the nodes' own connection counts) and stop it.
             const string failover = "edge.failover";
-            var client = await WsClient.ConnectAsync(nginx.WsUri);
-            string last;
-            int victim;
-            try
+            await using var client = await BrokerClients.ConnectAsync([nginx.WsUri]);
+            var closedWith1001 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var resubscribed = new TaskCompletionSource<SubscriptionResumedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+            client.StateChanged += (_, e) =>
             {
-                last = (string)(await client.SubscribeAsync(failover, "s"))["pos"]!;
-                var counts = await ConnectionsPerNodeAsync(nodes, expectedTotal: 1);
-                victim = Array.IndexOf(counts, 1);
-                output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} the client is on {nodes[victim].Name}; stopping it");
-                Assert.Equal(0, await nodes[victim].StopAsync(TimeSpan.FromSeconds(60)));
-                output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} stopped");
-                var (status, _) = await client.Closed.WaitAsync(Wait);
-                output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} client closed: {status}, socket {client.Socket.State}");
-                Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status); // 1001: reconnect elsewhere
-            }
-            finally
+                output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} client: {e.State} {e.CloseCode} {e.Exception?.Message}");
+                if (e.State == BrokerConnectionState.Disconnected && e.CloseCode == (int)WebSocketCloseStatus.EndpointUnavailable) closedWith1001.TrySetResult();
+            };
+            var sub = await client.SubscribeWithinAsync(failover);
+            sub.Resumed += (_, e) =>
             {
-                await client.DisposeAsync();
-            }
+                if (closedWith1001.Task.IsCompleted) resubscribed.TrySetResult(e);
+            };
+            var counts = await ConnectionsPerNodeAsync(nodes, expectedTotal: 1);
+            var victim = Array.IndexOf(counts, 1);
+            output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} the client is on {nodes[victim].Name}; stopping it");
+            Assert.Equal(0, await nodes[victim].StopAsync(TimeSpan.FromSeconds(60)));
+            output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} stopped");
+            await closedWith1001.Task.WaitAsync(Wait); // 1001: reconnect elsewhere
 
-            // The client reconnects through nginx, resumes with since, and gets what is published next.
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-            var resumed = await UntilAsync(deadline, async () =>
-            {
-                var c = await WsClient.ConnectAsync(nginx.WsUri);
-                var reply = await c.RequestAsync(new { type = "subscribe", id = "r", topic = failover, since = last }, "r");
-                if ((string?)reply["type"] == "subscribed") return c;
-                await c.DisposeAsync();
-                throw new InvalidOperationException("resubscribe answered " + reply.ToJsonString());
-            });
-            await using (resumed)
-            {
-                var live = nodes.Where(n => !n.HasExited).ToArray();
-                Assert.Equal(2, live.Length);
-                Assert.Equal(1, (await ConnectionsPerNodeAsync(live, expectedTotal: 1)).Sum());
+            // The client reconnects through nginx by itself, resumes with since, and gets what is published next.
+            var resumed = await resubscribed.Task.WaitAsync(TimeSpan.FromSeconds(90));
+            Assert.True(resumed.Recovered);
+            var live = nodes.Where(n => !n.HasExited).ToArray();
+            Assert.Equal(2, live.Length);
+            Assert.Equal(1, (await ConnectionsPerNodeAsync(live, expectedTotal: 1)).Sum());
 
-                var after = await UntilAsync(deadline, async () =>
-                {
-                    await using var p = await WsClient.ConnectAsync(new Uri(nginx.WsUri + "?client=edge-publisher"));
-                    return await p.PublishAsync(failover, new { text = "after the stop" }, "after-stop");
-                });
-                var m = await resumed.ExpectAsync("message", Wait);
-                Assert.Equal(after, (string?)m["pos"]);
-                Assert.Equal("after the stop", (string?)m["data"]!["text"]);
-            }
+            await using var late = await BrokerClients.ConnectAsync([nginx.WsUri]);
+            string after;
+            using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(90))) // unavailable while the cluster recovers: the client resends
+                after = (await late.PublishAsync(failover, JsonSerializer.SerializeToElement(new { text = "after the stop" }), cancellationToken: deadline.Token)).Pos;
+            var m2 = await sub.NextAsync(Wait);
+            Assert.Equal(after, m2.Pos);
+            Assert.Equal("after the stop", m2.Str("text"));
+            Assert.False(m2.AfterGap);
         }
         catch
         {
@@ -127,23 +118,6 @@ public sealed class ProductionTopologyTests(ITestOutputHelper output)
         finally
         {
             foreach (var n in nodes) await n.DisposeAsync();
-        }
-    }
-
-    /// <summary>Retries <paramref name="attempt"/> until it succeeds or the deadline passes (a client's reconnect loop).</summary>
-    private async Task<T> UntilAsync<T>(DateTime deadline, Func<Task<T>> attempt)
-    {
-        while (true)
-        {
-            try
-            {
-                return await attempt();
-            }
-            catch (Exception e) when (e is WebSocketException or InvalidOperationException or TimeoutException or OperationCanceledException && DateTime.UtcNow < deadline)
-            {
-                output.WriteLine($"retrying: {e.Message}");
-                await Task.Delay(500);
-            }
         }
     }
 

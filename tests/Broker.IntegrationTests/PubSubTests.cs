@@ -9,18 +9,19 @@ public sealed class PubSubTests(BrokerFixture fixture) : IClassFixture<BrokerFix
     [Fact]
     public async Task Publish_is_acknowledged_and_delivered_to_a_subscriber_on_another_connection()
     {
-        await using var sub = await Broker.ConnectAsync();
-        await using var pub = await Broker.ConnectAsync();
-        var subscribed = await sub.SubscribeAsync("chat.basic", "s1");
-        Assert.Equal("chat.basic", (string?)subscribed["topic"]);
-        Assert.NotNull((string?)subscribed["pos"]);
+        await using var sub = await Broker.ClientAsync();
+        await using var pub = await Broker.ClientAsync();
+        var chat = await sub.SubscribeWithinAsync("chat.basic");
+        Assert.Equal("chat.basic", chat.Topic);
+        Assert.NotNull(chat.Head);
 
-        var pos = await pub.PublishAsync("chat.basic", new { text = "hello" }, "p1");
+        var pos = await pub.PublishJsonAsync("chat.basic", new { text = "hello" });
 
-        var msg = await sub.ExpectAsync("message");
-        Assert.Equal("chat.basic", (string?)msg["topic"]);
-        Assert.Equal(pos, (string?)msg["pos"]);
-        Assert.Equal("hello", (string?)msg["data"]!["text"]);
-        Assert.True((long)msg["ts"]! > 0);
+        var msg = await chat.NextAsync();
+        Assert.Equal("chat.basic", msg.Topic);
+        Assert.Equal(pos, msg.Pos);
+        Assert.Equal("hello", msg.Str("text"));
+        Assert.True(msg.TimestampMs > 0);
+        await chat.AssertNothingMoreAsync(sub);
     }
 }

@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Text.Json.Nodes;
+using Broker.Client;
 using Broker.IntegrationTests.Infrastructure;
 using Confluent.Kafka;
 
@@ -31,59 +30,58 @@ public sealed class RecordDetailsTests(BrokerFixture fixture) : IClassFixture<Br
     {
         await Kcat(topic, ["-H", "trace=abc-123", "-H", "tenant=acme", "-H", "broker-client=spoof"], "hello");
         await ProduceBinary(topic);
-        await using var pub = await Broker.ConnectAsync();
-        await pub.PublishAsync(topic, new { n = 1 }, "p1");
+        await using var pub = await Broker.ClientAsync();
+        await pub.PublishJsonAsync(topic, new { n = 1 });
     }
 
-    private static void AssertWithHeaders(JsonObject text, JsonObject binary, JsonObject fromWs)
+    private static void AssertWithHeaders(IReadOnlyList<BrokerMessage> messages)
     {
-        Assert.Equal("hello", (string?)text["data"]);
-        Assert.Null(text["encoding"]);
-        var h = text["headers"]!.AsObject();
-        Assert.Equal("abc-123", (string?)h["trace"]);
-        Assert.Equal("acme", (string?)h["tenant"]);
+        var (text, binary, fromWs) = (messages[0], messages[1], messages[2]);
+        Assert.Equal("hello", text.Data.GetString());
+        Assert.False(text.IsBase64);
+        var h = text.Headers!;
+        Assert.Equal("abc-123", h["trace"]);
+        Assert.Equal("acme", h["tenant"]);
         Assert.False(h.ContainsKey("broker-client")); // the broker's own headers are never shown
-        Assert.Null(text["headers_base64"]);
+        Assert.Null(text.HeadersBase64);
 
-        Assert.Equal(Convert.ToBase64String(BinaryValue), (string?)binary["data"]);
-        Assert.Equal("base64", (string?)binary["encoding"]);
-        Assert.Equal(Convert.ToBase64String(BinaryHeader), (string?)binary["headers"]!["bin"]);
-        Assert.Equal("t", (string?)binary["headers"]!["text"]);
-        Assert.Equal("bin", (string?)binary["headers_base64"]!.AsArray().Single());
+        Assert.True(binary.IsBase64);
+        Assert.Equal(BinaryValue, binary.GetBinaryData());
+        Assert.Equal(Convert.ToBase64String(BinaryHeader), binary.Headers!["bin"]);
+        Assert.Equal("t", binary.Headers["text"]);
+        Assert.Equal("bin", binary.HeadersBase64!.Single());
 
-        Assert.Equal(1, (int)fromWs["data"]!["n"]!);
-        Assert.Null(fromWs["headers"]); // only broker-internal headers: none to show
+        Assert.Equal(1, fromWs.Int("n"));
+        Assert.Null(fromWs.Headers); // only broker-internal headers: none to show
     }
 
     [Fact]
     public async Task Live_subscribers_get_headers_only_when_they_ask_and_binary_values_as_base64()
     {
         const string topic = "details.live";
-        await using var plain = await Broker.ConnectAsync();
-        await using var withHeaders = await Broker.ConnectAsync();
-        await plain.SubscribeAsync(topic, "s");
-        await withHeaders.SubscribeAsync(topic, "s", new { headers = true });
+        await using var client = await Broker.ClientAsync();
+        await using var other = await Broker.ClientAsync();
+        var plain = await client.SubscribeWithinAsync(topic);
+        var withHeaders = await other.SubscribeWithinAsync(topic, new SubscribeOptions { Headers = true });
         await Produce(topic);
 
-        AssertWithHeaders(await withHeaders.ExpectAsync("message"), await withHeaders.ExpectAsync("message"), await withHeaders.ExpectAsync("message"));
-        var text = await plain.ExpectAsync("message");
-        var binary = await plain.ExpectAsync("message");
-        var fromWs = await plain.ExpectAsync("message");
-        Assert.Null(text["headers"]);
-        Assert.Null(binary["headers"]);
-        Assert.Equal("base64", (string?)binary["encoding"]);
-        Assert.Equal(Convert.ToBase64String(BinaryValue), (string?)binary["data"]);
-        Assert.Null(fromWs["headers"]);
+        AssertWithHeaders(await withHeaders.TakeAsync(3));
+        var m = await plain.TakeAsync(3);
+        Assert.Null(m[0].Headers);
+        Assert.Null(m[1].Headers);
+        Assert.True(m[1].IsBase64);
+        Assert.Equal(BinaryValue, m[1].GetBinaryData());
+        Assert.Null(m[2].Headers);
     }
 
     [Fact]
     public async Task Replay_carries_headers_when_asked()
     {
         const string topic = "details.replay";
-        await using (var creator = await Broker.ConnectAsync()) await creator.SubscribeAsync(topic, "s"); // creates the topic
+        await using (var creator = await Broker.ClientAsync()) await creator.SubscribeWithinAsync(topic); // creates the topic
         await Produce(topic);
-        await using var sub = await Broker.ConnectAsync();
-        await sub.SubscribeAsync(topic, "s", new { from = "earliest", headers = true });
-        AssertWithHeaders(await sub.ExpectAsync("message"), await sub.ExpectAsync("message"), await sub.ExpectAsync("message"));
+        await using var client = await Broker.ClientAsync();
+        var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { From = StartFrom.Earliest, Headers = true });
+        AssertWithHeaders(await sub.TakeAsync(3));
     }
 }

@@ -3,7 +3,7 @@ using Broker.IntegrationTests.Infrastructure;
 namespace Broker.IntegrationTests;
 
 /// <summary>One replay reader per node and a short stall timeout: a client that stops reading mid-replay must not hold the reader.</summary>
-public sealed class ReplayStallBrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>
+public sealed class ReplayStallBrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>(TestBroker.NoPublishRateLimits)
 {
     ["broker.kafka.max-concurrent-replays"] = "1",
     ["broker.websocket.outbound-buffer-frames"] = "16",

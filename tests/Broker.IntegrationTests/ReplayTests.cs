@@ -3,7 +3,7 @@ using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.IntegrationTests;
 
-public sealed class ReplayTests(BrokerFixture fixture) : IClassFixture<BrokerFixture>
+public sealed class ReplayTests(UnlimitedBrokerFixture fixture) : IClassFixture<UnlimitedBrokerFixture>
 {
     private TestBroker Broker => fixture.Broker;
 
@@ -54,6 +54,8 @@ public sealed class ReplayTests(BrokerFixture fixture) : IClassFixture<BrokerFix
         // Publish the second half while the subscriber resumes from the middle.
         var halfway = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var publishing = PublishSequence(pub, topic, 5_000, 5_000, halfway);
+        await halfway.Task.WaitAsync(TimeSpan.FromMinutes(1)); // publishing is under way (half of it acknowledged)
+        Assert.False(publishing.IsCompleted);
         await using var sub = await Broker.ConnectAsync();
         var subscribed = await sub.SubscribeAsync(topic, "s", new { since = first[resumeAfter] });
         Assert.True((bool)subscribed["recovered"]!);

@@ -1,3 +1,4 @@
+using Broker.Client;
 using Broker.DevKafka;
 using Broker.IntegrationTests.Infrastructure;
 
@@ -17,32 +18,35 @@ public sealed class RetentionTests(BrokerFixture fixture) : IClassFixture<Broker
     /// <summary>Publishes seq 0..9, then lets retention delete offsets 0..4; returns the positions by seq.</summary>
     private async Task<string[]> TopicWithDeletedStart(string topic)
     {
-        await using var pub = await Broker.ConnectAsync();
+        await using var pub = await Broker.ClientAsync();
         var positions = new string[10];
-        for (var i = 0; i < 10; i++) positions[i] = await pub.PublishAsync(topic, new { seq = i }, $"p{i}");
+        for (var i = 0; i < 10; i++) positions[i] = await pub.PublishJsonAsync(topic, new { seq = i });
         Cluster.DeleteRecords(topic, 0, 5);
         return positions;
     }
 
-    private static async Task<List<int>> ReceiveSeqs(WsClient sub, int count)
+    /// <summary>Subscribes a new client and returns it with the subscription's first <paramref name="count"/> messages, and nothing more.</summary>
+    private static async Task<(BrokerSubscription Sub, List<BrokerMessage> Messages)> Receive(BrokerClient client, string topic, SubscribeOptions options, int count)
     {
-        var seqs = new List<int>();
-        while (seqs.Count < count) seqs.Add((int)(await sub.ExpectAsync("message"))["data"]!["seq"]!);
-        // Nothing more: a ping is answered with no message before it.
-        await sub.SendAsync(new { type = "ping", id = "end" });
-        Assert.Equal("pong", (string?)(await sub.ReceiveAsync())["type"]);
-        return seqs;
+        var sub = await client.SubscribeWithinAsync(topic, options);
+        var messages = await sub.TakeAsync(count);
+        await sub.AssertNothingMoreAsync(client);
+        return (sub, messages);
     }
+
+    private static List<int> Seqs(List<BrokerMessage> messages) => [.. messages.Select(m => m.Int("seq"))];
 
     [Fact]
     public async Task Since_older_than_retention_is_not_recovered_and_delivers_from_the_oldest_retained_message()
     {
         const string topic = "retention.since";
         var positions = await TopicWithDeletedStart(topic);
-        await using var sub = await Broker.ConnectAsync();
-        var subscribed = await sub.SubscribeAsync(topic, "s", new { since = positions[1] }); // seen 0..1; 2..4 are gone
-        Assert.False((bool)subscribed["recovered"]!);
-        Assert.Equal(Enumerable.Range(5, 5), await ReceiveSeqs(sub, 5));
+        await using var client = await Broker.ClientAsync();
+        var (sub, messages) = await Receive(client, topic, new SubscribeOptions { Since = positions[1] }, 5); // seen 0..1; 2..4 are gone
+        Assert.False(sub.Recovered);
+        Assert.Equal(Enumerable.Range(5, 5), Seqs(messages));
+        Assert.True(messages[0].AfterGap); // the client tells the application that 2..4 are missing
+        Assert.DoesNotContain(messages.Skip(1), m => m.AfterGap);
     }
 
     [Fact]
@@ -50,10 +54,11 @@ public sealed class RetentionTests(BrokerFixture fixture) : IClassFixture<Broker
     {
         const string topic = "retention.since-edge";
         var positions = await TopicWithDeletedStart(topic);
-        await using var sub = await Broker.ConnectAsync();
-        var subscribed = await sub.SubscribeAsync(topic, "s", new { since = positions[4] }); // seen 0..4: nothing missed
-        Assert.True((bool)subscribed["recovered"]!);
-        Assert.Equal(Enumerable.Range(5, 5), await ReceiveSeqs(sub, 5));
+        await using var client = await Broker.ClientAsync();
+        var (sub, messages) = await Receive(client, topic, new SubscribeOptions { Since = positions[4] }, 5); // seen 0..4: nothing missed
+        Assert.True(sub.Recovered);
+        Assert.Equal(Enumerable.Range(5, 5), Seqs(messages));
+        Assert.DoesNotContain(messages, m => m.AfterGap);
     }
 
     [Fact]
@@ -61,11 +66,9 @@ public sealed class RetentionTests(BrokerFixture fixture) : IClassFixture<Broker
     {
         const string topic = "retention.earliest";
         await TopicWithDeletedStart(topic);
-        await using var earliest = await Broker.ConnectAsync();
-        await earliest.SubscribeAsync(topic, "s", new { from = "earliest" });
-        Assert.Equal(Enumerable.Range(5, 5), await ReceiveSeqs(earliest, 5));
-        await using var last = await Broker.ConnectAsync();
-        await last.SubscribeAsync(topic, "s", new { last = 8 });
-        Assert.Equal(Enumerable.Range(5, 5), await ReceiveSeqs(last, 5));
+        await using var earliest = await Broker.ClientAsync();
+        Assert.Equal(Enumerable.Range(5, 5), Seqs((await Receive(earliest, topic, new SubscribeOptions { From = StartFrom.Earliest }, 5)).Messages));
+        await using var last = await Broker.ClientAsync();
+        Assert.Equal(Enumerable.Range(5, 5), Seqs((await Receive(last, topic, new SubscribeOptions { Last = 8 }, 5)).Messages));
     }
 }

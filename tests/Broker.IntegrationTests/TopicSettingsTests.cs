@@ -1,4 +1,4 @@
-using Broker.DevKafka;
+using Broker.Client;
 using Broker.IntegrationTests.Infrastructure;
 using Confluent.Kafka;
 
@@ -23,23 +23,22 @@ public sealed class TopicSettingsTests : IDisposable
         const string topic = "settings.ro";
         await using (var broker = await TestBroker.StartAsync(Settings()))
         {
-            await using var pub = await broker.ConnectAsync();
-            await pub.PublishAsync(topic, "before", "p0");
+            await using var pub = await broker.ClientAsync();
+            await pub.PublishJsonAsync(topic, "before");
 
             var (exit, output, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "topic", "set-read-only", topic, "true");
             Assert.True(exit == 0, error);
             Assert.Contains("yes", output);
 
-            var refused = await pub.RequestAsync(new { type = "publish", id = "p1", topic, data = "refused" }, "p1");
-            Assert.Equal("error", (string?)refused["type"]);
-            Assert.Equal("forbidden", (string?)refused["code"]);
+            var refused = await Assert.ThrowsAsync<BrokerErrorException>(() => pub.PublishJsonAsync(topic, "refused"));
+            Assert.Equal(BrokerErrorCodes.Forbidden, refused.Code);
 
             // Streams owned by other services still reach subscribers.
-            await using var sub = await broker.ConnectAsync();
-            await sub.SubscribeAsync(topic, "s");
+            await using var client = await broker.ClientAsync();
+            var sub = await client.SubscribeWithinAsync(topic);
             using (var producer = new ProducerBuilder<Null, string>(new ProducerConfig { BootstrapServers = broker.KafkaBootstrap }).Build())
                 await producer.ProduceAsync(topic, new Message<Null, string> { Value = "\"from a service\"" });
-            Assert.Equal("from a service", (string?)(await sub.ExpectAsync("message"))["data"]);
+            Assert.Equal("from a service", (await sub.NextAsync()).Data.GetString());
         }
 
         // A new broker process on the same database: the setting is still there.
@@ -48,13 +47,13 @@ public sealed class TopicSettingsTests : IDisposable
             var (exit, output, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "topic", "settings", topic, "--json");
             Assert.True(exit == 0, error);
             Assert.Contains("\"readOnly\": true", output.Replace("\":true", "\": true"));
-            await using var pub = await broker.ConnectAsync();
-            var refused = await pub.RequestAsync(new { type = "publish", id = "p2", topic, data = "refused" }, "p2");
-            Assert.Equal("forbidden", (string?)refused["code"]);
+            await using var pub = await broker.ClientAsync();
+            var refused = await Assert.ThrowsAsync<BrokerErrorException>(() => pub.PublishJsonAsync(topic, "refused"));
+            Assert.Equal(BrokerErrorCodes.Forbidden, refused.Code);
 
             (exit, _, error) = await BrokerCtlTests.Ctl(broker.AdminAddress, "topic", "set-read-only", topic, "false");
             Assert.True(exit == 0, error);
-            await pub.PublishAsync(topic, "writable again", "p3");
+            await pub.PublishJsonAsync(topic, "writable again");
         }
     }
 }

@@ -20,7 +20,14 @@ public sealed class BrokerHttpPublisherOptions
     /// <summary>Time one attempt may take. Default 30 s.</summary>
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Supplies a token sent as <c>Authorization: Bearer</c> with every request (brokers with auth). Null: none.</summary>
+    /// <summary>
+    /// Supplies the token (JWT) sent as <c>Authorization: Bearer</c> with every request, as
+    /// <see cref="BrokerClientOptions.TokenProvider"/> does for the WebSocket client: needed with
+    /// <c>broker.auth.mode = required</c>, and for topics whose namespace needs a token or a grant
+    /// (<c>pub_topics</c>). It is asked on every attempt, so it can cache a token and renew it before
+    /// it expires; a request answered 401 is sent once more with a token asked for anew, then throws
+    /// <see cref="BrokerErrorException"/> <c>unauthorized</c>. Null: no token (anonymous).
+    /// </summary>
     public Func<CancellationToken, ValueTask<string>>? TokenProvider { get; init; }
 }
 
@@ -29,8 +36,10 @@ public sealed class BrokerHttpPublisherOptions
 /// neither a WebSocket nor a Kafka client. Each request carries an <c>Idempotency-Key</c> (yours, or
 /// one generated per call), so a retry after a timeout or a transient error (<c>unavailable</c>,
 /// <c>overloaded</c>, <c>rate_limited</c>, HTTP 502/503/504, a broken connection) is written once and
-/// answered with the original positions. Other errors throw <see cref="BrokerErrorException"/> at once.
-/// Thread-safe.
+/// answered with the original positions. Other errors throw <see cref="BrokerErrorException"/> at once
+/// (a 401 with a <see cref="BrokerHttpPublisherOptions.TokenProvider"/>: after one more attempt with a
+/// new token). On a broker with auth, the publishes are written as client <c>http:&lt;sub&gt;</c>, and
+/// idempotency keys are remembered per subject. Thread-safe.
 /// </summary>
 public sealed class BrokerHttpPublisher : IDisposable
 {
@@ -129,6 +138,7 @@ public sealed class BrokerHttpPublisher : IDisposable
 
     private async Task<IReadOnlyList<PublishResult>> SendAsync(byte[] body, string idempotencyKey, bool single, CancellationToken ct)
     {
+        var tokenRenewed = false;
         for (var attempt = 1; ; attempt++)
         {
             TimeSpan? retryAfter = null;
@@ -147,6 +157,11 @@ public sealed class BrokerHttpPublisher : IDisposable
                     var error = results.Count == 1 && results[0].Type == "error"
                         ? new BrokerErrorException(results[0].Code ?? BrokerErrorCodes.Internal, results[0].Message ?? "", hint, (int)status)
                         : new BrokerErrorException(CodeFor(status), $"HTTP {(int)status} from {_publishUri}", hint, (int)status);
+                    if (status == HttpStatusCode.Unauthorized && _options.TokenProvider is not null && !tokenRenewed && attempt < _options.MaxAttempts)
+                    {
+                        tokenRenewed = true; // the token may have expired in flight: once more, at once, with the provider's next one
+                        continue;
+                    }
                     if (!Retryable(status, error) || attempt >= _options.MaxAttempts) throw error;
                 }
             }

@@ -88,7 +88,11 @@ public sealed class FrameWriter : IOutboundDrain, IThreadPoolWorkItem
     /// <summary>Sends the frames as JSON arrays of at most <see cref="_batchMaxBytes"/> (a frame larger than that alone, as itself).</summary>
     private async Task WriteArraysAsync(List<byte[]> frames)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(_batchMaxBytes);
+        // Only as large as this drain needs (a pooled 64 KiB array per drain of two small frames
+        // would miss the pool's per-thread cache and churn the GC).
+        long needed = 2;
+        foreach (var f in frames) needed += f.Length + 1;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(needed, _batchMaxBytes));
         try
         {
             var i = 0;

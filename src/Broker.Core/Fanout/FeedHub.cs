@@ -23,9 +23,6 @@ namespace Broker.Core.Fanout;
 /// </summary>
 public sealed class FeedHub : IDisposable
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(20);
-    private static readonly TimeSpan HousekeepingEvery = TimeSpan.FromSeconds(1);
-
     private readonly KafkaSettings _settings;
     private readonly RecentHistorySettings _history;
     private readonly ILogger _logger;
@@ -42,11 +39,12 @@ public sealed class FeedHub : IDisposable
 
     /// <param name="partitionCount">How many partitions a Kafka topic has now (to notice added partitions); null: not watched.</param>
     /// <param name="history">Recent history of multiplexed topics; null: none.</param>
+    /// <param name="clientLog">Where the consumer's librdkafka log goes; null: librdkafka's own (stderr).</param>
     public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null,
-        Func<string, CancellationToken, Task<int>>? partitionCount = null, RecentHistorySettings? history = null)
+        Func<string, CancellationToken, Task<int>>? partitionCount = null, RecentHistorySettings? history = null, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
-        _history = history ?? new RecentHistorySettings(0, 0, TimeSpan.FromMinutes(10));
+        _history = history ?? RecentHistorySettings.None;
         _logger = logger;
         _metrics = metrics ?? new Metrics.BrokerMetrics();
         var config = KafkaLog.ConsumerConfig(settings, "broker-feed");
@@ -55,6 +53,7 @@ public sealed class FeedHub : IDisposable
         config.AutoOffsetReset = AutoOffsetReset.Error;
         _consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetErrorHandler((_, e) => LogKafkaError(e))
+            .WithLog(clientLog)
             .Build();
         _thread = new Thread(Run) { IsBackground = true, Name = "broker-feed" };
         _thread.Start();
@@ -310,10 +309,10 @@ public sealed class FeedHub : IDisposable
                 if (_feeds.IsEmpty)
                 {
                     // Nothing assigned: wait for a command without spinning the consumer.
-                    _stop.Token.WaitHandle.WaitOne(Poll);
+                    _stop.Token.WaitHandle.WaitOne(_settings.FeedPoll);
                     continue;
                 }
-                var record = _consumer.Consume(Poll);
+                var record = _consumer.Consume(_settings.FeedPoll);
                 if (record is not null && !record.IsPartitionEOF) Dispatch(record);
                 Housekeeping();
             }
@@ -394,11 +393,11 @@ public sealed class FeedHub : IDisposable
         _consumer.IncrementalAssign([new TopicPartitionOffset(tp, next)]);
     }
 
-    /// <summary>Once a second: drops feeds idle past their linger; shared feeds forget idle topics.</summary>
+    /// <summary>Every <c>feed-linger-check</c>: drops feeds idle past their linger; shared feeds forget idle topics.</summary>
     private void Housekeeping()
     {
         var now = Stopwatch.GetTimestamp();
-        if (Stopwatch.GetElapsedTime(_lastHousekeeping, now) < HousekeepingEvery) return;
+        if (Stopwatch.GetElapsedTime(_lastHousekeeping, now) < _settings.FeedLingerCheck) return;
         _lastHousekeeping = now;
         List<TopicPartition>? drop = null;
         foreach (var feed in _feeds.Values)
@@ -445,7 +444,7 @@ public sealed class FeedHub : IDisposable
     {
         if (_stop.IsCancellationRequested) return;
         _stop.Cancel();
-        _thread.Join(TimeSpan.FromSeconds(5));
+        _thread.Join(_settings.CloseTimeout);
         try { _consumer.Close(); } catch (KafkaException) { }
         _consumer.Dispose();
         while (_commands.TryDequeue(out var c)) c.Abort();

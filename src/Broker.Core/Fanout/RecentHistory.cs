@@ -1,10 +1,22 @@
+using Broker.Core.Settings;
+
 namespace Broker.Core.Fanout;
 
 /// <summary>Limits of the recent history a node keeps per topic of a multiplexed namespace (HOCON <c>broker.fanout.recent-history</c>).</summary>
 /// <param name="Messages">Frames kept per topic (0: none; <c>last: N</c> then always reads the log).</param>
 /// <param name="MaxBytes">Bytes of frames kept per shared Kafka topic on this node; past it the least recently written topics lose theirs.</param>
 /// <param name="IdleExpiry">A topic without local subscribers and without a new message for this long is forgotten.</param>
-public sealed record RecentHistorySettings(int Messages, long MaxBytes, TimeSpan IdleExpiry);
+public sealed record RecentHistorySettings(int Messages, long MaxBytes, TimeSpan IdleExpiry)
+{
+    /// <summary>No recent history: a topic without local subscribers is forgotten at the feed's next sweep.</summary>
+    public static readonly RecentHistorySettings None = new(0, 0, TimeSpan.Zero);
+
+    /// <summary>Binds and validates <c>broker.fanout.recent-history</c>.</summary>
+    public static RecentHistorySettings Bind(SettingsReader r) => new(
+        r.Int("broker.fanout.recent-history.messages", 0),
+        r.Bytes("broker.fanout.recent-history.max-bytes", 0),
+        r.Duration("broker.fanout.recent-history.idle-expiry"));
+}
 
 /// <summary>
 /// The last frames of one broker topic on a shared partition, as the node's feed delivered them:

@@ -10,9 +10,12 @@ public sealed class BlockingCalls : IDisposable
 {
     private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = false });
     private readonly Thread[] _threads;
+    private readonly TimeSpan _stopTimeout;
 
-    public BlockingCalls(int threads, string name)
+    /// <param name="stopTimeout">How long <see cref="Dispose"/> waits for each thread to finish its call.</param>
+    public BlockingCalls(int threads, string name, TimeSpan stopTimeout)
     {
+        _stopTimeout = stopTimeout;
         _threads = new Thread[threads];
         for (var i = 0; i < threads; i++)
         {
@@ -50,6 +53,6 @@ public sealed class BlockingCalls : IDisposable
     public void Dispose()
     {
         _work.Writer.TryComplete();
-        foreach (var t in _threads) t.Join(TimeSpan.FromSeconds(5));
+        foreach (var t in _threads) t.Join(_stopTimeout);
     }
 }

@@ -26,9 +26,9 @@ public readonly record struct TopicHeads(long[] Low, long[] High)
 public sealed class TopicNotFoundException(string kafkaTopic) : Exception($"the Kafka topic {kafkaTopic} does not exist");
 
 /// <summary>Creates topics through the Kafka AdminClient (real Kafka); "already exists" is success.</summary>
-public sealed class AdminClientTopicProvisioner(KafkaSettings settings) : ITopicProvisioner, IDisposable
+public sealed class AdminClientTopicProvisioner(KafkaSettings settings, KafkaClientLog? clientLog = null) : ITopicProvisioner, IDisposable
 {
-    private readonly IAdminClient _admin = new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).Build();
+    private readonly IAdminClient _admin = new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).WithLog(clientLog).Build();
 
     public async Task EnsureTopicAsync(TopicMapping mapping, CancellationToken ct)
     {
@@ -69,15 +69,16 @@ public sealed class KafkaLog : IDisposable
     private readonly IProducer<byte[]?, byte[]?> _producer;
     private readonly IConsumer<byte[]?, byte[]?> _metadata;
     private readonly ConcurrentDictionary<string, Task> _ensured = new();
-    private readonly BlockingCalls _queries = new(4, "broker-kafka-query");
+    private readonly BlockingCalls _queries;
     private readonly ConcurrentDictionary<string, (int Count, long At)> _partitions = new(StringComparer.Ordinal);
 
-    public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner)
+    public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
         _provisioner = provisioner;
-        _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).Build();
-        _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).Build();
+        _queries = new BlockingCalls(settings.QueryThreads, "broker-kafka-query", settings.CloseTimeout);
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).WithLog(clientLog).Build();
+        _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).WithLog(clientLog).Build();
     }
 
     public KafkaSettings Settings => _settings;
@@ -99,6 +100,10 @@ public sealed class KafkaLog : IDisposable
         EnableIdempotence = true,
         LingerMs = s.ProduceLinger.TotalMilliseconds,
         MessageTimeoutMs = (int)s.ProduceTimeout.TotalMilliseconds,
+        // A bounded queue: during an outage records wait here until their timeout; once it is full a
+        // publish is refused at once (Local_QueueFull) instead of growing the process.
+        QueueBufferingMaxMessages = s.ProducerQueueMessages,
+        QueueBufferingMaxKbytes = (int)Math.Clamp(s.ProducerQueueBytes / 1024, 1, int.MaxValue),
         SocketNagleDisable = true,
         ClientId = "broker-producer",
         // Keys go to the partition Java clients choose (murmur2), so a key keeps its order even
@@ -217,7 +222,7 @@ public sealed class KafkaLog : IDisposable
                 }
                 // A topic just created through the AdminClient reaches every Kafka broker's metadata a little later.
                 if (!awaitCreation || Environment.TickCount64 > deadline || ct.IsCancellationRequested) throw new TopicNotFoundException(kafkaTopic);
-                Thread.Sleep(100); // a dedicated query thread, not the thread pool
+                Thread.Sleep(_settings.MetadataRetry); // a dedicated query thread, not the thread pool
             }
         }, ct).ConfigureAwait(false);
         _partitions[kafkaTopic] = (count, now);
@@ -250,7 +255,7 @@ public sealed class KafkaLog : IDisposable
 
     public void Dispose()
     {
-        try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
+        try { _producer.Flush(_settings.CloseTimeout); } catch (KafkaException) { }
         _producer.Dispose();
         _queries.Dispose();
         _metadata.Close();

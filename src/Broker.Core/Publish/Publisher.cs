@@ -38,7 +38,10 @@ public sealed class Publisher(KafkaLog log, IActorRef topics, TimeSpan requestTi
                 using var timeout = new CancellationTokenSource(requestTimeout);
                 await log.EnsureTopicAsync(mapping, timeout.Token).ConfigureAwait(false);
             }
-            reply = await topics.Ask<object>(new TopicCommands.Publish(topic, data, key, clientId, requestId), requestTimeout).ConfigureAwait(false);
+            // The deadline travels with the publish: the writer never hands it to Kafka unless
+            // Kafka's answer can be back before this Ask gives up.
+            var deadline = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)requestTimeout.TotalMilliseconds;
+            reply = await topics.Ask<object>(new TopicCommands.Publish(topic, data, key, clientId, requestId, deadline), requestTimeout).ConfigureAwait(false);
         }
         catch (TopicNotFoundException e)
         {
@@ -46,7 +49,10 @@ public sealed class Publisher(KafkaLog log, IActorRef topics, TimeSpan requestTi
         }
         catch (AskTimeoutException)
         {
-            return PublishOutcome.Refused(ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry");
+            // The topic's writer did not answer (it is moving to another node, or the log stopped
+            // answering while the message was on its way): whether it was written is not known here.
+            return PublishOutcome.Refused(ErrorCodes.Unavailable,
+                "the topic's writer did not answer in time; resend the message with the same id: it is written at most once");
         }
         catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException)
         {

@@ -1,22 +1,14 @@
-using Broker.Core.Topics;
-using Broker.Core.Connections;
-using Broker.Core.Replay;
-using Broker.Core.Fanout;
+using System.Diagnostics;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
 using Broker.Core.Log;
+using Broker.Core.Replay;
+using Broker.Core.Topics;
 using Broker.Protocol;
 using Confluent.Kafka;
 
 namespace Broker.Core.Publish;
-
-/// <summary>Settings of topic actors (HOCON <c>broker.topics</c>).</summary>
-public sealed record TopicSettings
-{
-    /// <summary>Recent publishes remembered per topic to answer retries (same client and id) with the original ack.</summary>
-    public int DedupWindow { get; init; } = 10_000;
-}
 
 /// <summary>What a topic actor uses of its node.</summary>
 public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, TopicSettings Settings)
@@ -27,23 +19,55 @@ public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, Topic
 
 /// <summary>
 /// The sharded actor of one topic: the single writer of client publishes to the topic's Kafka
-/// topic. On start it makes sure the Kafka topic exists and rebuilds its window of recent
-/// publishes from the log's tail (client and request id travel in record headers), so a retried
-/// publish is written once even after the actor moved to another node. It produces with the
-/// node's idempotent producer (acks=all) and answers <see cref="TopicCommands.PublishAck"/> only
-/// once Kafka confirmed the record. Publishes are pipelined: the idempotent producer keeps order.
+/// topic. On start it makes sure the Kafka topic exists and reads the log's tail back into its
+/// <see cref="PublishLedger{TPending}"/> (client and request id travel in record headers), so a
+/// retried publish is written once even after the actor moved to another node. It produces with
+/// the node's idempotent producer (acks=all) and answers <see cref="TopicCommands.PublishAck"/>
+/// only once Kafka confirmed the record. Publishes are pipelined: the idempotent producer keeps
+/// order.
+/// <para>
+/// Every answer is true. A publish is handed to Kafka only if Kafka's answer (which librdkafka
+/// gives within produce-timeout) can reach the client before its deadline; later ones are refused
+/// without being written. A refusal from Kafka that says the record was not written is answered
+/// <c>unavailable</c>; a timeout after the record was sent leaves its fate unknown, so the ledger
+/// keeps it as uncertain and the actor reads the log back (at once, and every second while any
+/// remain) to settle it: a retry waits for that and then gets the ack of the record found, or —
+/// once the record can no longer arrive (see <see cref="PublishLedger{TPending}"/>) — is written.
+/// A reused (client, id) with other data or key gets <c>conflict</c>.
+/// </para>
+/// <para>
+/// Sharding stops the actor with <see cref="Stop"/> (hand-off, passivation): it refuses new
+/// publishes and stops once Kafka answered every record it sent, so the next writer, which reads
+/// the log back, sees them all.
+/// </para>
 /// </summary>
 public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
 {
+    /// <summary>The message sharding stops topic actors with (hand-off and passivation): stop once nothing is in flight.</summary>
+    public sealed class Stop
+    {
+        public static readonly Stop Instance = new();
+        private Stop() { }
+    }
+
+    private static readonly TimeSpan SettleRetry = TimeSpan.FromSeconds(1);
+
     private readonly string _topic;
     private readonly string _kafkaTopic;
     private readonly Broker.Core.Settings.TopicMapping? _mapping;
     private readonly TopicDependencies _deps;
-    private readonly DedupWindow _window;
-    private readonly Dictionary<(string, string), List<IActorRef>> _inFlight = new();
+    private readonly PublishLedger<Pending> _ledger;
+    private readonly long _minimumRemainingMs;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
+    private readonly long _started = Stopwatch.GetTimestamp();
     /// <summary>Per partition, the next offset as far as this actor knows (for the positions of its acks).</summary>
     private long[] _heads = [0];
+    private int _producing;
+    /// <summary>Records produced so far (numbers the records, for the ledger's fences).</summary>
+    private long _produced;
+    /// <summary>Since when (ms, <see cref="Environment.TickCount64"/>) the log has answered every settlement read; null after one failed.</summary>
+    private long? _answeringSince;
+    private bool _stopping, _settling, _settleFailing, _readOnly, _settingsKnown, _recovered;
 
     public IStash Stash { get; set; } = null!;
 
@@ -55,7 +79,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         _deps = deps;
         _mapping = deps.Log.Settings.Resolve(topic);
         _kafkaTopic = _mapping?.KafkaTopic ?? deps.Log.Settings.KafkaTopicFor(topic);
-        _window = new DedupWindow(deps.Settings.DedupWindow);
+        _ledger = new PublishLedger<Pending>(deps.Settings.DedupWindow);
+        _minimumRemainingMs = (long)(deps.Log.Settings.ProduceTimeout + deps.Settings.AnswerMargin).TotalMilliseconds;
         Initializing();
     }
 
@@ -67,7 +92,11 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         AskSettings();
     }
 
-    private bool _readOnly;
+    protected override void PostStop()
+    {
+        // Whatever still waits has no answer here; the next writer reads the log back and settles it.
+        foreach (var w in _ledger.Abandon()) w.ReplyTo.Tell(Uncertain());
+    }
 
     /// <summary>Run-time settings come from the settings store; while it cannot answer the defaults apply and it is asked again.</summary>
     private void AskSettings()
@@ -77,11 +106,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _settingsKnown = true; // no settings store: defaults
             return;
         }
-        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), TimeSpan.FromSeconds(5))
+        _deps.SettingsRegion.Ask<TopicSettingsCommands.Current>(new TopicSettingsCommands.Get(_topic), _deps.Settings.SettingsTimeout)
             .PipeTo(Self, failure: e => new SettingsUnavailable(e));
     }
-
-    private bool _settingsKnown, _recovered;
 
     private void TryBecomeReady()
     {
@@ -93,7 +120,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private void SettingsFailed(SettingsUnavailable u)
     {
         _logger.Warning("Topic {0}: settings store unavailable ({1}); defaults apply until it answers", _topic, u.Cause.GetBaseException().Message);
-        Timers.StartSingleTimer("settings", RetrySettings.Instance, TimeSpan.FromSeconds(10));
+        Timers.StartSingleTimer("settings", RetrySettings.Instance, _deps.Settings.SettingsRetry);
     }
 
     private void SettingsMessages()
@@ -103,23 +130,34 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         Receive<RetrySettings>(_ => AskSettings());
     }
 
-    private void Start() => Recover().PipeTo(Self, success: r => new TopicReady(r.Found, r.Heads), failure: e => new TopicFailed(e));
+    private void Start() => Recover().PipeTo(Self, success: t => new TopicReady(t), failure: e => new TopicFailed(e));
 
-    /// <summary>
-    /// Ensures the Kafka topic, reads the tail of the log back into the de-duplication window and
-    /// returns the partitions' heads.
-    /// </summary>
-    private async Task<(List<(string Client, string Id, string Pos)> Found, long[] Heads)> Recover()
+    /// <summary>Ensures the Kafka topic and reads the tail of the log (see <see cref="ReadTailAsync"/>).</summary>
+    private async Task<Tail> Recover()
     {
+        var started = Stopwatch.GetTimestamp();
         if (_mapping is not null) await _deps.Log.EnsureTopicAsync(_mapping).ConfigureAwait(false);
         else await _deps.Log.EnsureTopicAsync(_kafkaTopic).ConfigureAwait(false);
-        if (_mapping is { Multiplexed: true }) return await RecoverShared(_mapping).ConfigureAwait(false);
+        var ensured = Stopwatch.GetElapsedTime(started);
+        return await ReadTailAsync().ConfigureAwait(false) with { EnsureTime = ensured };
+    }
+
+    /// <summary>
+    /// The client publishes among the last <c>dedup-window</c> records of each partition (with the
+    /// fingerprint of each record's value and key and the position its ack had), and the heads of
+    /// the partitions when the read started.
+    /// </summary>
+    private async Task<Tail> ReadTailAsync()
+    {
+        if (_mapping is { Multiplexed: true } shared) return await ReadSharedTailAsync(shared.SharedPartition).ConfigureAwait(false);
+        var started = Stopwatch.GetTimestamp();
         var heads = await _deps.Log.QueryHeadsAsync(_kafkaTopic).ConfigureAwait(false);
-        var found = new List<(string Client, string Id, string Pos)>();
-        if (_deps.Settings.DedupWindow <= 0) return (found, heads.High);
+        var queried = Stopwatch.GetElapsedTime(started);
+        var found = new List<LoggedPublish>();
+        if (_deps.Settings.DedupWindow <= 0) return new Tail(found, heads.High) { HeadsTime = queried };
         var from = new long[heads.Partitions];
         for (var p = 0; p < from.Length; p++) from[p] = Math.Max(heads.Low[p], heads.High[p] - _deps.Settings.DedupWindow);
-        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
         var ackPosition = (long[])from.Clone();
         await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, heads.High, (record, _) =>
         {
@@ -130,39 +168,53 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             {
                 var partition = record.Partition.Value;
                 ackPosition[partition] = record.Offset.Value + 1;
-                found.Add((client, id, Position.Encode(ackPosition)));
+                found.Add(new LoggedPublish(new PublishKey(_topic, client, id),
+                    PublishFingerprint.Of(record.Message.Value, record.Message.Key), Position.Encode(ackPosition)));
                 ackPosition[partition] = from[partition];
             }
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
-        return (found, heads.High);
+        return new Tail(found, heads.High) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
     }
 
     /// <summary>
-    /// A topic of a multiplexed namespace: its records are the ones keyed with its name in its
-    /// partition of the shared Kafka topic; positions are offsets of that partition.
+    /// <see cref="ReadTailAsync"/> for a topic of a multiplexed namespace: its records are the ones
+    /// keyed with its name among the last <c>dedup-window</c> records of its partition of the shared
+    /// Kafka topic (the publish's own key is the <c>broker-key</c> header); positions are offsets of
+    /// that partition.
     /// </summary>
-    private async Task<(List<(string Client, string Id, string Pos)> Found, long[] Heads)> RecoverShared(Broker.Core.Settings.TopicMapping mapping)
+    private async Task<Tail> ReadSharedTailAsync(int partition)
     {
-        var partition = mapping.SharedPartition;
+        var started = Stopwatch.GetTimestamp();
         var wm = await _deps.Log.QueryWatermarksAsync(_kafkaTopic, partition).ConfigureAwait(false);
+        var queried = Stopwatch.GetElapsedTime(started);
         var low = Math.Max(0, wm.Low.Value);
         var high = Math.Max(low, wm.High.Value);
-        var found = new List<(string Client, string Id, string Pos)>();
-        if (_deps.Settings.DedupWindow <= 0) return (found, [high]);
+        var found = new List<LoggedPublish>();
+        if (_deps.Settings.DedupWindow <= 0) return new Tail(found, [high]) { HeadsTime = queried };
         var from = new long[partition + 1];
         var to = new long[partition + 1];
         from[partition] = Math.Max(low, high - _deps.Settings.DedupWindow);
         to[partition] = high;
-        var key = Encoding.UTF8.GetBytes(_topic);
-        using var cts = new CancellationTokenSource(_deps.Log.Settings.QueryTimeout * 4);
+        var name = Encoding.UTF8.GetBytes(_topic);
+        using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
         await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, (record, _) =>
         {
-            if (record.Message.Key is { } k && k.AsSpan().SequenceEqual(key) && PublishIdentity(record.Message.Headers) is var (client, id))
-                found.Add((client, id, Position.Encode([record.Offset.Value + 1])));
+            if (record.Message.Key is { } k && k.AsSpan().SequenceEqual(name) && PublishIdentity(record.Message.Headers) is var (client, id))
+                found.Add(new LoggedPublish(new PublishKey(_topic, client, id),
+                    PublishFingerprint.Of(record.Message.Value, HeaderBytes(record.Message.Headers, KafkaLog.KeyHeader)),
+                    Position.Encode([record.Offset.Value + 1])));
             return ValueTask.CompletedTask;
         }, cts.Token).ConfigureAwait(false);
-        return (found, [high]);
+        return new Tail(found, [high]) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
+    }
+
+    private static byte[]? HeaderBytes(Headers? headers, string key)
+    {
+        if (headers is null) return null;
+        for (var i = 0; i < headers.Count; i++)
+            if (headers[i].Key == key) return headers[i].GetValueBytes();
+        return null;
     }
 
     private static (string, string)? PublishIdentity(Headers? headers)
@@ -196,9 +248,12 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<TopicReady>(ready =>
         {
-            foreach (var (client, id, pos) in ready.Recovered) _window.Add(client, id, pos);
-            _heads = ready.Heads;
-            _logger.Info("Topic {0} ready on {1} ({2} recent publishes recovered from the log)", _topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, ready.Recovered.Count);
+            foreach (var found in ready.Tail.Found) _ledger.Observe(found.Key, found.Fingerprint, found.Pos);
+            _heads = ready.Tail.Heads;
+            var tail = ready.Tail;
+            _logger.Info("Topic {0} ready on {1} in {2:0} ms ({3} recent publishes recovered from the log; topic ensured in {4:0} ms, heads in {5:0} ms, tail read in {6:0} ms)",
+                [_topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, Stopwatch.GetElapsedTime(_started).TotalMilliseconds, tail.Found.Count,
+                    tail.EnsureTime.TotalMilliseconds, tail.HeadsTime.TotalMilliseconds, tail.ReadTime.TotalMilliseconds]);
             _recovered = true;
             TryBecomeReady();
         });
@@ -208,15 +263,18 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             Stash.UnstashAll();
             Become(Failed);
         });
+        // Nothing was written yet: stopping loses nothing (stashed publishes time out, unwritten).
+        Receive<Stop>(_ => Context.Stop(Self));
         ReceiveAny(_ => Stash.Stash());
     }
 
     private void Failed()
     {
         SettingsMessages();
+        Receive<Stop>(_ => Context.Stop(Self));
         Receive<TopicCommands.Publish>(_ =>
         {
-            Sender.Tell(new TopicCommands.PublishRejected(_topic, ErrorCodes.Unavailable, "the log is unavailable; retry"));
+            Sender.Tell(Refused(ErrorCodes.Unavailable, "the log is unavailable; nothing was written; retry"));
             // Try again; publishes that arrive meanwhile wait for the outcome.
             Become(Initializing);
             Start();
@@ -226,61 +284,170 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private void Ready()
     {
         SettingsMessages();
-        Receive<TopicCommands.Publish>(p =>
+        Receive<TopicCommands.Publish>(p => Admit(new Pending(p, Sender)));
+        Receive<Produced>(OnProduced);
+        Receive<Settled>(OnSettled);
+        Receive<SettleFailed>(f =>
         {
-            if (_readOnly)
-            {
-                Sender.Tell(new TopicCommands.PublishRejected(_topic, ErrorCodes.Forbidden, "the topic is read-only"));
-                return;
-            }
-            if (p is { ClientId: { } client, RequestId: { } id })
-            {
-                if (_window.TryGet(client, id, out var pos))
-                {
-                    Sender.Tell(new TopicCommands.PublishAck(_topic, pos, Duplicate: true));
-                    return;
-                }
-                if (_inFlight.TryGetValue((client, id), out var waiting))
-                {
-                    waiting.Add(Sender); // a retry of a publish still being written: answer both with one record
-                    return;
-                }
-                _inFlight[(client, id)] = [Sender];
-            }
-            var replyTo = Sender;
-            var self = Self;
-            try
-            {
-                // Delivery reports come on the producer's poll thread in write order per partition,
-                // so the Produced messages (and the acks) keep the order of the publishes of a
-                // partition (of the topic, with one partition).
-                void Delivered(DeliveryReport<byte[]?, byte[]?> report) => self.Tell(
-                    report.Error.IsError
-                        ? new Produced(p, replyTo, -1, -1, new ProduceException<byte[]?, byte[]?>(report.Error, report))
-                        : new Produced(p, replyTo, report.Partition.Value, report.Offset.Value, null));
-                if (_mapping is { Multiplexed: true } shared)
-                    _deps.Log.ProduceShared(_kafkaTopic, shared.SharedPartition, _topic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
-                else _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
-            }
-            catch (KafkaException e)
-            {
-                Self.Tell(new Produced(p, replyTo, -1, -1, e));
-            }
+            _settling = false;
+            if (!_settleFailing)
+                _logger.Warning("Topic {0}: the log could not be read back to settle {1} publishes whose outcome is unknown ({2}); retrying every {3}",
+                    _topic, _ledger.UncertainCount, f.Cause.GetBaseException().Message, SettleRetry);
+            _settleFailing = true;
+            _answeringSince = null;
+            foreach (var w in _ledger.SettlementFailed()) w.ReplyTo.Tell(Uncertain());
+            Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
         });
-        Receive<Produced>(done =>
+        Receive<SettleAgain>(_ => Settle());
+        Receive<Stop>(_ =>
         {
-            object reply = done.Error is null ? new TopicCommands.PublishAck(_topic, AckPosition(done.Partition, done.Offset)) : Rejection(_topic, done.Error);
-            if (done.Request is { ClientId: { } client, RequestId: { } id })
-            {
-                if (reply is TopicCommands.PublishAck ack) _window.Add(client, id, ack.Pos);
-                if (_inFlight.Remove((client, id), out var waiting))
-                {
-                    foreach (var w in waiting) w.Tell(reply);
-                    return;
-                }
-            }
-            done.ReplyTo.Tell(reply);
+            _stopping = true;
+            StopWhenIdle();
         });
+    }
+
+    private void Admit(Pending pending)
+    {
+        var p = pending.Request;
+        if (_readOnly)
+        {
+            pending.ReplyTo.Tell(Refused(ErrorCodes.Forbidden, "the topic is read-only"));
+            return;
+        }
+        if (_stopping)
+        {
+            pending.ReplyTo.Tell(Refused(ErrorCodes.Unavailable, "the topic's writer is moving to another node; nothing was written; retry"));
+            return;
+        }
+        PublishKey? key = p is { ClientId: { } client, RequestId: { } id } ? new PublishKey(_topic, client, id) : null;
+        var fingerprint = key is null ? 0 : PublishFingerprint.Of(p.Data, p.Key);
+        var inTime = p.DeadlineUnixMs == 0 || p.DeadlineUnixMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= _minimumRemainingMs;
+        switch (_ledger.Admit(key, fingerprint, pending, inTime, out var pos))
+        {
+            case Admission.Produce:
+                Produce(pending, key);
+                break;
+            case Admission.Duplicate:
+                pending.ReplyTo.Tell(new TopicCommands.PublishAck(_topic, pos!, Duplicate: true));
+                break;
+            case Admission.Conflict:
+                pending.ReplyTo.Tell(ConflictRefusal(key!.Value));
+                break;
+            case Admission.Waiting:
+                // A retry of a publish being written waits for its outcome; one whose outcome is
+                // unknown waits for the log to be read back.
+                if (_ledger.RetryWaitsForSettlement) Settle();
+                break;
+            case Admission.TooLate:
+                pending.ReplyTo.Tell(Refused(ErrorCodes.Unavailable, "the publish reached the topic's writer too late to be answered in time; nothing was written; retry"));
+                break;
+        }
+    }
+
+    private void Produce(Pending pending, PublishKey? key)
+    {
+        var p = pending.Request;
+        var self = Self;
+        var number = ++_produced;
+        _producing++;
+        try
+        {
+            // Delivery reports come on the producer's poll thread in write order per partition, so
+            // the Produced messages (and the acks) keep the order of the publishes of a partition
+            // (of the topic, with one partition).
+            void Delivered(DeliveryReport<byte[]?, byte[]?> report) => self.Tell(
+                new Produced(pending, key, number, report.Partition.Value, report.Offset.Value,
+                    report.Error.IsError ? new ProduceException<byte[]?, byte[]?>(report.Error, report) : null, report.Status));
+            if (_mapping is { Multiplexed: true } shared)
+                _deps.Log.ProduceShared(_kafkaTopic, shared.SharedPartition, _topic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
+            else _deps.Log.Produce(_kafkaTopic, p.Key, p.Data, p.ClientId, p.RequestId, Delivered);
+        }
+        catch (KafkaException e)
+        {
+            // Not even queued (e.g. the producer queue is full): not written.
+            Self.Tell(new Produced(pending, key, number, -1, -1, e, PersistenceStatus.NotPersisted));
+        }
+    }
+
+    private void OnProduced(Produced done)
+    {
+        _producing--;
+        if (done.Error is null)
+        {
+            _ledger.Acknowledged(done.Partition, done.Number);
+            var ack = new TopicCommands.PublishAck(_topic, AckPosition(done.Partition, done.Offset));
+            if (done.Key is { } key)
+            {
+                var waiting = _ledger.Written(key, ack.Pos);
+                for (var i = 0; i < waiting.Count; i++) waiting[i].ReplyTo.Tell(i == 0 ? ack : ack with { Duplicate = true });
+            }
+            else done.Pending.ReplyTo.Tell(ack);
+        }
+        else if (done.Status == PersistenceStatus.PossiblyPersisted)
+        {
+            // Sent, but Kafka did not answer in time: the record may be in the log. Nobody is told
+            // `unavailable` as if it were not; the log is read back to find out.
+            if (done.Key is { } key)
+            {
+                _ledger.PossiblyWritten(key, done.Partition, _produced, Environment.TickCount64);
+                Settle();
+            }
+            else done.Pending.ReplyTo.Tell(Uncertain());
+        }
+        else
+        {
+            var refusal = Rejection(done.Error);
+            if (done.Key is { } key)
+                foreach (var w in _ledger.NotWritten(key)) w.ReplyTo.Tell(refusal);
+            else done.Pending.ReplyTo.Tell(refusal);
+        }
+        StopWhenIdle();
+    }
+
+    /// <summary>Reads the log's tail back to settle the publishes whose outcome is unknown (one read at a time).</summary>
+    private void Settle()
+    {
+        if (_settling || _ledger.UncertainCount == 0 || _stopping) return;
+        _settling = true;
+        var generation = _ledger.BeginSettlement();
+        ReadTailAsync().PipeTo(Self, success: t => new Settled(generation, t), failure: e => new SettleFailed(e));
+    }
+
+    private void OnSettled(Settled settled)
+    {
+        _settling = false;
+        var uncertain = _ledger.UncertainCount;
+        foreach (var logged in settled.Tail.Found)
+        {
+            var observed = _ledger.Observe(logged.Key, logged.Fingerprint, logged.Pos);
+            foreach (var w in observed.Waiting ?? [])
+                w.ReplyTo.Tell(observed.Conflict ? ConflictRefusal(logged.Key) : new TopicCommands.PublishAck(_topic, logged.Pos, Duplicate: true));
+        }
+        var inLog = uncertain - _ledger.UncertainCount;
+        for (var p = 0; p < settled.Tail.Heads.Length; p++)
+        {
+            if (p >= _heads.Length) Array.Resize(ref _heads, p + 1);
+            _heads[p] = Math.Max(_heads[p], settled.Tail.Heads[p]);
+        }
+        // Not found in the log, and no longer on its way there: not written. Their waiting
+        // publishes (the original, if its client still waits, and retries) are admitted again:
+        // written now if there is still time. What may still be on its way waits for a fence or
+        // for the log to have answered for produce-timeout.
+        var now = Environment.TickCount64;
+        _answeringSince ??= now;
+        var again = _ledger.EndSettlement(settled.Generation, _answeringSince.Value, now, (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds);
+        _settleFailing = false;
+        var notWritten = uncertain - inLog - _ledger.UncertainCount;
+        if (inLog + notWritten > 0)
+            _logger.Info("Topic {0}: read the log back to settle publishes whose outcome was unknown: {1} in the log, {2} not written, {3} still unknown ({4} waiting publishes admitted again)",
+                _topic, inLog, notWritten, _ledger.UncertainCount, again.Count);
+        foreach (var pending in again) Admit(pending);
+        if (_ledger.UncertainCount > 0) Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+    }
+
+    private void StopWhenIdle()
+    {
+        if (_stopping && _producing == 0) Context.Stop(Self);
     }
 
     /// <summary>
@@ -299,14 +466,46 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         return Position.Encode(position);
     }
 
-    private static TopicCommands.PublishRejected Rejection(string topic, Exception e) => e.GetBaseException() switch
+    private TopicCommands.PublishRejected Refused(string code, string message) => new(_topic, code, message);
+
+    private TopicCommands.PublishRejected ConflictRefusal(PublishKey key) =>
+        Refused(ErrorCodes.Conflict, $"id {key.Id} was already used by this client for a message with other data or key; nothing was written");
+
+    /// <summary>The answer when the outcome of a publish is not known here (yet): a resend with the same id settles it.</summary>
+    private TopicCommands.PublishRejected Uncertain() =>
+        Refused(ErrorCodes.Unavailable, "the log did not answer in time and may or may not have the message; resend it with the same id: it is written at most once");
+
+    private TopicCommands.PublishRejected Rejection(Exception e) => e.GetBaseException() switch
     {
         ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.MsgSizeTooLarge } =>
-            new(topic, ErrorCodes.TooLarge, "the message is larger than the log accepts"),
-        _ => new(topic, ErrorCodes.Unavailable, "the log did not acknowledge the message in time; retry"),
+            Refused(ErrorCodes.TooLarge, "the message is larger than the log accepts"),
+        KafkaException { Error.Code: ErrorCode.Local_QueueFull } =>
+            Refused(ErrorCodes.Unavailable, "the node's producer queue is full; nothing was written; retry"),
+        _ => Refused(ErrorCodes.Unavailable, "the log did not take the message in time; nothing was written; retry"),
     };
 
-    private sealed record Produced(TopicCommands.Publish Request, IActorRef ReplyTo, int Partition, long Offset, Exception? Error);
+    /// <summary>A publish waiting for its answer: the request and where the answer goes.</summary>
+    private sealed record Pending(TopicCommands.Publish Request, IActorRef ReplyTo);
+
+    private sealed record Produced(Pending Pending, PublishKey? Key, long Number, int Partition, long Offset, Exception? Error, PersistenceStatus Status);
+
+    private sealed record LoggedPublish(PublishKey Key, ulong Fingerprint, string Pos);
+
+    /// <summary>What a read of the log's tail found, and how long its steps took (logged when a writer starts).</summary>
+    private sealed record Tail(List<LoggedPublish> Found, long[] Heads)
+    {
+        public TimeSpan EnsureTime { get; init; }
+        public TimeSpan HeadsTime { get; init; }
+        public TimeSpan ReadTime { get; init; }
+    }
+
+    private sealed record TopicReady(Tail Tail);
+
+    private sealed record TopicFailed(Exception Cause);
+
+    private sealed record Settled(long Generation, Tail Tail);
+
+    private sealed record SettleFailed(Exception Cause);
 
     private sealed record SettingsUnavailable(Exception Cause);
 
@@ -316,7 +515,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         private RetrySettings() { }
     }
 
-    private sealed record TopicReady(List<(string Client, string Id, string Pos)> Recovered, long[] Heads);
-
-    private sealed record TopicFailed(Exception Cause);
+    private sealed class SettleAgain
+    {
+        public static readonly SettleAgain Instance = new();
+        private SettleAgain() { }
+    }
 }

@@ -34,11 +34,13 @@ public sealed class CatchUpReader : IDisposable
     private readonly KafkaSettings _settings;
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentBag<IConsumer<byte[]?, byte[]?>> _pool = new();
+    private readonly KafkaClientLog? _clientLog;
     private volatile bool _disposed;
 
-    public CatchUpReader(KafkaSettings settings)
+    public CatchUpReader(KafkaSettings settings, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
+        _clientLog = clientLog;
         _slots = new SemaphoreSlim(settings.MaxConcurrentReplays, settings.MaxConcurrentReplays);
     }
 
@@ -232,7 +234,7 @@ public sealed class CatchUpReader : IDisposable
         try
         {
             consumer.Assign(assignment);
-            var poll = TimeSpan.FromMilliseconds(100);
+            var poll = _settings.ReplayPoll;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
@@ -354,7 +356,7 @@ public sealed class CatchUpReader : IDisposable
     }
 
     private IConsumer<byte[]?, byte[]?> Rent() =>
-        _pool.TryTake(out var c) ? c : new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(_settings, "broker-replay")).Build();
+        _pool.TryTake(out var c) ? c : new ConsumerBuilder<byte[]?, byte[]?>(KafkaLog.ConsumerConfig(_settings, "broker-replay")).WithLog(_clientLog).Build();
 
     private void Return(IConsumer<byte[]?, byte[]?> consumer)
     {

@@ -1,9 +1,13 @@
 namespace Broker.Core.Security;
 
 /// <summary>
-/// Who a connection (or an HTTP request) is: the subject of its validated token with the token's
-/// grants and expiry, or anonymous. <see cref="Partition"/> is the key its per-subject limits are
-/// counted under (the subject, or the remote address of an anonymous client).
+/// Who a connection or an HTTP publish request is: the subject of its validated token (from the
+/// WebSocket upgrade, the first-frame <c>auth</c>, or the request's <c>Authorization: Bearer</c>)
+/// with the token's grants and expiry, or anonymous. <see cref="Partition"/> is the key its
+/// per-subject limits are counted under (the subject, or the remote address of an anonymous
+/// client), so a subject's WebSocket and HTTP publishes share one rate. The client id its publishes
+/// are written with is <see cref="Scope"/> of the WebSocket <c>?client=</c>, or <c>http:&lt;subject&gt;</c>
+/// (anonymous: <c>http:</c>) for HTTP publishes.
 /// </summary>
 public sealed record ClientIdentity(
     string? Subject,

@@ -8,7 +8,8 @@ namespace Broker.Core.Security;
 /// validator (null with auth off), topic access, quotas, admission control and the topic-creation
 /// guard. <see cref="AuthorizeAsync"/> is the one permission check of a topic request.
 /// </summary>
-public sealed class NodeSecurity(SecuritySettings settings, TokenValidator? validator, KafkaSettings kafka) : IDisposable
+/// <param name="clientLog">Where the topic-creation guard's admin client logs; null: librdkafka's own (stderr).</param>
+public sealed class NodeSecurity(SecuritySettings settings, TokenValidator? validator, KafkaSettings kafka, Log.KafkaClientLog? clientLog = null) : IDisposable
 {
     public SecuritySettings Settings { get; } = settings;
     public AuthSettings Auth => Settings.Auth;
@@ -16,7 +17,7 @@ public sealed class NodeSecurity(SecuritySettings settings, TokenValidator? vali
     public TopicAccess Access { get; } = new(settings.Auth);
     public Quotas Quotas { get; } = new(settings.Limits);
     public Admission Admission { get; } = new(settings.Limits);
-    public TopicCreationGuard Creation => _creation ??= new TopicCreationGuard(kafka, Quotas);
+    public TopicCreationGuard Creation => _creation ??= new TopicCreationGuard(kafka, Quotas, clientLog);
     private TopicCreationGuard? _creation;
 
     /// <summary>
@@ -32,6 +33,16 @@ public sealed class NodeSecurity(SecuritySettings settings, TokenValidator? vali
         if (TopicRouting.Refusal(kafka, topic) is not null) return null;
         return await Creation.CheckAsync(topic, mapping, who).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Whether <paramref name="who"/> may publish <paramref name="bytes"/> to <paramref name="topic"/>
+    /// in a request of its own (HTTP publish): <see cref="AuthorizeAsync"/>, then the subject's publish
+    /// rates (<c>subject-publishes-per-second</c>, <c>subject-publish-bytes-per-second</c>, shared with
+    /// the subject's WebSocket connections). The per-connection rates do not apply: there is no
+    /// connection to count them on. Null when allowed.
+    /// </summary>
+    public async ValueTask<ProtocolError?> CheckPublishAsync(ClientIdentity who, string topic, int bytes) =>
+        await AuthorizeAsync(who, TopicAction.Publish, topic).ConfigureAwait(false) ?? Quotas.SubjectPublish(who.Partition, bytes);
 
     public void Dispose()
     {

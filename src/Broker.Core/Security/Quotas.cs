@@ -54,14 +54,22 @@ public sealed class Quotas : IDisposable
         return PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => Bucket(limit)));
     }
 
-    internal static TokenBucketRateLimiterOptions Bucket(int perSecond) => new()
+    /// <summary>
+    /// A bucket that refills <paramref name="perSecond"/> tokens a second in steps of about 100 ms
+    /// (a tenth of the rate per step; below 10 a second one token per 1/rate s), so any rate is exact.
+    /// </summary>
+    internal static TokenBucketRateLimiterOptions Bucket(int perSecond)
     {
-        TokenLimit = perSecond,
-        TokensPerPeriod = Math.Max(1, perSecond / 10),
-        ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
-        QueueLimit = 0,
-        AutoReplenishment = true,
-    };
+        var perStep = Math.Max(1, perSecond / 10);
+        return new()
+        {
+            TokenLimit = perSecond,
+            TokensPerPeriod = perStep,
+            ReplenishmentPeriod = TimeSpan.FromTicks(TimeSpan.TicksPerSecond * perStep / perSecond),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
+    }
 
     /// <summary>The limiters of one connection (its own publish, byte and subscribe rates; the subject's on top).</summary>
     public ConnectionQuota ForConnection() => new(this);

@@ -1,5 +1,4 @@
-using Akka.Configuration;
-using Akka.Configuration.Hocon;
+using Broker.Core.Settings;
 
 namespace Broker.Core.Security;
 
@@ -37,6 +36,7 @@ public sealed record AuthSettings(
     string? JwksFile,
     string? JwksUrl,
     TimeSpan JwksRefresh,
+    TimeSpan JwksTimeout,
     string? Issuer,
     string? Audience,
     TimeSpan ClockSkew,
@@ -70,123 +70,110 @@ public sealed record LimitSettings(
     int TopicCreationsPerMinute,
     int SessionsPerSubject);
 
-/// <summary>Everything security-related a node reads from its configuration, bound once (<see cref="FromConfig"/>).</summary>
+/// <summary>Everything security-related a node reads from its configuration, bound once at startup (<see cref="Bind"/>).</summary>
 public sealed record SecuritySettings(
     AuthSettings Auth,
     LimitSettings Limits,
     IReadOnlyList<string> AllowedOrigins)
 {
-    public static SecuritySettings FromConfig(Config c)
+    /// <summary>
+    /// Binds and validates <c>broker.auth</c>, <c>broker.limits</c> and <c>broker.websocket.allowed-origins</c>.
+    /// <paramref name="websocket"/> bounds the byte rates (a rate below one publish's data would
+    /// refuse every large publish); <paramref name="namespaces"/> carry the access levels of
+    /// <c>broker.namespaces</c> (bound with the Kafka mapping, same entries, same order).
+    /// </summary>
+    public static SecuritySettings Bind(SettingsReader r, ConnectionSettings websocket, IReadOnlyList<NamespaceRule> namespaces)
     {
-        var mode = c.GetString("broker.auth.mode").Trim().ToLowerInvariant() switch
-        {
-            "off" or "false" or "no" => AuthMode.Off,
-            "optional" => AuthMode.Optional,
-            "required" or "on" or "true" or "yes" => AuthMode.Required,
-            var other => throw new ConfigurationException($"broker.auth.mode: '{other}' is not off, optional or required"),
-        };
-        var secret = Optional(c, "broker.auth.hs256-secret");
-        var secretFile = Optional(c, "broker.auth.hs256-secret-file");
-        if (secret is null && secretFile is not null) secret = SecretFile.Read(secretFile, "broker.auth.hs256-secret-file");
+        const string modeKey = "broker.auth.mode";
+        var mode = r.Choice(modeKey,
+            [("off", AuthMode.Off), ("false", AuthMode.Off), ("no", AuthMode.Off), ("optional", AuthMode.Optional),
+             ("required", AuthMode.Required), ("on", AuthMode.Required), ("true", AuthMode.Required), ("yes", AuthMode.Required)],
+            "off, optional or required");
+        const string secretKey = "broker.auth.hs256-secret";
+        const string secretFileKey = "broker.auth.hs256-secret-file";
+        var secret = Optional(r, secretKey);
+        var secretFile = r.String(secretFileKey).Trim();
+        var fromFile = secret is null && secretFile.Length > 0 ? r.ReadSecret(secretFileKey, secretFile, "the HS256 secret") : null;
         // HS256 needs at least 256 bits of key (RFC 7518 §3.2); shorter secrets are guessable.
-        if (secret is not null && System.Text.Encoding.UTF8.GetByteCount(secret) < 32)
-            throw new ConfigurationException("broker.auth.hs256-secret: at least 32 bytes (e.g. head -c 32 /dev/urandom | base64)");
-        var defaults = (Subscribe: Level(c, "broker.auth.default-access.subscribe"), Publish: Level(c, "broker.auth.default-access.publish"));
+        const string longEnough = "at least 32 bytes (e.g. head -c 32 /dev/urandom | base64)";
+        if (secret is not null && System.Text.Encoding.UTF8.GetByteCount(secret) < 32) throw r.Invalid(secretKey, "…", longEnough);
+        if (fromFile is not null && System.Text.Encoding.UTF8.GetByteCount(fromFile) < 32)
+            throw r.Invalid(secretFileKey, r.Raw(secretFileKey), "a file holding " + longEnough);
+        var jwksUrl = Optional(r, "broker.auth.jwks-url");
+        if (jwksUrl is not null && !(Uri.TryCreate(jwksUrl, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"))
+            throw r.Invalid("broker.auth.jwks-url", jwksUrl, "an http(s) URL of a JWKS document, e.g. https://issuer.example.com/.well-known/jwks.json");
+        var defaults = (
+            Subscribe: r.Choice("broker.auth.default-access.subscribe", NamespaceRule.AccessLevels),
+            Publish: r.Choice("broker.auth.default-access.publish", NamespaceRule.AccessLevels));
         var auth = new AuthSettings(
             mode,
-            c.GetBoolean("broker.auth.allow-anonymous-public"),
-            secret,
-            Optional(c, "broker.auth.public-keys-file"),
-            Optional(c, "broker.auth.jwks-file"),
-            Optional(c, "broker.auth.jwks-url"),
-            c.GetTimeSpan("broker.auth.jwks-refresh"),
-            Optional(c, "broker.auth.issuer"),
-            Optional(c, "broker.auth.audience"),
-            c.GetTimeSpan("broker.auth.clock-skew"),
-            c.GetTimeSpan("broker.auth.first-frame-timeout"),
-            c.GetTimeSpan("broker.auth.refresh-notice"),
-            c.GetBoolean("broker.auth.query-token"),
-            c.GetString("broker.auth.claims.subscribe"),
-            c.GetString("broker.auth.claims.publish"),
+            r.Switch("broker.auth.allow-anonymous-public"),
+            secret ?? fromFile,
+            r.OptionalFilePath("broker.auth.public-keys-file"),
+            r.OptionalFilePath("broker.auth.jwks-file"),
+            jwksUrl,
+            r.Duration("broker.auth.jwks-refresh"),
+            r.Duration("broker.auth.jwks-timeout"),
+            Optional(r, "broker.auth.issuer"),
+            Optional(r, "broker.auth.audience"),
+            r.Duration("broker.auth.clock-skew", TimeSpan.Zero),
+            r.Duration("broker.auth.first-frame-timeout"),
+            r.Duration("broker.auth.refresh-notice", TimeSpan.Zero),
+            r.Switch("broker.auth.query-token"),
+            r.NonEmpty("broker.auth.claims.subscribe", "the name of a token claim"),
+            r.NonEmpty("broker.auth.claims.publish", "the name of a token claim"),
             defaults.Subscribe,
             defaults.Publish,
-            NamespaceLevels(c, defaults, mode));
+            NamespaceLevels(r, namespaces, defaults, mode));
         if (auth.Enabled && !auth.HasKeys)
-            throw new ConfigurationException($"broker.auth.mode = {c.GetString("broker.auth.mode")} needs signing keys: broker.auth.hs256-secret(-file), public-keys-file, jwks-file or jwks-url");
+            throw r.Invalid(modeKey, r.Raw(modeKey),
+                "off, or token signing keys with it: broker.auth.hs256-secret(-file), public-keys-file, jwks-file or jwks-url (env BROKER_AUTH_HS256_SECRET_FILE, …)");
 
-        var limits = new LimitSettings(
-            c.GetInt("broker.limits.connections-per-node"),
-            c.GetInt("broker.limits.connections-per-subject"),
-            c.GetInt("broker.limits.connections-per-ip"),
-            c.GetInt("broker.limits.connections-per-second"),
-            c.GetTimeSpan("broker.limits.connection-retry-after"),
-            c.GetInt("broker.limits.publishes-per-second"),
-            c.GetByteSize("broker.limits.publish-bytes-per-second") ?? 0,
-            c.GetInt("broker.limits.subject-publishes-per-second"),
-            c.GetByteSize("broker.limits.subject-publish-bytes-per-second") ?? 0,
-            c.GetInt("broker.limits.subscribes-per-second"),
-            c.GetInt("broker.limits.topic-creations-per-minute"),
-            c.GetInt("broker.limits.sessions-per-subject"));
-        var maxData = c.GetByteSize("broker.websocket.max-data-bytes") ?? 0;
-        foreach (var (key, value) in new[] { ("publish-bytes-per-second", limits.PublishBytesPerSecond), ("subject-publish-bytes-per-second", limits.SubjectPublishBytesPerSecond) })
+        var maxData = websocket.MaxDataBytes;
+        long ByteRate(string key)
         {
-            if (value != 0 && value < maxData)
-                throw new ConfigurationException($"broker.limits.{key} = {value}: at least broker.websocket.max-data-bytes ({maxData}), or 0 for no limit");
+            var value = r.Bytes(key, 0);
+            return value == 0 || value >= maxData ? value
+                : throw r.Invalid(key, r.Raw(key), $"at least broker.websocket.max-data-bytes ({maxData} B), or 0 for no limit");
         }
-        return new SecuritySettings(auth, limits, [.. c.GetStringList("broker.websocket.allowed-origins") ?? []]);
+        var limits = new LimitSettings(
+            r.Int("broker.limits.connections-per-node", 0),
+            r.Int("broker.limits.connections-per-subject", 0),
+            r.Int("broker.limits.connections-per-ip", 0),
+            r.Int("broker.limits.connections-per-second", 0),
+            r.Duration("broker.limits.connection-retry-after"),
+            r.Int("broker.limits.publishes-per-second", 0),
+            ByteRate("broker.limits.publish-bytes-per-second"),
+            r.Int("broker.limits.subject-publishes-per-second", 0),
+            ByteRate("broker.limits.subject-publish-bytes-per-second"),
+            r.Int("broker.limits.subscribes-per-second", 0),
+            r.Int("broker.limits.topic-creations-per-minute", 0),
+            r.Int("broker.limits.sessions-per-subject", 0));
+        return new SecuritySettings(auth, limits, r.StringList("broker.websocket.allowed-origins"));
     }
 
-    private static string? Optional(Config c, string key) => c.GetString(key, "") is { Length: > 0 } v && v.Trim().Length > 0 ? v.Trim() : null;
-
-    private static AccessLevel Level(Config c, string key) => ParseLevel(c.GetString(key), key);
-
-    private static AccessLevel ParseLevel(string value, string key) => value.Trim().ToLowerInvariant() switch
-    {
-        "anonymous" => AccessLevel.Anonymous,
-        "authenticated" => AccessLevel.Authenticated,
-        "granted" => AccessLevel.Granted,
-        var other => throw new ConfigurationException($"{key}: '{other}' is not anonymous, authenticated or granted"),
-    };
+    private static string? Optional(SettingsReader r, string key) => r.String(key).Trim() is { Length: > 0 } v ? v : null;
 
     /// <summary>
     /// The access levels of <c>broker.namespaces</c> (their <c>subscribe</c> and <c>publish</c> keys;
     /// a namespace without them has the defaults of <c>broker.auth.default-access</c>).
     /// </summary>
-    private static IReadOnlyList<NamespaceAccess> NamespaceLevels(Config c, (AccessLevel Subscribe, AccessLevel Publish) defaults, AuthMode mode)
+    private static IReadOnlyList<NamespaceAccess> NamespaceLevels(SettingsReader r, IReadOnlyList<NamespaceRule> namespaces,
+        (AccessLevel Subscribe, AccessLevel Publish) defaults, AuthMode mode)
     {
-        var value = c.GetValue("broker.namespaces");
-        if (value is null || value.IsEmpty) return [];
         var list = new List<NamespaceAccess>();
-        foreach (var item in value.GetArray())
+        for (var i = 0; i < namespaces.Count; i++)
         {
-            var n = new Config(new HoconRoot(item));
-            var pattern = n.GetString("pattern", "");
+            var n = namespaces[i];
             // With auth off nobody has a token: a level that needs one would lock everybody out, so say so at start.
-            if (mode == AuthMode.Off && new[] { "subscribe", "publish" }.FirstOrDefault(k => n.HasPath(k) && ParseLevel(n.GetString(k), k) != AccessLevel.Anonymous) is { } key)
-                throw new ConfigurationException($"broker.namespaces '{pattern}': {key} = {n.GetString(key)} needs broker.auth.mode = optional or required");
-            list.Add(new NamespaceAccess(
-                new TopicPattern(pattern),
-                n.HasPath("subscribe") ? ParseLevel(n.GetString("subscribe"), $"broker.namespaces '{pattern}' subscribe") : defaults.Subscribe,
-                n.HasPath("publish") ? ParseLevel(n.GetString("publish"), $"broker.namespaces '{pattern}' publish") : defaults.Publish));
+            foreach (var (field, level) in new[] { ("subscribe", n.Subscribe), ("publish", n.Publish) })
+            {
+                if (mode == AuthMode.Off && level is { } l && l != AccessLevel.Anonymous)
+                    throw r.Invalid($"broker.namespaces[{i}].{field}", l.ToString().ToLowerInvariant(),
+                        "anonymous (or no level) while broker.auth.mode = off: nobody has a token, so this level would refuse every client");
+            }
+            list.Add(new NamespaceAccess(new TopicPattern(n.Pattern), n.Subscribe ?? defaults.Subscribe, n.Publish ?? defaults.Publish));
         }
         return list;
-    }
-}
-
-/// <summary>Secrets kept in files (Docker or Kubernetes secrets): read once at start, trimmed; a file that cannot be read stops the node.</summary>
-public static class SecretFile
-{
-    public static string Read(string path, string key)
-    {
-        var full = Path.GetFullPath(path);
-        try
-        {
-            var text = File.ReadAllText(full).Trim();
-            return text.Length > 0 ? text : throw new ConfigurationException($"{key}: '{full}' is empty");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigurationException($"{key}: cannot read '{full}': {e.Message}");
-        }
     }
 }

@@ -34,7 +34,7 @@ public sealed class SigningKeys : IDisposable
         _settings = settings;
         _logger = logger;
         if (settings.Hs256Secret is { } secret) _secret = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret));
-        if (settings.JwksUrl is not null) _http = handler is null ? new HttpClient { Timeout = TimeSpan.FromSeconds(10) } : new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        if (settings.JwksUrl is not null) _http = handler is null ? new HttpClient { Timeout = settings.JwksTimeout } : new HttpClient(handler) { Timeout = settings.JwksTimeout };
         foreach (var file in new[] { settings.PublicKeysFile, settings.JwksFile })
         {
             if (file is null) continue;
@@ -92,7 +92,8 @@ public sealed class SigningKeys : IDisposable
     {
         if (_settings.PublicKeysFile is null && _settings.JwksFile is null && _settings.JwksUrl is null) return false;
         var asked = Environment.TickCount64;
-        if (!await _reloading.WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false)) return false;
+        // At worst a reload in progress, then this one after the minimum interval: each bounded by jwks-timeout.
+        if (!await _reloading.WaitAsync(_settings.JwksTimeout * 2 + MinReloadInterval).ConfigureAwait(false)) return false;
         try
         {
             if (_lastReload >= asked) return true;

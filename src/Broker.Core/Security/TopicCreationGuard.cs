@@ -27,11 +27,11 @@ public sealed class TopicCreationGuard : IDisposable
     private Task<HashSet<string>>? _listing;
     private long _listedAt = long.MinValue;
 
-    public TopicCreationGuard(KafkaSettings settings, Quotas quotas)
+    public TopicCreationGuard(KafkaSettings settings, Quotas quotas, KafkaClientLog? clientLog = null)
     {
         _settings = settings;
         _quotas = quotas;
-        _admin = new Lazy<IAdminClient>(() => new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).Build());
+        _admin = new Lazy<IAdminClient>(() => new AdminClientBuilder(KafkaLog.WithClientConfig(new AdminClientConfig { BootstrapServers = settings.BootstrapServers }, settings)).WithLog(clientLog).Build());
     }
 
     /// <summary>Null when the topic exists or may be created by <paramref name="who"/>, else the error.</summary>

@@ -27,12 +27,24 @@ namespace Broker.Core.Serialization;
 /// each topic inside the lists of snapshots and <c>Attached</c>, and an older node would drop
 /// them without notice.)
 /// </para>
+/// <para>
+/// Sessions store their connection facts since expiry is driven by what is stored: events
+/// <c>eA</c> (a connection attached: its endpoint's path and the time) and <c>eD</c> (it went
+/// away: the time), and snapshots that carry the last fact are <c>eN3</c> (the <c>eN2</c> topic
+/// layout, then the fact); a snapshot without one is written as before.
+/// </para>
+/// <para>
+/// Messages that are never stored follow the same rule so that nodes of two versions understand
+/// each other during a rolling upgrade: a publish with a deadline is <c>tp2</c> (<c>tp</c> plus the
+/// deadline); one without is still <c>tp</c>.
+/// </para>
 /// </summary>
 public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4711;
 
     private const string PublishManifest = "tp";
+    private const string PublishWithDeadlineManifest = "tp2";
     private const string SettingsGetManifest = "xg";
     private const string SettingsSetManifest = "xs";
     private const string SettingsCurrentManifest = "xc";
@@ -50,12 +62,17 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string DoneManifest = "sk";
     private const string SessionRejectedManifest = "sr";
     private const string TakenOverManifest = "st";
+    private const string CheckExpiryManifest = "sx";
+    private const string CheckedManifest = "sX";
     private const string SubscribedEventManifest = "eS";
     private const string SubscribedWithOptionsEventManifest = "eS2";
     private const string UnsubscribedEventManifest = "eU";
     private const string CommittedEventManifest = "eC";
     private const string SnapshotManifest = "eN";
     private const string SnapshotWithOptionsManifest = "eN2";
+    private const string SnapshotWithAttachmentManifest = "eN3";
+    private const string ConnectionAttachedEventManifest = "eA";
+    private const string ConnectionDetachedEventManifest = "eD";
     private const string GetNodeStatusManifest = "nq";
     private const string NodeStatusManifest = "nS";
     private const string DrainNodeManifest = "nd";
@@ -65,7 +82,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
     public override string Manifest(object o) => o switch
     {
-        TopicCommands.Publish => PublishManifest,
+        TopicCommands.Publish p => p.DeadlineUnixMs == 0 ? PublishManifest : PublishWithDeadlineManifest,
         TopicSettingsCommands.Get => SettingsGetManifest,
         TopicSettingsCommands.SetReadOnly => SettingsSetManifest,
         TopicSettingsCommands.Current => SettingsCurrentManifest,
@@ -81,9 +98,14 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         SessionCommands.Done => DoneManifest,
         SessionCommands.Rejected => SessionRejectedManifest,
         SessionCommands.TakenOver => TakenOverManifest,
+        SessionCommands.CheckExpiry => CheckExpiryManifest,
+        SessionCommands.Checked => CheckedManifest,
+        SessionEvents.ConnectionAttached => ConnectionAttachedEventManifest,
+        SessionEvents.ConnectionDetached => ConnectionDetachedEventManifest,
         SessionEvents.Subscribed e => HasOptions(e.Key, e.Headers) ? SubscribedWithOptionsEventManifest : SubscribedEventManifest,
         SessionEvents.Unsubscribed => UnsubscribedEventManifest,
         SessionEvents.Committed => CommittedEventManifest,
+        SessionEvents.Snapshot { Attachment: not null } => SnapshotWithAttachmentManifest,
         SessionEvents.Snapshot e => HasOptions(e.Topics) ? SnapshotWithOptionsManifest : SnapshotManifest,
         NodeInfo.GetNodeStatus => GetNodeStatusManifest,
         NodeInfo.NodeStatus => NodeStatusManifest,
@@ -99,6 +121,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         {
             case TopicCommands.Publish p:
                 w.String(p.Topic); w.Bytes(p.Data); w.String(p.Key); w.String(p.ClientId); w.String(p.RequestId);
+                if (p.DeadlineUnixMs != 0) w.Long(p.DeadlineUnixMs);
                 break;
             case TopicCommands.PublishAck a:
                 w.String(a.Topic); w.String(a.Pos); w.Bool(a.Duplicate);
@@ -146,6 +169,23 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             case SessionCommands.TakenOver t:
                 w.String(t.SessionId);
                 break;
+            case SessionCommands.CheckExpiry x:
+                w.String(x.SessionId);
+                break;
+            case SessionCommands.Checked x:
+                w.String(x.SessionId);
+                break;
+            case SessionEvents.ConnectionAttached e:
+                w.String(e.Endpoint); w.Long(e.AtUnixMs);
+                break;
+            case SessionEvents.ConnectionDetached e:
+                w.Long(e.AtUnixMs);
+                break;
+            case SessionEvents.Snapshot { Attachment: { } attachment } e:
+                // eN3: the topics always with their options, then the connection fact.
+                TopicsWithOptions(w, e.Topics);
+                w.String(attachment.Endpoint); w.Long(attachment.AtUnixMs);
+                break;
             case SessionEvents.Subscribed e:
                 w.String(e.Topic); w.String(e.Pos);
                 if (HasOptions(e.Key, e.Headers)) Options(w, e.Key, e.Headers);
@@ -186,6 +226,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         return manifest switch
         {
             PublishManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String()),
+            PublishWithDeadlineManifest => new TopicCommands.Publish(r.String()!, r.Bytes()!, r.String(), r.String(), r.String(), r.Long()),
             SettingsGetManifest => new TopicSettingsCommands.Get(r.String()!),
             SettingsSetManifest => new TopicSettingsCommands.SetReadOnly(r.String()!, r.Bool()),
             SettingsCurrentManifest => new TopicSettingsCommands.Current(r.String()!, r.Bool()),
@@ -203,6 +244,11 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             DoneManifest => new SessionCommands.Done(r.String()!),
             SessionRejectedManifest => new SessionCommands.Rejected(r.String()!, r.String()!, r.String()!),
             TakenOverManifest => new SessionCommands.TakenOver(r.String()!),
+            CheckExpiryManifest => new SessionCommands.CheckExpiry(r.String()!),
+            CheckedManifest => new SessionCommands.Checked(r.String()!),
+            ConnectionAttachedEventManifest => new SessionEvents.ConnectionAttached(r.String()!, r.Long()),
+            ConnectionDetachedEventManifest => new SessionEvents.ConnectionDetached(r.Long()),
+            SnapshotWithAttachmentManifest => new SessionEvents.Snapshot(Topics(ref r, withOptions: true), new SessionAttachment(r.String(), r.Long())),
             SubscribedEventManifest => new SessionEvents.Subscribed(r.String()!, r.String()!),
             SubscribedWithOptionsEventManifest => new SessionEvents.Subscribed(r.String()!, r.String()!, r.String(), r.Bool()),
             UnsubscribedEventManifest => new SessionEvents.Unsubscribed(r.String()!),
@@ -239,9 +285,13 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     }
 
     /// <summary>Count, then per topic: topic, pos and, in the "2" layout (if any topic has options), key and headers.</summary>
-    private static void Topics(Writer w, IReadOnlyList<SessionTopic> topics)
+    private static void Topics(Writer w, IReadOnlyList<SessionTopic> topics) => Topics(w, topics, HasOptions(topics));
+
+    /// <summary>Topics in the "2" layout whether or not any has options (snapshots with a connection fact, <c>eN3</c>).</summary>
+    private static void TopicsWithOptions(Writer w, IReadOnlyList<SessionTopic> topics) => Topics(w, topics, withOptions: true);
+
+    private static void Topics(Writer w, IReadOnlyList<SessionTopic> topics, bool withOptions)
     {
-        var withOptions = HasOptions(topics);
         w.Int(topics.Count);
         foreach (var t in topics)
         {
@@ -295,6 +345,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
         public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
 
+        public void Long(long v) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), v);
+
         public void Bytes(byte[]? v)
         {
             BinaryPrimitives.WriteInt32LittleEndian(Take(4), v?.Length ?? -1);
@@ -339,6 +391,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         public bool Bool() => Take(1)[0] != 0;
 
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
 
         public byte[]? Bytes()
         {

@@ -6,26 +6,23 @@ using Broker.Protocol;
 
 namespace Broker.Core.Sessions;
 
-/// <summary>Settings of durable sessions (HOCON <c>broker.sessions</c>).</summary>
-public sealed record SessionSettings
-{
-    /// <summary>A session with no connection attached for this long is deleted.</summary>
-    public TimeSpan ExpireAfter { get; init; } = TimeSpan.FromHours(24);
-
-    /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted).</summary>
-    public int SnapshotEvery { get; init; } = 100;
-
-    /// <summary>How long a connection waits for the session store before answering <c>unavailable</c>.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
-}
-
 /// <summary>
 /// The sharded, persistent actor of one durable session (persistence id <c>session-&lt;id&gt;</c>):
 /// the session's topics and, per topic, the position to resume after (the last commit, or where
 /// the subscription started) and the options it was subscribed with (key filter, headers). It
 /// knows the connection attached to it: a newer connection takes the session over and the older
-/// one is told to close. With no connection attached for
-/// <see cref="SessionSettings.ExpireAfter"/> it deletes its events and snapshots and stops.
+/// one is told to close.
+/// <para>
+/// Expiry is driven by what is stored, so it survives passivation, hand-offs and restarts of every
+/// node: the session stores when a connection attached (with the connection's endpoint) and when
+/// it went away. With no connection attached it leaves memory after <c>passivate-after</c>; it
+/// expires (deletes its events and snapshots) once no connection was attached for
+/// <c>expire-after</c> — by its own timer while it runs, or when the node's session sweep
+/// (<see cref="SessionSweeper"/>) wakes it with <see cref="SessionCommands.CheckExpiry"/>. A
+/// session that starts and finds a connection stored as attached watches that connection's
+/// endpoint: if it is gone (its node died with it, or it closed while the session was moving) the
+/// session stores that it went away now.
+/// </para>
 /// </summary>
 public sealed class SessionActor : ReceivePersistentActor, IWithTimers
 {
@@ -35,6 +32,9 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
     private readonly SessionSettings _settings;
     private readonly Dictionary<string, SessionTopic> _topics = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>The stored connection fact (null: none stored, e.g. a new session).</summary>
+    private SessionAttachment? _attachment;
+    /// <summary>The connection attached as far as this incarnation knows (watched).</summary>
     private IActorRef? _connection;
     private bool _messagesDeleted, _snapshotsDeleted;
 
@@ -47,13 +47,16 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         Recover<SessionEvents.Subscribed>(Apply);
         Recover<SessionEvents.Unsubscribed>(Apply);
         Recover<SessionEvents.Committed>(Apply);
+        Recover<SessionEvents.ConnectionAttached>(Apply);
+        Recover<SessionEvents.ConnectionDetached>(Apply);
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is not SessionEvents.Snapshot s) return;
             _topics.Clear();
             foreach (var t in s.Topics) _topics[t.Topic] = t;
+            _attachment = s.Attachment;
         });
-        Recover<RecoveryCompleted>(_ => ScheduleExpiry());
+        Recover<RecoveryCompleted>(_ => Recovered());
         Active();
     }
 
@@ -66,21 +69,64 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
     public static Props Props(string sessionId, SessionSettings settings) =>
         Akka.Actor.Props.Create(() => new SessionActor(sessionId, settings));
 
+    private long Now => _settings.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private bool HasState => _topics.Count > 0 || _attachment is not null;
+
+    /// <summary>
+    /// After recovery: a connection stored as attached is watched (if it is gone, Terminated says so
+    /// and it is stored as gone); a session with state but no stored connection fact (stored before
+    /// they existed) starts its idle time now; an idle one schedules its expiry.
+    /// </summary>
+    private void Recovered()
+    {
+        if (_attachment is { Endpoint: { } endpoint })
+        {
+            _connection = ResolveEndpoint(endpoint);
+            Context.Watch(_connection);
+            return;
+        }
+        if (_attachment is null && _topics.Count > 0)
+        {
+            Persist(new SessionEvents.ConnectionDetached(Now), e =>
+            {
+                Apply(e);
+                Idle();
+            });
+            return;
+        }
+        Idle();
+    }
+
+    private IActorRef ResolveEndpoint(string path) => ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(path);
+
     private void Active()
     {
         Command<SessionCommands.Attach>(a =>
         {
             Timers.Cancel(ExpiryTimer);
+            Context.SetReceiveTimeout(null);
             if (_connection is not null && !_connection.Equals(a.Connection))
+            {
                 _connection.Tell(new SessionCommands.TakenOver(_sessionId));
+                Context.Unwatch(_connection);
+            }
             _connection = a.Connection;
-            Sender.Tell(new SessionCommands.Attached(_sessionId, Topics()));
+            Context.Watch(a.Connection);
+            var replyTo = Sender;
+            PersistWithSnapshot(new SessionEvents.ConnectionAttached(Akka.Serialization.Serialization.SerializedActorPath(a.Connection), Now),
+                () => replyTo.Tell(new SessionCommands.Attached(_sessionId, Topics())));
         });
         Command<SessionCommands.Detach>(d =>
         {
-            if (_connection is null || !_connection.Equals(d.Connection)) return; // an older, taken-over connection
-            _connection = null;
-            ScheduleExpiry();
+            if (_connection is not null && !_connection.Equals(d.Connection)) return; // an older, taken-over connection
+            if (_connection is null && _attachment is not { Endpoint: not null }) return; // nothing attached: nothing changes
+            ConnectionGone();
+        });
+        Command<Terminated>(t =>
+        {
+            if (_connection is null || !_connection.Equals(t.ActorRef)) return;
+            ConnectionGone(); // the connection's endpoint (or its node) died without detaching
         });
         Command<SessionCommands.AddSubscription>(s =>
         {
@@ -117,19 +163,28 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
             }
             PersistAndReply(new SessionEvents.Committed(c.Topic, Merged(c.Pos, stored)));
         });
+        Command<SessionCommands.CheckExpiry>(_ =>
+        {
+            Sender.Tell(new SessionCommands.Checked(_sessionId));
+            if (_connection is not null) return;
+            if (IsExpired()) StartExpiry();
+            else Passivate(); // woken only to check: leave memory again
+        });
         Command<Expire>(_ =>
         {
-            if (_connection is not null) return;
-            _log.Info("Session {0} expired: deleting its state", _sessionId);
-            _messagesDeleted = _snapshotsDeleted = false;
-            DeleteMessages(LastSequenceNr);
-            DeleteSnapshots(new SnapshotSelectionCriteria(long.MaxValue));
-            Become(Expiring);
+            if (_connection is not null || !IsExpired()) return;
+            StartExpiry();
+        });
+        Command<ReceiveTimeout>(_ =>
+        {
+            if (_connection is null) Passivate();
         });
         Command<SaveSnapshotSuccess>(s =>
         {
             // The snapshot holds everything: older events and snapshots are not needed for recovery.
-            DeleteMessages(s.Metadata.SequenceNr);
+            // The last event's row stays: the session sweep finds stored sessions by their live
+            // journal rows, and one whose every row were deleted would never be checked for expiry.
+            DeleteMessages(s.Metadata.SequenceNr - 1);
             DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
         });
         Command<SaveSnapshotFailure>(f => _log.Warning("Session {0}: snapshot failed: {1}", _sessionId, f.Cause.Message));
@@ -138,6 +193,57 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("Session {0}: deleting snapshots failed: {1}", _sessionId, f.Cause.Message));
         Command<Stop>(_ => Context.Stop(Self));
+    }
+
+    /// <summary>The attached connection is gone: store when, start the expiry clock.</summary>
+    private void ConnectionGone()
+    {
+        if (_connection is not null) Context.Unwatch(_connection);
+        _connection = null;
+        PersistWithSnapshot(new SessionEvents.ConnectionDetached(Now), Idle);
+    }
+
+    /// <summary>Detached: leave memory after passivate-after, expire at idle time + expire-after (whichever comes first).</summary>
+    private void Idle()
+    {
+        if (_connection is not null) return;
+        if (!HasState)
+        {
+            // Nothing stored (a session being created, or one already expired): leave memory if
+            // nothing comes. A sweep's CheckExpiry passivates it at once.
+            Context.SetReceiveTimeout(_settings.PassivateAfter);
+            return;
+        }
+        var due = TimeSpan.FromMilliseconds(IdleSince() + (long)_settings.ExpireAfter.TotalMilliseconds - Now);
+        if (due <= TimeSpan.Zero)
+        {
+            StartExpiry();
+            return;
+        }
+        if (due < _settings.PassivateAfter) Timers.StartSingleTimer(ExpiryTimer, Expire.Instance, due);
+        Context.SetReceiveTimeout(_settings.PassivateAfter);
+    }
+
+    private long IdleSince() => _attachment is { Endpoint: null } a ? a.AtUnixMs : Now;
+
+    private bool IsExpired() => HasState && _attachment is not { Endpoint: not null } && IdleSince() + (long)_settings.ExpireAfter.TotalMilliseconds <= Now;
+
+    private void Passivate()
+    {
+        Context.SetReceiveTimeout(null);
+        // Sharding buffers what arrives from now on and starts a fresh incarnation for it.
+        Context.Parent.Tell(new Passivate(Stop.Instance));
+    }
+
+    private void StartExpiry()
+    {
+        _log.Info("Session {0} expired: deleting its state", _sessionId);
+        Timers.Cancel(ExpiryTimer);
+        Context.SetReceiveTimeout(null);
+        _messagesDeleted = _snapshotsDeleted = false;
+        DeleteMessages(LastSequenceNr);
+        DeleteSnapshots(new SnapshotSelectionCriteria(long.MaxValue));
+        Become(Expiring);
     }
 
     /// <summary>Deleting the session's state; commands wait until it is done.</summary>
@@ -164,29 +270,34 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
     {
         if (!_messagesDeleted || !_snapshotsDeleted) return;
         _topics.Clear();
+        _attachment = null;
         Become(Active);
         Stash.UnstashAll();
-        // Sharding buffers what arrives from now on and starts a fresh incarnation for it.
-        Context.Parent.Tell(new Passivate(Stop.Instance));
+        Passivate();
     }
 
     private void DeleteFailed(Exception cause)
     {
-        _log.Warning("Session {0}: deleting the expired session failed ({1}); retrying after the expiry time", _sessionId, cause.Message);
+        _log.Warning("Session {0}: deleting the expired session failed ({1}); the next check retries", _sessionId, cause.Message);
         Become(Active);
         Stash.UnstashAll();
-        ScheduleExpiry();
+        Context.SetReceiveTimeout(_settings.PassivateAfter);
     }
 
     private void PersistAndReply(object e)
     {
         var replyTo = Sender;
+        PersistWithSnapshot(e, () => replyTo.Tell(new SessionCommands.Done(_sessionId)));
+    }
+
+    private void PersistWithSnapshot(object e, Action then)
+    {
         Persist(e, persisted =>
         {
             Apply(persisted);
-            replyTo.Tell(new SessionCommands.Done(_sessionId));
+            then();
             if (_settings.SnapshotEvery > 0 && LastSequenceNr % _settings.SnapshotEvery == 0)
-                SaveSnapshot(new SessionEvents.Snapshot(Topics()));
+                SaveSnapshot(new SessionEvents.Snapshot(Topics(), _attachment));
         });
     }
 
@@ -200,6 +311,8 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
             case SessionEvents.Committed c:
                 _topics[c.Topic] = _topics.TryGetValue(c.Topic, out var t) ? t with { Pos = c.Pos } : new SessionTopic(c.Topic, c.Pos);
                 break;
+            case SessionEvents.ConnectionAttached a: _attachment = new SessionAttachment(a.Endpoint, a.AtUnixMs); break;
+            case SessionEvents.ConnectionDetached d: _attachment = new SessionAttachment(null, d.AtUnixMs); break;
         }
     }
 
@@ -224,15 +337,16 @@ public sealed class SessionActor : ReceivePersistentActor, IWithTimers
 
     private List<SessionTopic> Topics() => [.. _topics.Values];
 
-    private void ScheduleExpiry()
-    {
-        if (_connection is null) Timers.StartSingleTimer(ExpiryTimer, Expire.Instance, _settings.ExpireAfter);
-    }
-
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
         _log.Warning("Session {0}: recovery failed (the session store is unavailable?): {1}", _sessionId, reason.Message);
         base.OnRecoveryFailure(reason, message);
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Warning("Session {0}: storing {1} failed (the session store is unavailable?): {2}", _sessionId, @event.GetType().Name, cause.Message);
+        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     private sealed class Expire

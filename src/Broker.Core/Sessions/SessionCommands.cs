@@ -52,6 +52,16 @@ public static class SessionCommands
 
     /// <summary>To a connection: a newer connection attached to its session; it closes.</summary>
     public sealed record TakenOver(string SessionId) : IBrokerMessage;
+
+    /// <summary>
+    /// From the node's session sweep: a stored session should check whether it has expired (no
+    /// connection attached for expire-after, as far as its store says) and delete itself if so.
+    /// Starts the session if it does not run; one with nothing to do leaves memory again at once.
+    /// </summary>
+    public sealed record CheckExpiry(string SessionId) : IWithSessionId, IBrokerMessage;
+
+    /// <summary>Reply to <see cref="CheckExpiry"/>: the session has checked (and deleted itself if it had expired).</summary>
+    public sealed record Checked(string SessionId) : IBrokerMessage;
 }
 
 /// <summary>What the session actor persists.</summary>
@@ -65,6 +75,25 @@ public static class SessionEvents
     /// <summary>The resume position of a topic moved; its key filter and headers option stay.</summary>
     public sealed record Committed(string Topic, string Pos) : IBrokerMessage;
 
-    /// <summary>The whole state, saved every N events.</summary>
-    public sealed record Snapshot(IReadOnlyList<SessionTopic> Topics) : IBrokerMessage;
+    /// <summary>
+    /// A connection attached (its endpoint actor's path, unix ms). Stored so that a session that
+    /// restarts (another node, passivation, a restart of every node) knows whether a connection was
+    /// attached, can watch whether it still is, and measures its idle time from what is stored.
+    /// </summary>
+    public sealed record ConnectionAttached(string Endpoint, long AtUnixMs) : IBrokerMessage;
+
+    /// <summary>The attached connection went away (closed, or its endpoint or node died) at this time (unix ms): the expiry clock starts.</summary>
+    public sealed record ConnectionDetached(long AtUnixMs) : IBrokerMessage;
+
+    /// <summary>
+    /// The whole state, saved every N events. <paramref name="Attachment"/>: the last connection
+    /// fact (null in snapshots saved before connections were stored).
+    /// </summary>
+    public sealed record Snapshot(IReadOnlyList<SessionTopic> Topics, SessionAttachment? Attachment = null) : IBrokerMessage;
 }
+
+/// <summary>
+/// The stored connection state of a session: attached to <paramref name="Endpoint"/> since
+/// <paramref name="AtUnixMs"/>, or (Endpoint null) without a connection since then.
+/// </summary>
+public sealed record SessionAttachment(string? Endpoint, long AtUnixMs);

@@ -3,10 +3,8 @@ using Akka.Cluster.Sharding;
 namespace Broker.Core.Topics;
 
 /// <summary>Routes <see cref="IWithTopic"/> messages to the topic's entity; used with or without a cluster.</summary>
-public sealed class TopicMessageExtractor(int maxShards = TopicMessageExtractor.DefaultShards) : HashCodeMessageExtractor(maxShards)
+public sealed class TopicMessageExtractor(int maxShards) : HashCodeMessageExtractor(maxShards)
 {
-    public const int DefaultShards = 100;
-
     public override string EntityId(object message) => message switch
     {
         IWithTopic t => t.Topic,

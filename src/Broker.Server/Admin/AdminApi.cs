@@ -8,6 +8,7 @@ using Akka.Cluster.Sharding;
 using Broker.Core.Admin;
 using Broker.Core.Settings;
 using Broker.Protocol;
+using Broker.Server.Configuration;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Broker.Server.Admin;
@@ -33,16 +34,13 @@ public sealed class BrokerEndpoints
 /// </summary>
 public static class AdminApi
 {
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
-
     /// <summary>Topic settings are persisted: when the store cannot answer, the reply is 503.</summary>
-    private static async Task<IResult> AskSettings(ActorSystem system, object request)
+    private static async Task<IResult> AskSettings(ActorSystem system, object request, TimeSpan askTimeout)
     {
         var region = Akka.Hosting.ActorRegistry.For(system).Get<Hosting.TopicSettingsRegion>();
         try
         {
-            var current = await region.Ask<TopicSettingsCommands.Current>(request, TimeSpan.FromSeconds(10));
+            var current = await region.Ask<TopicSettingsCommands.Current>(request, askTimeout);
             return Json(new JsonObject { ["topic"] = current.Topic, ["readOnly"] = current.ReadOnly });
         }
         catch (AskTimeoutException)
@@ -51,9 +49,12 @@ public static class AdminApi
         }
     }
 
+    /// <param name="settings">The admin API's timeouts (<c>broker.admin</c>).</param>
     /// <param name="guard">Listener, Host, token and content-type checks, and the log of every action (<see cref="AdminGuard"/>).</param>
-    public static void MapAdminApi(this WebApplication app, AdminGuard guard)
+    public static void MapAdminApi(this WebApplication app, AdminSettings settings, AdminGuard guard)
     {
+        var askTimeout = settings.AskTimeout;
+        var drainTimeout = settings.DrainTimeout;
         var group = app.MapGroup("/admin").AddEndpointFilter(guard);
 
         group.MapGet("/cluster", (ActorSystem system) => Json(ClusterView(Cluster.Get(system))));
@@ -79,7 +80,7 @@ public static class AdminApi
             Json(new JsonObject { ["regions"] = Array(ClusterSharding.Get(system).ShardTypeNames.OrderBy(n => n, StringComparer.Ordinal)) }));
         group.MapGet("/sharding/{type}/region-stats", async (string type, ActorSystem system) =>
         {
-            var (answers, problem) = await RegionStats(system, type);
+            var (answers, problem) = await RegionStats(system, type, askTimeout);
             if (problem is not null) return problem;
             var regions = new JsonArray();
             var errors = new JsonArray();
@@ -104,7 +105,7 @@ public static class AdminApi
         });
         group.MapGet("/sharding/{type}/shard-stats", async (string type, ActorSystem system) =>
         {
-            var (answers, problem) = await RegionStats(system, type);
+            var (answers, problem) = await RegionStats(system, type, askTimeout);
             if (problem is not null) return problem;
             var shards = new JsonArray();
             var errors = new JsonArray();
@@ -125,7 +126,7 @@ public static class AdminApi
 
         group.MapGet("/topics", async (ActorSystem system, KafkaSettings kafka) =>
         {
-            var (nodes, errors) = await AskAllNodes(system);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var topics = new JsonArray();
             foreach (var name in nodes.SelectMany(n => n.Topics.Select(t => t.Topic)).Distinct(StringComparer.Ordinal).OrderBy(t => t, StringComparer.Ordinal))
                 topics.Add(TopicView(name, kafka, nodes));
@@ -134,8 +135,8 @@ public static class AdminApi
         group.MapGet("/topics/{name}", async (string name, ActorSystem system, KafkaSettings kafka) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
-            var owner = TopicOwner(system, name);
-            var (nodes, errors) = await AskAllNodes(system);
+            var owner = TopicOwner(system, name, askTimeout);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var view = TopicView(name, kafka, nodes);
             var (writer, ownerErrors) = await owner;
             view["writer"] = writer;
@@ -146,7 +147,7 @@ public static class AdminApi
         group.MapGet("/topics/{name}/settings", async (string name, ActorSystem system) =>
         {
             if (!TopicName.IsValid(name)) return Error(StatusCodes.Status400BadRequest, $"invalid topic name '{name}'");
-            return await AskSettings(system, new TopicSettingsCommands.Get(name));
+            return await AskSettings(system, new TopicSettingsCommands.Get(name), askTimeout);
         });
         group.MapPut("/topics/{name}/settings", async (string name, HttpRequest req, ActorSystem system) =>
         {
@@ -156,11 +157,11 @@ public static class AdminApi
             catch (System.Text.Json.JsonException) { body = null; }
             if (body?["readOnly"] is not JsonValue v || !v.TryGetValue<bool>(out var readOnly))
                 return Error(StatusCodes.Status400BadRequest, "body must be {\"readOnly\": true|false}");
-            return await AskSettings(system, new TopicSettingsCommands.SetReadOnly(name, readOnly));
+            return await AskSettings(system, new TopicSettingsCommands.SetReadOnly(name, readOnly), askTimeout);
         });
         group.MapGet("/connections", async (ActorSystem system) =>
         {
-            var (nodes, errors) = await AskAllNodes(system);
+            var (nodes, errors) = await AskAllNodes(system, askTimeout);
             var list = new JsonArray();
             foreach (var n in nodes.OrderBy(n => n.Address, StringComparer.Ordinal))
                 list.Add(new JsonObject { ["address"] = n.Address, ["connections"] = n.Connections, ["draining"] = n.Draining });
@@ -174,7 +175,7 @@ public static class AdminApi
             if (member is null) return Error(StatusCodes.Status404NotFound, $"no cluster member at {address}");
             try
             {
-                var drained = await NodeInfoOf(system, member.Address).Ask<NodeInfo.Drained>(new NodeInfo.DrainNode((int)DrainTimeout.TotalMilliseconds), DrainTimeout + AskTimeout);
+                var drained = await NodeInfoOf(system, member.Address).Ask<NodeInfo.Drained>(new NodeInfo.DrainNode((int)drainTimeout.TotalMilliseconds), drainTimeout + askTimeout);
                 return Json(new JsonObject { ["address"] = drained.Address, ["closed"] = drained.Closed, ["remaining"] = drained.Remaining });
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
@@ -232,7 +233,7 @@ public static class AdminApi
     }
 
     /// <summary>Asks the node-info actor of every member that is not down or removed; nodes that do not answer are listed as errors.</summary>
-    private static async Task<(List<NodeInfo.NodeStatus> Nodes, JsonArray Errors)> AskAllNodes(ActorSystem system)
+    private static async Task<(List<NodeInfo.NodeStatus> Nodes, JsonArray Errors)> AskAllNodes(ActorSystem system, TimeSpan askTimeout)
     {
         var members = Cluster.Get(system).State.Members
             .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving or MemberStatus.Joining)
@@ -241,11 +242,11 @@ public static class AdminApi
         {
             try
             {
-                return (Status: await NodeInfoOf(system, m.Address).Ask<NodeInfo.NodeStatus>(NodeInfo.GetNodeStatus.Instance, AskTimeout), Error: (string?)null);
+                return (Status: await NodeInfoOf(system, m.Address).Ask<NodeInfo.NodeStatus>(NodeInfo.GetNodeStatus.Instance, askTimeout), Error: (string?)null);
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
-                return (Status: (NodeInfo.NodeStatus?)null, Error: $"{m.Address}: no answer within {AskTimeout.TotalSeconds:0}s");
+                return (Status: (NodeInfo.NodeStatus?)null, Error: $"{m.Address}: no answer within {askTimeout.TotalSeconds:0.#}s");
             }
         });
         var results = await Task.WhenAll(asks);
@@ -261,13 +262,13 @@ public static class AdminApi
     /// Every region's own stats (<see cref="ShardingQueries"/>); a problem result when the type is
     /// unknown, this node is not in a cluster, or no region answered at all.
     /// </summary>
-    private static async Task<(IReadOnlyList<ShardingQueries.RegionAnswer<ShardRegionStats>>? Answers, IResult? Problem)> RegionStats(ActorSystem system, string type)
+    private static async Task<(IReadOnlyList<ShardingQueries.RegionAnswer<ShardRegionStats>>? Answers, IResult? Problem)> RegionStats(ActorSystem system, string type, TimeSpan askTimeout)
     {
         if (!ClusterSharding.Get(system).ShardTypeNames.Contains(type)) return (null, UnknownType(type));
         var cluster = Cluster.Get(system);
         if (ShardingQueries.RegionHosts(cluster).Count == 0)
             return (null, Error(StatusCodes.Status503ServiceUnavailable, $"{cluster.SelfAddress} is not an Up member of a cluster (itself {cluster.SelfMember.Status}): no shard regions to ask"));
-        var answers = await ShardingQueries.AskEveryRegionAsync<ShardRegionStats>(system, type, GetShardRegionStats.Instance, AskTimeout);
+        var answers = await ShardingQueries.AskEveryRegionAsync<ShardRegionStats>(system, type, GetShardRegionStats.Instance, askTimeout);
         if (answers.All(a => a.Answer is null))
             return (null, Error(StatusCodes.Status503ServiceUnavailable,
                 $"no {type} region answered ({string.Join("; ", answers.Select(a => a.Problem))}); the cluster may be rebalancing after a membership change, try again"));
@@ -278,19 +279,19 @@ public static class AdminApi
     /// Where a topic's writer (its entity in the topic region) lives: the shard id from the region's
     /// own message extractor, and the member whose region hosts that shard, asked of every region.
     /// </summary>
-    private static async Task<(JsonObject Writer, IReadOnlyList<string> Errors)> TopicOwner(ActorSystem system, string topic)
+    private static async Task<(JsonObject Writer, IReadOnlyList<string> Errors)> TopicOwner(ActorSystem system, string topic, TimeSpan askTimeout)
     {
         var region = ClusterSharding.Get(system).ShardRegion(Hosting.AkkaSetup.TopicTypeName);
         string shard;
         try
         {
-            shard = (await region.Ask<EntityLocation>(new GetEntityLocation(topic, AskTimeout), AskTimeout + AskTimeout)).ShardId;
+            shard = (await region.Ask<EntityLocation>(new GetEntityLocation(topic, askTimeout), askTimeout + askTimeout)).ShardId;
         }
         catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
         {
-            return (new JsonObject { ["state"] = "unknown" }, [$"the local {Hosting.AkkaSetup.TopicTypeName} region did not answer within {AskTimeout.TotalSeconds:0}s"]);
+            return (new JsonObject { ["state"] = "unknown" }, [$"the local {Hosting.AkkaSetup.TopicTypeName} region did not answer within {askTimeout.TotalSeconds:0.#}s"]);
         }
-        var answers = await ShardingQueries.AskEveryRegionAsync<CurrentShardRegionState>(system, Hosting.AkkaSetup.TopicTypeName, GetShardRegionState.Instance, AskTimeout);
+        var answers = await ShardingQueries.AskEveryRegionAsync<CurrentShardRegionState>(system, Hosting.AkkaSetup.TopicTypeName, GetShardRegionState.Instance, askTimeout);
         var errors = answers.Where(a => a.Problem is not null).Select(a => a.Problem!).ToList();
         var host = answers.FirstOrDefault(a => a.Answer?.Shards.Any(s => s.ShardId == shard) == true);
         var writer = new JsonObject { ["shard"] = shard };

@@ -6,7 +6,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Cluster;
+using Broker.Core.Log;
 using Broker.Core.Settings;
+using Broker.Server.Configuration;
 using Confluent.Kafka;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -15,15 +17,14 @@ namespace Broker.Server.Admin;
 
 /// <summary>
 /// Readiness of a node: it is Up in the cluster, Kafka answers a metadata query and the session
-/// store answers <c>SELECT 1</c>. The two remote checks are cached for a few seconds so that a
-/// probe every second costs at most one query each per cache period.
+/// store answers <c>SELECT 1</c>. The two remote checks are cached (<see cref="HealthSettings.CacheFor"/>)
+/// so that a probe every second costs at most one query each per cache period.
 /// </summary>
-public sealed class ReadinessProbe(KafkaSettings kafka, string provider, string sessionStore) : IDisposable
+public sealed class ReadinessProbe(KafkaSettings kafka, HealthSettings health, string provider, string sessionStore, KafkaClientLog? clientLog = null) : IDisposable
 {
-    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(3);
-    private static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(2);
-    private readonly Cached _kafka = new();
-    private readonly Cached _store = new();
+    private TimeSpan CheckTimeout => health.CheckTimeout;
+    private readonly Cached _kafka = new(health.CacheFor);
+    private readonly Cached _store = new(health.CacheFor);
     private IAdminClient? _admin;
 
     public async Task<(bool Ready, JsonObject Body)> CheckAsync(ActorSystem system)
@@ -51,7 +52,7 @@ public sealed class ReadinessProbe(KafkaSettings kafka, string provider, string 
             {
                 BootstrapServers = kafka.BootstrapServers,
                 SocketTimeoutMs = (int)CheckTimeout.TotalMilliseconds,
-            }, kafka)).Build();
+            }, kafka)).WithLog(clientLog).Build();
             var md = _admin.GetMetadata(CheckTimeout);
             return md.Brokers.Count == 0 ? "no Kafka broker in the metadata" : null;
         }
@@ -83,8 +84,8 @@ public sealed class ReadinessProbe(KafkaSettings kafka, string provider, string 
 
     public void Dispose() => _admin?.Dispose();
 
-    /// <summary>One check's last answer, refreshed (once at a time, off the request thread) when older than <see cref="CacheFor"/>.</summary>
-    private sealed class Cached
+    /// <summary>One check's last answer, refreshed (once at a time, off the request thread) when older than <paramref name="cacheFor"/>.</summary>
+    private sealed class Cached(TimeSpan cacheFor)
     {
         private readonly SemaphoreSlim _gate = new(1, 1);
         private long _at;
@@ -93,11 +94,11 @@ public sealed class ReadinessProbe(KafkaSettings kafka, string provider, string 
 
         public async Task<string?> GetAsync(Func<string?> check)
         {
-            if (_has && Stopwatch.GetElapsedTime(Volatile.Read(ref _at)) < CacheFor) return _problem;
+            if (_has && Stopwatch.GetElapsedTime(Volatile.Read(ref _at)) < cacheFor) return _problem;
             await _gate.WaitAsync();
             try
             {
-                if (_has && Stopwatch.GetElapsedTime(_at) < CacheFor) return _problem;
+                if (_has && Stopwatch.GetElapsedTime(_at) < cacheFor) return _problem;
                 // A blocking client call: on a thread of its own, never on the pool.
                 _problem = await Task.Factory.StartNew(check, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 _at = Stopwatch.GetTimestamp();

@@ -11,28 +11,18 @@ public static class PersistenceSetup
 {
     /// <summary>
     /// The connection string of the configured provider. For SQLite without an explicit connection
-    /// string: the file at <c>broker.persistence.sqlite.path</c>, its directory created and the
+    /// string: the file at <see cref="PersistenceSettings.SqlitePath"/>, its directory created and the
     /// database put in WAL mode. A store that cannot be opened does not stop the node: session
     /// operations answer <c>unavailable</c> and <paramref name="problem"/> says why.
     /// </summary>
-    public static string ConnectionString(Config config, out string? problem)
+    public static string ConnectionString(PersistenceSettings settings, out string? problem)
     {
         problem = null;
-        var provider = BrokerConfig.PersistenceProvider(config);
-        var explicitConnection = config.GetString("broker.persistence.connection-string", "");
-        if (provider == "postgresql")
+        if (settings.Provider == PersistenceSettings.PostgreSql) return settings.ConnectionString;
+        var connection = settings.ConnectionString;
+        if (connection.Length == 0)
         {
-            if (string.IsNullOrWhiteSpace(explicitConnection))
-                throw new ConfigurationException("broker.persistence.provider = postgresql needs broker.persistence.connection-string (env BROKER_DB_CONNECTION)");
-            // The password may live in a file (a Docker secret) rather than in the connection string.
-            if (config.GetString("broker.persistence.password-file", "").Trim() is { Length: > 0 } passwordFile)
-                return new System.Data.Common.DbConnectionStringBuilder { ConnectionString = explicitConnection, ["Password"] = Broker.Core.Security.SecretFile.Read(passwordFile, "broker.persistence.password-file") }.ConnectionString;
-            return explicitConnection;
-        }
-        var connection = explicitConnection;
-        if (string.IsNullOrWhiteSpace(connection))
-        {
-            var path = Path.GetFullPath(config.GetString("broker.persistence.sqlite.path", "./data/broker.db"));
+            var path = settings.SqlitePath;
             connection = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, DefaultTimeout = 30 }.ToString();
             try
             {
@@ -60,9 +50,53 @@ public static class PersistenceSetup
         return connection;
     }
 
+    /// <summary>
+    /// Where the store is, for the startup log: the SQLite file, or the PostgreSQL host and database
+    /// (never the password).
+    /// </summary>
+    public static string Describe(PersistenceSettings settings, string connectionString)
+    {
+        if (settings.Provider == PersistenceSettings.PostgreSql)
+        {
+            try
+            {
+                var b = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+                return $"postgresql {b.Host}:{b.Port}/{b.Database}";
+            }
+            catch (ArgumentException)
+            {
+                return "postgresql (the connection string does not parse)";
+            }
+        }
+        try
+        {
+            return "sqlite " + Path.GetFullPath(new SqliteConnectionStringBuilder(connectionString).DataSource);
+        }
+        catch (ArgumentException)
+        {
+            return "sqlite (the connection string does not parse)";
+        }
+    }
+
     /// <summary>The journal and snapshot store of the provider, with Akka.Persistence.Sql's defaults under them.</summary>
-    public static AkkaConfigurationBuilder AddSessionPersistence(this AkkaConfigurationBuilder builder, Config config, string connectionString) =>
+    public static AkkaConfigurationBuilder AddSessionPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings settings, string connectionString) =>
         builder
-            .AddHocon(BrokerConfig.Persistence(config, connectionString), HoconAddMode.Prepend)
+            .AddHocon(PluginConfig(settings, connectionString), HoconAddMode.Prepend)
             .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
+
+    /// <summary>
+    /// The Akka.Persistence.Sql configuration of the provider: <c>hocon/persistence-&lt;provider&gt;.conf</c>
+    /// (next to the binary) with the connection string set.
+    /// </summary>
+    private static Config PluginConfig(PersistenceSettings settings, string connectionString)
+    {
+        var file = Path.Combine(AppContext.BaseDirectory, "hocon", $"persistence-{settings.Provider}.conf");
+        var plugin = ConfigurationFactory.ParseString(File.ReadAllText(file));
+        var conn = BrokerConfig.Quote(connectionString);
+        return ConfigurationFactory.ParseString($"""
+            akka.persistence.journal.sql.connection-string = {conn}
+            akka.persistence.snapshot-store.sql.connection-string = {conn}
+            akka.persistence.query.journal.sql.connection-string = {conn}
+            """).WithFallback(plugin);
+    }
 }

@@ -3,7 +3,6 @@ using Broker.Core.Replay;
 using Broker.Core.Fanout;
 using Broker.Core.Topics;
 using System.Diagnostics.Metrics;
-using Akka.Configuration;
 using Broker.Core.Connections;
 using Broker.Core.Log;
 using Broker.Core.Metrics;
@@ -28,9 +27,9 @@ public static class MetricsSetup
     /// <summary>The process's own meter (GC, memory, thread pool, exceptions): one per process.</summary>
     private const string RuntimeMeter = "System.Runtime";
 
-    public static WebApplicationBuilder AddBrokerMetrics(this WebApplicationBuilder builder, Config config)
+    public static WebApplicationBuilder AddBrokerMetrics(this WebApplicationBuilder builder, MetricsSettings settings)
     {
-        var gaugeTimeout = config.GetTimeSpan("broker.metrics.gauge-timeout");
+        var gaugeTimeout = settings.GaugeTimeout;
         builder.Services.AddSingleton(sp => new BrokerMetrics(sp.GetRequiredService<IMeterFactory>()));
         builder.Services.AddSingleton(sp => new NodeGauges(sp.GetRequiredService<BrokerMetrics>(), sp.GetRequiredService<ConnectionRegistry>(),
             sp.GetRequiredService<FeedHub>(), sp, gaugeTimeout));
@@ -41,7 +40,6 @@ public static class MetricsSetup
         foreach (var meter in HostMeters) builder.Metrics.EnableMetrics(meter, scopes: MeterScope.Local);
         builder.Metrics.EnableMetrics(RuntimeMeter, scopes: MeterScope.Global);
 
-        var otlpEndpoint = config.GetString("broker.metrics.otlp-endpoint", "").Trim();
         var otlpFromEnvironment = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("broker"))
@@ -55,22 +53,13 @@ public static class MetricsSetup
                     // No otel_scope_* labels on every sample: the metric names say where they come from.
                     o.ScopeInfoEnabled = false;
                 });
-                if (otlpEndpoint.Length > 0)
+                if (settings.OtlpEndpoint is { } endpoint)
                 {
-                    var protocol = config.GetString("broker.metrics.otlp-protocol", "").Trim().ToLowerInvariant() switch
-                    {
-                        "grpc" => OtlpExportProtocol.Grpc,
-                        "http/protobuf" or "http" => OtlpExportProtocol.HttpProtobuf,
-                        var other => throw new ConfigurationException($"broker.metrics.otlp-protocol: '{other}' is not grpc or http/protobuf"),
-                    };
-                    if (!Uri.TryCreate(otlpEndpoint, UriKind.Absolute, out var endpoint))
-                        throw new ConfigurationException($"broker.metrics.otlp-endpoint: '{otlpEndpoint}' is not an absolute URL (e.g. http://otel-collector:4317)");
-                    var interval = config.GetTimeSpan("broker.metrics.otlp-interval");
                     m.AddOtlpExporter((exporter, reader) =>
                     {
                         exporter.Endpoint = endpoint;
-                        exporter.Protocol = protocol;
-                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)interval.TotalMilliseconds;
+                        exporter.Protocol = settings.OtlpProtocol;
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)settings.OtlpInterval.TotalMilliseconds;
                     });
                 }
                 else if (otlpFromEnvironment)

@@ -1,11 +1,14 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 using Broker.Core.Connections;
 using Broker.Core.Log;
+using Broker.Core.Security;
 using Broker.Protocol;
 using Broker.Server.Admin;
+using Broker.Server.Security;
 using Confluent.Kafka;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -15,26 +18,35 @@ namespace Broker.Server.Publish;
 /// <c>POST /v1/publish</c> on the public HTTP port (not the admin port): services publish without a
 /// WebSocket or a Kafka client and get the same <c>ack</c> (after acks=all) or the same error codes.
 /// The body is one publish <c>{"topic","data","key"?}</c> or an array of them (at most
-/// <c>broker.http-publish.max-batch</c>). An <c>Idempotency-Key</c> header plays the role of
-/// <c>client</c> + <c>id</c> on WebSocket: the identity is <c>http</c>, the request id the key (item i
-/// of a batch: <c>key.i</c>), so a resend is written once and answered with the original positions.
+/// <c>broker.http-publish.max-batch</c>). The security model is the WebSocket one: the origin and the
+/// <c>Authorization: Bearer</c> token are checked by <see cref="HttpPublishGate"/> before the body is
+/// read (403, 401), and each item by <see cref="NodeSecurity.CheckPublishAsync"/> (namespace level and
+/// grants, topic creation, the subject's publish rates) before it reaches the publisher. An
+/// <c>Idempotency-Key</c> header plays the role of <c>client</c> + <c>id</c> on WebSocket: the client
+/// id is <c>http:&lt;sub&gt;</c> (<see cref="ClientId"/>), the request id the key (item i of a batch:
+/// <c>key#i</c>), so a resend is written once and answered with the original positions.
 /// Single publish: 200 ack, or the error's status with the error object. Batch: 200 with one ack or
-/// error per item, in request order (a body that is malformed as a whole: one error object).
+/// error per item, in request order (a request refused as a whole: one error object).
 /// </summary>
 public static class HttpPublishEndpoint
 {
     public const string Path = "/v1/publish";
 
     /// <summary>
-    /// The client identity of HTTP publishes (<c>http:&lt;sub&gt;</c> once auth lands, issue 12). A WebSocket
-    /// <c>?client=</c> cannot contain ':', so no WebSocket client shares HTTP publishes' retry window.
+    /// The prefix of HTTP publishes' client ids. A WebSocket <c>?client=</c> cannot contain ':' (and an
+    /// authenticated one is <c>&lt;sub&gt;/&lt;client&gt;</c>), so no WebSocket client shares HTTP
+    /// publishes' retry window.
     /// </summary>
-    public const string ClientIdentity = "http:";
+    public const string ClientPrefix = "http:";
+
+    /// <summary>
+    /// The client id of <paramref name="who"/>'s HTTP publishes, written as the record's <c>broker-client</c>
+    /// header: <c>http:&lt;sub&gt;</c>, or <c>http:</c> when anonymous. An <c>Idempotency-Key</c> is
+    /// remembered per client id, so each subject has its own keys.
+    /// </summary>
+    public static string ClientId(ClientIdentity who) => ClientPrefix + who.Subject;
 
     private const int MaxIdempotencyKeyLength = 56;
-
-    /// <summary><c>conflict</c> (issue 13): <c>ErrorCodes.Conflict</c> once that lands.</summary>
-    private const string Conflict = "conflict";
 
     public static void MapHttpPublish(this WebApplication app, HttpPublishSettings settings)
     {
@@ -52,7 +64,7 @@ public static class HttpPublishEndpoint
         ErrorCodes.Unauthorized => StatusCodes.Status401Unauthorized,
         ErrorCodes.Forbidden => StatusCodes.Status403Forbidden,
         ErrorCodes.NotFound => StatusCodes.Status404NotFound,
-        Conflict => StatusCodes.Status409Conflict,
+        ErrorCodes.Conflict => StatusCodes.Status409Conflict,
         ErrorCodes.TooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
         ErrorCodes.Unavailable or ErrorCodes.Overloaded => StatusCodes.Status503ServiceUnavailable,
@@ -62,6 +74,15 @@ public static class HttpPublishEndpoint
     private static async Task HandleAsync(HttpContext context, HttpPublishSettings settings)
     {
         var node = context.RequestServices.GetRequiredService<NodeServices>();
+        var security = context.RequestServices.GetRequiredService<NodeSecurity>();
+        var admission = await context.RequestServices.GetRequiredService<HttpPublishGate>().AdmitAsync(context.Request);
+        if (admission.Identity is not { } who)
+        {
+            if (admission.Challenge is { } challenge) context.Response.Headers.WWWAuthenticate = challenge;
+            await WriteAsync(context, admission.Status, ServerFrames.Error(null, admission.Refusal));
+            return;
+        }
+        var clientId = ClientId(who);
         var keys = context.Request.Headers["Idempotency-Key"];
         string? key = null;
         if (keys.Count > 0)
@@ -106,9 +127,10 @@ public static class HttpPublishEndpoint
             {
                 case JsonValueKind.Object:
                 {
-                    var (code, frame) = await PublishAsync(node, Validate(node, root, key));
-                    if (code == ErrorCodes.RateLimited) context.Response.Headers.RetryAfter = "1";
-                    await WriteAsync(context, code is null ? StatusCodes.Status200OK : StatusFor(code), frame);
+                    var item = await AuthorizeAsync(security, who, Validate(node, root, key));
+                    var (error, frame) = await PublishAsync(node, clientId, item);
+                    if (error is { Code: ErrorCodes.RateLimited } limited) context.Response.Headers.RetryAfter = RetryAfterSeconds(limited.RetryAfterMs ?? 1000);
+                    await WriteAsync(context, error is null ? StatusCodes.Status200OK : StatusFor(error.Value.Code), frame);
                     return;
                 }
                 case JsonValueKind.Array:
@@ -120,11 +142,14 @@ public static class HttpPublishEndpoint
                         return;
                     }
                     var items = root.EnumerateArray().Select((item, i) => Validate(node, item, key is null ? null : $"{key}#{i}")).ToList();
+                    // Checked one after another, in request order, before any is handed over: the checks
+                    // may await (topic creation), and the hand-over below must not.
+                    for (var i = 0; i < items.Count; i++) items[i] = await AuthorizeAsync(security, who, items[i]);
                     await EnsureTopicsAsync(node, items);
                     // Each item is handed to its topic's writer before the next one (the publisher asks the
                     // writer before its first await), so items of one topic are written in request order;
                     // the outcomes are awaited together.
-                    var frames = await Task.WhenAll(items.Select(item => PublishAsync(node, item)).ToList());
+                    var frames = await Task.WhenAll(items.Select(item => PublishAsync(node, clientId, item)).ToList());
                     await WriteArrayAsync(context, frames.Select(r => r.Frame));
                     return;
                 }
@@ -146,7 +171,7 @@ public static class HttpPublishEndpoint
     }
 
     /// <summary>A validated publish, or the error that refuses it.</summary>
-    private readonly record struct Item(PublishRequest? Request, string? ErrorCode, string? ErrorMessage);
+    private readonly record struct Item(PublishRequest? Request, ProtocolError Error);
 
     /// <summary>Validates one item as the WebSocket decoder validates a <c>publish</c> (the topic's mapping is the publisher's).</summary>
     private static Item Validate(NodeServices node, JsonElement item, string? requestId)
@@ -168,10 +193,20 @@ public static class HttpPublishEndpoint
         var raw = JsonMarshal.GetRawUtf8Value(data);
         if (raw.Length > node.Settings.MaxDataBytes)
             return Refused(ErrorCodes.TooLarge, $"data is {raw.Length} bytes; the limit is {node.Settings.MaxDataBytes}");
-        return new Item(new PublishRequest(requestId, topic, raw.ToArray(), key), null, null);
+        return new Item(new PublishRequest(requestId, topic, raw.ToArray(), key), default);
     }
 
-    private static Item Refused(string code, string message) => new(null, code, message);
+    private static Item Refused(string code, string message) => new(null, new ProtocolError(code, message));
+
+    /// <summary>
+    /// The checks a WebSocket publish gets from its connection's security (<see cref="ConnectionSecurity.CheckPublishAsync"/>),
+    /// without the per-connection rates: may <paramref name="who"/> publish this item now. A refused item keeps its error.
+    /// </summary>
+    private static async ValueTask<Item> AuthorizeAsync(NodeSecurity security, ClientIdentity who, Item item) =>
+        item.Request is { } p && await security.CheckPublishAsync(who, p.Topic, p.Data.Length) is { } denied ? new Item(null, denied) : item;
+
+    /// <summary>The <c>Retry-After</c> seconds of a <c>retry_after_ms</c> (at least 1: the header has whole seconds).</summary>
+    private static string RetryAfterSeconds(long ms) => Math.Max(1, (ms + 999) / 1000).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Makes sure the Kafka topics of the batch's <c>create = false</c> namespaces were checked on this node
@@ -196,14 +231,15 @@ public static class HttpPublishEndpoint
     }
 
     /// <summary>Hands the publish to its topic's writer through the node's publisher (the one WebSocket publishes use) and waits for the outcome.</summary>
-    private static async Task<(string? Code, byte[] Frame)> PublishAsync(NodeServices node, Item item)
+    private static async Task<(ProtocolError? Error, byte[] Frame)> PublishAsync(NodeServices node, string clientId, Item item)
     {
-        if (item.Request is not { } p) return Error(item.ErrorCode!, item.ErrorMessage!);
-        var outcome = await node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, ClientIdentity, p.Id);
-        return outcome.Acked ? (null, ServerFrames.Ack(null, p.Topic, outcome.Pos!)) : Error(outcome.Error.Code, outcome.Error.Message);
+        if (item.Request is not { } p) return Error(item.Error);
+        var outcome = await node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, clientId, p.Id);
+        return outcome.Acked ? (null, ServerFrames.Ack(null, p.Topic, outcome.Pos!)) : Error(outcome.Error);
     }
 
-    private static (string? Code, byte[] Frame) Error(string code, string message) => (code, ServerFrames.Error(null, code, message));
+    /// <summary>An error and its object (with <c>retry_after_ms</c> when it has one).</summary>
+    private static (ProtocolError? Error, byte[] Frame) Error(ProtocolError error) => (error, ServerFrames.Error(null, error));
 
     private static Task Refuse(HttpContext context, string code, string message) =>
         WriteAsync(context, StatusFor(code), ServerFrames.Error(null, code, message));

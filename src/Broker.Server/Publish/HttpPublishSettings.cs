@@ -1,4 +1,4 @@
-using Akka.Configuration;
+using Broker.Core.Settings;
 
 namespace Broker.Server.Publish;
 
@@ -7,16 +7,11 @@ namespace Broker.Server.Publish;
 /// <param name="MaxBodyBytes">Largest request body; a larger one is refused with 413 <c>too_large</c>.</param>
 public sealed record HttpPublishSettings(int MaxBatch, long MaxBodyBytes)
 {
+    /// <summary>The HOCON section (named in refusals).</summary>
     public const string Section = "broker.http-publish";
 
-    /// <summary>Binds and validates <c>broker.http-publish</c>; an invalid value fails with an error naming its key.</summary>
-    public static HttpPublishSettings From(Config config)
-    {
-        var maxBatch = config.GetInt($"{Section}.max-batch");
-        if (maxBatch < 1) throw new ConfigurationException($"{Section}.max-batch = {maxBatch}; at least 1");
-        var maxBody = config.GetByteSize($"{Section}.max-body-bytes")
-            ?? throw new ConfigurationException($"{Section}.max-body-bytes is required");
-        if (maxBody < 1024) throw new ConfigurationException($"{Section}.max-body-bytes = {maxBody}; at least 1 KiB");
-        return new HttpPublishSettings(maxBatch, maxBody);
-    }
+    /// <summary>Binds and validates <c>broker.http-publish</c>.</summary>
+    public static HttpPublishSettings Bind(SettingsReader r) => new(
+        r.Int($"{Section}.max-batch", 1),
+        r.Bytes($"{Section}.max-body-bytes", 1024));
 }

@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Akka.Configuration;
+using Broker.Server.Configuration;
 using Broker.Server.Admin;
 
 namespace Broker.Server.Admin;
@@ -41,12 +41,8 @@ public sealed class AdminGuard : IEndpointFilter
         _hosts.Add(Dns.GetHostName().ToLowerInvariant());
     }
 
-    public static AdminGuard From(Config config, string token, ILogger logger)
-    {
-        var hosts = (config.GetStringList("broker.admin.allowed-hosts") ?? []).ToList();
-        if (config.GetString("broker.cluster.hostname", "") is { Length: > 0 } clusterHost) hosts.Add(clusterHost);
-        return new AdminGuard(token, hosts, logger);
-    }
+    public static AdminGuard From(AdminSettings admin, BrokerClusterSettings cluster, ILogger logger) =>
+        new(admin.Token, [.. admin.AllowedHosts, cluster.Hostname], logger);
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext ctx, EndpointFilterDelegate next)
     {

@@ -1,29 +1,29 @@
 using System.Net;
-using Akka.Configuration;
 using Broker.Core.Security;
+using Broker.Server.Configuration;
 
 namespace Broker.Server.Security;
 
 /// <summary>
 /// What a node exposes, decided at start: whether /ws and the admin API listen on loopback only.
-/// A node refuses to start (one line, exit code 2) when it would be open to the network without
-/// protection: anonymous /ws on a non-loopback address unless <c>broker.auth.allow-anonymous-public</c>,
-/// or the admin API on a non-loopback address without <c>broker.admin.token</c>.
+/// A node refuses to start (one line, exit code 2, before anything listens) when it would be open
+/// to the network without protection: anonymous /ws on a non-loopback address unless
+/// <c>broker.auth.allow-anonymous-public</c>, or the admin API on a non-loopback address without
+/// <c>broker.admin.token</c>.
 /// </summary>
 public sealed record Exposure(bool PublicOnLoopback, bool AdminOnLoopback)
 {
-    public static Exposure Check(Config config, SecuritySettings security, string adminToken)
+    /// <summary>The exposure of a node; throws <see cref="StartupException"/> for an unprotected one.</summary>
+    public static Exposure Check(HttpSettings http, AdminSettings admin, SecuritySettings security)
     {
-        var httpHost = config.GetString("broker.http.host");
-        var adminHost = config.GetString("broker.admin.host");
-        var exposure = new Exposure(IsLoopback(httpHost), IsLoopback(adminHost));
+        var exposure = new Exposure(IsLoopback(http.Host), IsLoopback(admin.Host));
         if (!exposure.PublicOnLoopback && !security.Auth.Enabled && !security.Auth.AllowAnonymousPublic)
-            throw new ConfigurationException(
-                $"broker.http.host = '{httpHost}' is not a loopback address and broker.auth.mode = off: anyone who reaches /ws could read and write every topic. " +
+            throw new StartupException(
+                $"broker.http.host = '{http.Host}' is not a loopback address and broker.auth.mode = off: anyone who reaches /ws could read and write every topic. " +
                 "Set broker.auth.mode = required (BROKER_AUTH_MODE) with signing keys, or broker.auth.allow-anonymous-public = on (BROKER_AUTH_ALLOW_ANONYMOUS_PUBLIC) to accept that");
-        if (!exposure.AdminOnLoopback && adminToken.Length == 0)
-            throw new ConfigurationException(
-                $"broker.admin.host = '{adminHost}' is not a loopback address: the admin API needs broker.admin.token or broker.admin.token-file (BROKER_ADMIN_TOKEN_FILE)");
+        if (!exposure.AdminOnLoopback && admin.Token.Length == 0)
+            throw new StartupException(
+                $"broker.admin.host = '{admin.Host}' is not a loopback address: the admin API needs broker.admin.token (BROKER_ADMIN_TOKEN) or broker.admin.token-file (BROKER_ADMIN_TOKEN_FILE)");
         return exposure;
     }
 

@@ -1,9 +1,10 @@
 namespace Broker.Server.Security;
 
 /// <summary>
-/// <c>broker.websocket.allowed-origins</c> on the upgrade: a browser sends <c>Origin</c>, and a page
-/// of another site must not use a visitor's network position or cookies to talk to the broker. An
-/// upgrade without <c>Origin</c> (a service, not a browser) passes; the broker's own pages (same
+/// <c>broker.websocket.allowed-origins</c> on the WebSocket upgrade and on <c>POST /v1/publish</c>: a
+/// browser sends <c>Origin</c>, and a page of another site must not use a visitor's network position
+/// or cookies to talk to the broker (a cross-site form or no-cors <c>fetch</c> can POST without a
+/// preflight). A request without <c>Origin</c> (a service, not a browser) passes; the broker's own pages (same
 /// scheme, host and port) pass; otherwise the origin must be listed (exactly, e.g.
 /// <c>https://app.example.com</c>; <c>*</c> allows every origin). An empty list allows every origin
 /// only on the anonymous quick start bound to loopback.

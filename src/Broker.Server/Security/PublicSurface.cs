@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Broker.Server.Admin;
+using Broker.Server.Configuration;
 
 namespace Broker.Server.Security;
 
@@ -13,12 +14,9 @@ namespace Broker.Server.Security;
 /// </summary>
 public static class PublicSurface
 {
-    public static WebApplication UsePublicSurface(this WebApplication app, string internalEndpoints)
+    public static WebApplication UsePublicSurface(this WebApplication app, InternalEndpoints internalEndpoints)
     {
-        var mode = internalEndpoints.Trim().ToLowerInvariant();
-        if (mode is not ("public" or "admin"))
-            throw new Akka.Configuration.ConfigurationException($"broker.http.internal-endpoints: '{internalEndpoints}' is not public or admin");
-        if (mode == "public") return app;
+        if (internalEndpoints == InternalEndpoints.Public) return app;
         app.Use(async (http, next) =>
         {
             if (Listeners.Of(http) is Listener.Admin) { await next(http); return; }

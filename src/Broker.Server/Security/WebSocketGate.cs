@@ -54,8 +54,7 @@ public sealed class WebSocketGate(NodeSecurity security, OriginPolicy origins)
 
     private string? Token(HttpRequest request)
     {
-        var header = request.Headers.Authorization.ToString();
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && header.Length > 7) return header[7..].Trim();
+        if (BearerToken.From(request) is { } bearer) return bearer;
         if (security.Auth.QueryToken && request.Query["token"].ToString() is { Length: > 0 } query) return query;
         return null;
     }

@@ -36,7 +36,7 @@ public sealed class ClientClusterFailoverTests(ITestOutputHelper output)
             "akka.loglevel = INFO",
         ];
         var nodes = Enumerable.Range(0, Nodes)
-            .Select(n => BrokerProcess.Start($"node{n + 1}", httpPorts[n], clusterPorts[n], seeds, log.Bootstrap, log.Admin, config))
+            .Select(n => BrokerProcess.Start($"node{n + 1}", httpPorts[n], clusterPorts[n], seeds, log.BootstrapServers, log.AdminAddress, config))
             .ToList();
         var failed = true;
         var clients = new List<BrokerClient>();
@@ -91,7 +91,7 @@ public sealed class ClientClusterFailoverTests(ITestOutputHelper output)
             output.WriteLine("every subscriber has every message");
 
             Assert.True(publisherOnVictim.Disconnects() > 0 && subscriberOnVictim.Disconnects() > 0, "the clients on the killed node never reconnected");
-            ClientScenario.AssertExactlyOnceInOrder(log.Bootstrap, Topic, publishers, readers, 2 * PerPublisher);
+            ClientScenario.AssertExactlyOnceInOrder(log.BootstrapServers, Topic, publishers, readers, 2 * PerPublisher);
             failed = false;
         }
         finally

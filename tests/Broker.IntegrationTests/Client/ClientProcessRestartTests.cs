@@ -27,7 +27,7 @@ public sealed class ClientProcessRestartTests(ITestOutputHelper output)
         var environment = new Dictionary<string, string> { ["BROKER_DB_PATH"] = Path.Combine(store, "broker.db") };
         string[] config = ["broker.shutdown-deadline = 5s", "akka.loglevel = INFO"];
         BrokerProcess Start(string name) =>
-            BrokerProcess.Start(name, httpPort, clusterPort, [BrokerProcess.SeedAddress(clusterPort)], log.Bootstrap, log.Admin, config, environment);
+            BrokerProcess.Start(name, httpPort, clusterPort, [BrokerProcess.SeedAddress(clusterPort)], log.BootstrapServers, log.AdminAddress, config, environment);
 
         var first = Start("before-kill");
         BrokerProcess? second = null;
@@ -80,7 +80,7 @@ public sealed class ClientProcessRestartTests(ITestOutputHelper output)
             Assert.InRange(pub.Acked.Count, count, count);
             // The session was restored by the restarted broker (no subscribe sent), from its last commit.
             Assert.Contains(readers[1].Resumes, e => e.RestoredBySession);
-            ClientScenario.AssertExactlyOnceInOrder(log.Bootstrap, topic, [pub], readers, count);
+            ClientScenario.AssertExactlyOnceInOrder(log.BootstrapServers, topic, [pub], readers, count);
             failed = false;
         }
         finally

@@ -14,7 +14,7 @@ namespace Broker.IntegrationTests.Client;
 internal static class ClientScenario
 {
     /// <summary>Reconnects quickly enough for tests, still with backoff and jitter.</summary>
-    public static ReconnectOptions QuickReconnect { get; } = new() { InitialDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(1) };
+    public static ReconnectOptions QuickReconnect => BrokerClients.QuickReconnect;
 
     public static string KeyOf(JsonElement data) => $"{data.GetProperty("p").GetString()}:{data.GetProperty("i").GetInt32()}";
 

@@ -15,7 +15,7 @@ public sealed class HttpPublishOutageTests : IAsyncLifetime
     {
         ["broker.kafka.produce-timeout"] = "2s",
         ["broker.kafka.query-timeout"] = "2s",
-        ["broker.websocket.request-timeout"] = "4s",
+        ["broker.websocket.request-timeout"] = "5s", // more than produce-timeout + topics.answer-margin
     });
 
     public async Task DisposeAsync()

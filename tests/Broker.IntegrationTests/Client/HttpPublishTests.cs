@@ -35,6 +35,9 @@ public sealed class HttpPublishFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Broker.DisposeAsync();
 }
 
+/// <summary>What a POST /v1/publish answered: status, body, and the <c>WWW-Authenticate</c> and <c>Retry-After</c> headers ("" / null when absent).</summary>
+internal sealed record HttpPublishResponse(HttpStatusCode Status, JsonNode Body, string WwwAuthenticate, TimeSpan? RetryAfter);
+
 /// <summary>POST /v1/publish: the ack, the idempotency key, every error code, batches; and BrokerHttpPublisher against it.</summary>
 public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture<HttpPublishFixture>
 {
@@ -45,12 +48,23 @@ public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture
 
     internal static async Task<(HttpStatusCode Status, JsonNode Body)> Post(string baseAddress, string body, string? idempotencyKey = null)
     {
+        var response = await PostAsync(baseAddress, body, idempotencyKey);
+        return (response.Status, response.Body);
+    }
+
+    /// <summary>A POST /v1/publish with the optional headers a test varies; the answer with the headers tests check.</summary>
+    internal static async Task<HttpPublishResponse> PostAsync(string baseAddress, string body, string? idempotencyKey = null, string? token = null,
+        string? origin = null, string query = "")
+    {
         using var http = new HttpClient { Timeout = Timeout };
-        using var request = new HttpRequestMessage(HttpMethod.Post, baseAddress + HttpPublishEndpoint.Path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, baseAddress + HttpPublishEndpoint.Path + query) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         if (idempotencyKey is not null) request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
+        if (token is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        if (origin is not null) request.Headers.TryAddWithoutValidation("Origin", origin);
         using var response = await http.SendAsync(request);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        return (response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
+        return new HttpPublishResponse(response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!,
+            response.Headers.WwwAuthenticate.ToString(), response.Headers.RetryAfter?.Delta);
     }
 
     private static string NewKey(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
@@ -93,10 +107,10 @@ public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture
         Assert.Equal(firstBatch.Body.ToJsonString(), resentBatch.Body.ToJsonString());
         Assert.Equal(3, firstBatch.Body.AsArray().Count(a => (string?)a!["type"] == "ack"));
 
-        // The log holds each once, identified as client http with the key (item i of a batch: key.i).
+        // The log holds each once, identified as the anonymous client http: with the key (item i of a batch: key#i).
         var log = LogReadBack.All(Broker.KafkaBootstrap, topic);
         Assert.Equal(4, log.Count);
-        Assert.All(log, r => Assert.Equal(HttpPublishEndpoint.ClientIdentity, r.Headers["broker-client"]));
+        Assert.All(log, r => Assert.Equal(HttpPublishEndpoint.ClientPrefix, r.Headers["broker-client"]));
         Assert.Equal([key, $"{batchKey}#0", $"{batchKey}#1", $"{batchKey}#2"], log.Select(r => r.Headers["broker-id"]));
         Assert.Equal((string?)first.Body["pos"], log[0].Pos);
         Assert.Equal(firstBatch.Body.AsArray().Select(a => (string?)a!["pos"]), log.Skip(1).Select(r => r.Pos));

@@ -13,6 +13,7 @@ public sealed class BrokerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly List<(DateTime At, string Line)> _lines = [];
     private readonly StreamWriter _log;
     private readonly string _configFile;
 
@@ -45,6 +46,34 @@ public sealed class BrokerProcess : IAsyncDisposable
     public string Output
     {
         get { lock (_output) return _output.ToString(); }
+    }
+
+    /// <summary>Every line the process wrote so far, with the time the test received it (UTC).</summary>
+    public List<(DateTime At, string Line)> TimedLines
+    {
+        get { lock (_output) return [.. _lines]; }
+    }
+
+    /// <summary>When the first line containing <paramref name="text"/> after <paramref name="after"/> arrived, if one did.</summary>
+    public DateTime? FirstLineAt(string text, DateTime after)
+    {
+        lock (_output)
+        {
+            foreach (var (at, line) in _lines)
+                if (at >= after && line.Contains(text, StringComparison.Ordinal)) return at;
+        }
+        return null;
+    }
+
+    /// <summary>When the last line containing <paramref name="text"/> after <paramref name="after"/> arrived, if one did.</summary>
+    public DateTime? LastLineAt(string text, DateTime after)
+    {
+        lock (_output)
+        {
+            for (var i = _lines.Count - 1; i >= 0 && _lines[i].At >= after; i--)
+                if (_lines[i].Line.Contains(text, StringComparison.Ordinal)) return _lines[i].At;
+        }
+        return null;
     }
 
     /// <summary>Starts the process (it is not ready yet: see <see cref="WaitReadyAsync"/>).</summary>
@@ -109,6 +138,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+            _lines.Add((DateTime.UtcNow, line));
             try { _log.WriteLine(line); } catch (ObjectDisposedException) { /* disposed */ }
         }
     }
@@ -164,6 +194,12 @@ public sealed class BrokerProcess : IAsyncDisposable
     {
         if (_process.HasExited) throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}\n{Output}");
     }
+
+    /// <summary>SIGSTOP: the node stops in its tracks (no heartbeats, no answers) until <see cref="Resume"/>, like a long pause.</summary>
+    public void Freeze() => Signals.Freeze(Pid);
+
+    /// <summary>SIGCONT after <see cref="Freeze"/>.</summary>
+    public void Resume() => Signals.Resume(Pid);
 
     /// <summary>Waits (bounded) for the process to end by itself and returns its exit code.</summary>
     public async Task<int> ExitCodeAsync(TimeSpan timeout)

@@ -35,15 +35,28 @@ public sealed class TestBroker : IAsyncDisposable
             ["broker.kafka.embedded.port"] = "0",
             ["broker.cluster.port"] = "0",
             ["broker.shutdown-deadline"] = "5s",
-            ["akka.loglevel"] = "WARNING",
+            ["broker.logging.level"] = "warning",
         };
         if (overrides is not null) foreach (var (k, v) in overrides) values[k] = v;
         var config = BrokerConfig.Load(values, _ => null);
-        if (hocon is not null) config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(config);
-        var app = BrokerApp.Build(config, ["--Logging:LogLevel:Default=Warning"]);
+        if (hocon is not null) config = config.With(hocon);
+        var app = BrokerApp.Build(config, []); // the level is broker.logging.level (warning above, unless a test asks for more)
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);
     }
+
+    /// <summary>
+    /// broker.limits' publish rates off: a test of something else that publishes faster than the
+    /// defaults allow (5,000 publishes and 16 MiB per second per connection) would get rate_limited
+    /// on a fast machine.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> NoPublishRateLimits { get; } = new Dictionary<string, string>
+    {
+        ["broker.limits.publishes-per-second"] = "0",
+        ["broker.limits.publish-bytes-per-second"] = "0",
+        ["broker.limits.subject-publishes-per-second"] = "0",
+        ["broker.limits.subject-publish-bytes-per-second"] = "0",
+    };
 
     public Task<WsClient> ConnectAsync(string query = "", Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null) =>
         WsClient.ConnectAsync(new Uri(WsUri + query), configure: configure);
@@ -62,12 +75,15 @@ public sealed class TestBroker : IAsyncDisposable
 /// <summary>One broker with the default settings shared by the tests of a class (tests use distinct topic names).</summary>
 public sealed class BrokerFixture() : ConfiguredBrokerFixture(new Dictionary<string, string>());
 
-/// <summary>One broker with its own settings (HOCON keys), shared by the tests of a class.</summary>
-public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides) : IAsyncLifetime
+/// <summary>One broker without publish rate limits, for tests that publish as fast as they can (thousands of pipelined publishes).</summary>
+public sealed class UnlimitedBrokerFixture() : ConfiguredBrokerFixture(TestBroker.NoPublishRateLimits);
+
+/// <summary>One broker with its own settings (HOCON keys, and HOCON text for lists of objects), shared by the tests of a class.</summary>
+public abstract class ConfiguredBrokerFixture(IReadOnlyDictionary<string, string> overrides, string? hocon = null) : IAsyncLifetime
 {
     public TestBroker Broker { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(overrides);
+    public async Task InitializeAsync() => Broker = await TestBroker.StartAsync(overrides, hocon);
 
     public async Task DisposeAsync() => await Broker.DisposeAsync();
 }

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Cluster;
 using Broker.DevKafka;
+using Broker.Server.Hosting;
 
 namespace Broker.IntegrationTests.Infrastructure;
 
@@ -83,7 +84,9 @@ public sealed class TestCluster : IAsyncDisposable
         string? hocon = null)
     {
         var ports = Enumerable.Range(0, nodes).Select(_ => FreePort()).ToArray();
-        var seeds = ports.Select(p => $"akka.tcp://broker@127.0.0.1:{p}").ToArray();
+        // Nodes with broker.cluster.tls have akka.ssl.tcp:// addresses.
+        var protocol = AkkaSetup.Protocol(tls: overrides?.GetValueOrDefault("broker.cluster.tls.pfx-file") is { Length: > 0 });
+        var seeds = ports.Select(p => $"{protocol}://broker@127.0.0.1:{p}").ToArray();
         var cluster = new TestCluster(kafka, admin, seeds, ownsKafka);
         var started = await Task.WhenAll(ports.Select(p => TestBroker.StartAsync(cluster.NodeSettings(p, overrides), hocon)));
         cluster.Nodes.AddRange(started);

@@ -8,7 +8,10 @@ namespace Broker.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// A real <see cref="ClientWebSocket"/> with a background reader that queues every frame, so
-/// tests wait for the frame they expect with a timeout instead of sleeping.
+/// tests wait for the frame they expect with a timeout instead of sleeping. For tests of the wire
+/// protocol itself (exact frames, malformed input, close codes, handshake and headers, auth frames,
+/// batching, limits, resends with a chosen request id); tests that are ordinary clients of the
+/// broker use Broker.Client through <see cref="BrokerClients"/>.
 /// </summary>
 public sealed class WsClient : IAsyncDisposable
 {
@@ -147,6 +150,18 @@ public sealed class WsClient : IAsyncDisposable
             if ((string?)f["id"] == id) return f;
             skipped?.Add(f);
         }
+    }
+
+    /// <summary>The next <paramref name="count"/> <c>message</c> frames (other frames in between are skipped).</summary>
+    public async Task<List<JsonObject>> MessagesAsync(int count, TimeSpan? timeout = null)
+    {
+        var got = new List<JsonObject>(count);
+        while (got.Count < count)
+        {
+            var f = await ReceiveAsync(timeout);
+            if ((string?)f["type"] == "message") got.Add(f);
+        }
+        return got;
     }
 
     public async Task<JsonObject> RequestAsync(object request, string id)

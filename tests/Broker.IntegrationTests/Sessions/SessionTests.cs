@@ -17,9 +17,9 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
 
     public void Dispose() => Store.Dispose();
 
-    private static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
+    protected static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
 
-    private Dictionary<string, string> Settings(string expireAfter = "1h", bool unreachable = false)
+    protected Dictionary<string, string> Settings(string expireAfter = "1h", bool unreachable = false)
     {
         var values = unreachable ? Store.UnreachableOverrides : Store.Overrides;
         values["broker.sessions.expire-after"] = expireAfter;
@@ -28,7 +28,7 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         return values;
     }
 
-    private static Task<WsClient> Connect(TestBroker broker, string session) => broker.ConnectAsync("?session=" + session);
+    protected static Task<WsClient> Connect(TestBroker broker, string session) => broker.ConnectAsync("?session=" + session);
 
     private static async Task<List<JsonObject>> Messages(WsClient client, int count)
     {
@@ -38,7 +38,7 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     }
 
     /// <summary>Waits until everything sent before has been handled (replies keep request order).</summary>
-    private static async Task Sync(WsClient client)
+    protected static async Task Sync(WsClient client)
     {
         var id = "sync-" + Guid.NewGuid().ToString("N");
         var pong = await client.RequestAsync(new { type = "ping", id }, id);
@@ -46,7 +46,7 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     }
 
     /// <summary>Retries a session subscribe on <paramref name="node"/> (as a client would) until the store answers.</summary>
-    private static async Task StoreReady(TestBroker node)
+    protected static async Task StoreReady(TestBroker node)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (true)
@@ -306,6 +306,29 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         await Sync(again); // no `subscribed` was restored before the pong
     }
 
+    /// <summary>Waits (bounded) until the store holds no row of the session any more.</summary>
+    protected async Task RowsGone(string session)
+    {
+        var deadline = DateTime.UtcNow + RowsDeadline;
+        while (await Store.RowsAsync("session-" + session) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the expired session's rows were not deleted");
+            await Task.Delay(200); // polling the database, bounded by the deadline
+        }
+    }
+
+    /// <summary>The node whose session region runs <paramref name="session"/>'s actor, if one does.</summary>
+    protected static async Task<TestBroker?> HostOfSession(TestCluster cluster, string session)
+    {
+        foreach (var node in cluster.Nodes)
+        {
+            var region = node.App.Services.GetRequiredService<Akka.Hosting.IRequiredActor<Broker.Server.Hosting.SessionRegion>>().ActorRef;
+            var state = await Akka.Actor.Futures.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(region, Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+            if (state.Shards.Any(s => s.EntityIds.Contains(session))) return node;
+        }
+        return null;
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("a/b")]
@@ -403,8 +426,101 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
     }
 }
 
+/// <summary>
+/// SQLite only: the session sweep with a short expiry, and 200 sessions left behind by aborted
+/// sockets. The sweep checks every session in its store, and the PostgreSQL test database is
+/// shared by concurrent test runs, whose sessions a sweep with a test's 12 s expiry would delete
+/// (and which 200 sessions per run would fill); each SQLite test has a file of its own.
+/// </summary>
 public sealed class SqliteSessionTests : SessionTests<SqliteStore>
 {
+    [Fact]
+    public async Task Sessions_whose_sockets_were_aborted_leave_memory_after_passivate_after_and_come_back_when_used()
+    {
+        var settings = Settings();
+        settings["broker.sessions.passivate-after"] = "1s";
+        await using var broker = await TestBroker.StartAsync(settings);
+        await StoreReady(broker);
+        var region = broker.App.Services.GetRequiredService<Akka.Hosting.IRequiredActor<Broker.Server.Hosting.SessionRegion>>().ActorRef;
+        async Task<int> LiveSessions() =>
+            (await Akka.Actor.Futures.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(region, Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10)))
+            .Shards.Sum(s => s.EntityIds.Count);
+        await Wait.UntilAsync(async () => await LiveSessions() == 0, "the probe sessions left memory");
+
+        // 200 clients attach their sessions and vanish without closing (aborted sockets).
+        const int count = 200;
+        var sessions = Enumerable.Range(0, count).Select(_ => NewId("abort")).ToList();
+        var topic = NewId("t");
+        foreach (var chunk in sessions.Chunk(20))
+        {
+            var clients = await Task.WhenAll(chunk.Select(id => Connect(broker, id)));
+            foreach (var c in clients) await c.SubscribeAsync(topic);
+            Assert.True(await LiveSessions() > 0);
+            foreach (var c in clients) c.Socket.Abort();
+            foreach (var c in clients) await c.DisposeAsync();
+        }
+        // Their session actors leave memory; their state stays stored.
+        await Wait.UntilAsync(async () => await LiveSessions() == 0, "the aborted clients' sessions left memory", TimeSpan.FromSeconds(60));
+        await using var back = await Connect(broker, sessions[^1]);
+        Assert.Equal(topic, (string?)(await back.ExpectAsync("subscribed"))["topic"]);
+    }
+
+    [Fact]
+    public async Task Session_whose_actor_was_handed_off_to_another_node_still_expires_and_its_state_is_deleted()
+    {
+        // The session's own expiry timer dies with the hand-off; the sweep (every second here) wakes
+        // it on a node that stays and it deletes itself from the detach time it stored.
+        var settings = Settings(expireAfter: "12s");
+        settings["broker.sessions.sweep-interval"] = "1s";
+        await using var cluster = await TestCluster.StartAsync(3, settings);
+        foreach (var node in cluster.Nodes) await StoreReady(node);
+        var session = NewId("s");
+        var detachedAt = DateTime.UtcNow;
+        await using (var client = await Connect(cluster.Nodes[0], session))
+        {
+            await client.SubscribeAsync(NewId("t"));
+            detachedAt = DateTime.UtcNow;
+        }
+        TestBroker? host = null;
+        await Wait.UntilAsync(async () => (host = await HostOfSession(cluster, session)) is not null, "a node runs the session");
+
+        // Its node leaves the cluster (SIGTERM): the session's shard is handed off; nothing touches
+        // the session afterwards.
+        await host!.App.StopAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        cluster.Nodes.Remove(host);
+        await host.App.DisposeAsync();
+        Assert.True(DateTime.UtcNow - detachedAt < TimeSpan.FromSeconds(12), "the hand-off took longer than the expiry time: the test proves nothing");
+        Assert.True(await Store.RowsAsync("session-" + session) > 0);
+
+        await RowsGone(session);
+        Assert.True(DateTime.UtcNow - detachedAt >= TimeSpan.FromSeconds(12), "deleted before it expired");
+        await using var again = await Connect(cluster.Nodes[0], session);
+        await Sync(again); // an empty session: no `subscribed` was restored before the pong
+    }
+
+    [Fact]
+    public async Task Session_expires_after_every_broker_restarted_even_if_nobody_reconnects()
+    {
+        var settings = Settings(expireAfter: "15s");
+        settings["broker.sessions.sweep-interval"] = "1s";
+        var session = NewId("s");
+        DateTime detachedAt;
+        await using (var before = await TestBroker.StartAsync(settings))
+        {
+            await using var client = await Connect(before, session);
+            await client.SubscribeAsync(NewId("t"));
+            detachedAt = DateTime.UtcNow;
+        }
+        // Every broker stopped (here: the only one) while the session waited for its expiry; a new
+        // one starts on the same store and nobody ever uses the session again.
+        await using var after = await TestBroker.StartAsync(settings);
+        Assert.True(DateTime.UtcNow - detachedAt < TimeSpan.FromSeconds(15), "the restart took longer than the expiry time: the test proves nothing");
+        Assert.True(await Store.RowsAsync("session-" + session) > 0);
+        await RowsGone(session);
+        Assert.True(DateTime.UtcNow - detachedAt >= TimeSpan.FromSeconds(15), "deleted before it expired");
+    }
+
+
     [Fact]
     public async Task When_the_database_returns_sessions_work_again_without_a_restart()
     {
@@ -434,4 +550,102 @@ public sealed class SqliteSessionTests : SessionTests<SqliteStore>
     }
 }
 
-public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>;
+public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>
+{
+    [Fact]
+    public async Task The_session_sweep_lists_the_sessions_stored_in_PostgreSQL()
+    {
+        // The sweep's read side of the journal (Akka.Persistence.Query) on PostgreSQL, with the
+        // default expiry (it deletes only sessions idle for a day).
+        var values = Store.Overrides;
+        values["broker.sessions.sweep-interval"] = "1s";
+        values["broker.logging.level"] = "info"; // the sweep reports at info
+        await using var broker = await TestBroker.StartAsync(values);
+        var log = LogCapture.Attach(broker);
+        await using (var client = await broker.ConnectAsync($"?session=sweep-{Guid.NewGuid():N}"))
+            await client.SubscribeAsync($"sweep.{Guid.NewGuid():N}");
+        await Wait.UntilAsync(() =>
+        {
+            if (log.Lines.FirstOrDefault(l => l.Message.Contains("Session sweep failed", StringComparison.Ordinal)) is { Message: { } failed })
+                throw new Xunit.Sdk.XunitException(failed);
+            return log.Lines.Any(l => l.Message.Contains("Session sweep: ", StringComparison.Ordinal) && !l.Message.Contains("Session sweep: 0 ", StringComparison.Ordinal));
+        }, "a sweep listed the stored sessions", TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task The_database_lost_while_a_session_is_live_answers_unavailable_keeps_delivering_and_works_again_when_it_returns()
+    {
+        // The broker reaches PostgreSQL through a proxy the test breaks (every connection reset,
+        // new ones refused) and restores.
+        var target = new Npgsql.NpgsqlConnectionStringBuilder((string)Store.Overrides["broker.persistence.connection-string"]);
+        using var proxy = new TcpProxy(target.Host!, target.Port);
+        var values = Store.Overrides;
+        values["broker.persistence.connection-string"] = new Npgsql.NpgsqlConnectionStringBuilder(target.ConnectionString)
+        {
+            Host = "127.0.0.1", Port = proxy.Port, Timeout = 2, CommandTimeout = 3,
+        }.ToString();
+        values["broker.sessions.request-timeout"] = "3s";
+        await using var broker = await TestBroker.StartAsync(values);
+        var session = $"db-lost-{Guid.NewGuid():N}";
+        var topic = $"db.lost.{Guid.NewGuid():N}";
+        await using var publisher = await broker.ConnectAsync();
+        await using var live = await broker.ConnectAsync("?session=" + session);
+        await live.SubscribeAsync(topic);
+        var p1 = await publisher.PublishAsync(topic, 1, "p1");
+        Assert.Equal(p1, (string?)(await live.ExpectAsync("message"))["pos"]);
+        await live.SendAsync(new { type = "commit", topic, pos = p1 });
+        var sync = await live.RequestAsync(new { type = "ping", id = "sync" }, "sync");
+        Assert.Equal("pong", (string?)sync["type"]);
+
+        proxy.Break();
+
+        // Changes to the session are refused in time, and say so.
+        var p2 = await publisher.PublishAsync(topic, 2, "p2"); // the topic path does not use the database
+        Assert.Equal(p2, (string?)(await live.ExpectAsync("message"))["pos"]); // and the live subscription keeps delivering
+        var refused = await live.RequestAsync(new { type = "commit", id = "c3", topic, pos = p2 }, "c3");
+        Assert.Equal(("error", "unavailable"), ((string?)refused["type"], (string?)refused["code"]));
+        var subscribe = await live.RequestAsync(new { type = "subscribe", id = "s2", topic = topic + ".other" }, "s2");
+        Assert.Equal("unavailable", (string?)subscribe["code"]);
+        Assert.Equal(System.Net.WebSockets.WebSocketState.Open, live.Socket.State);
+        // Clients without a session notice nothing.
+        await using (var plain = await broker.ConnectAsync())
+        {
+            await plain.SubscribeAsync(topic);
+            var p3 = await publisher.PublishAsync(topic, 3, "p3");
+            Assert.Equal(p3, (string?)(await plain.ExpectAsync("message"))["pos"]);
+            Assert.Equal(p3, (string?)(await live.ExpectAsync("message"))["pos"]);
+        }
+
+        proxy.Restore();
+
+        // The same connection works again once the store answers (as a client retries): a
+        // subscribe is stored, then the commit it was refused.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        for (var attempt = 0; ; attempt++)
+        {
+            var retry = await live.RequestAsync(new { type = "subscribe", id = $"s3-{attempt}", topic = topic + ".after" }, $"s3-{attempt}");
+            if ((string?)retry["type"] == "subscribed") break;
+            Assert.Equal("unavailable", (string?)retry["code"]);
+            Assert.True(DateTime.UtcNow < deadline, "the session store did not come back");
+            await Task.Delay(500); // retry like a client would, within the deadline
+        }
+        // A stored commit has no reply; a refused one is answered within request-timeout.
+        await live.SendAsync(new { type = "commit", id = "c4", topic, pos = p2 });
+        JsonObject? answer = null;
+        try { answer = await live.ReceiveAsync(TimeSpan.FromSeconds(5)); } catch (TimeoutException) { }
+        Assert.True(answer is null, "the commit was answered: " + answer?.ToJsonString());
+
+        // What was stored before and after the outage is all there: a reconnect resumes after p2.
+        await live.DisposeAsync();
+        await using var again = await broker.ConnectAsync("?session=" + session);
+        // Both stored topics are restored (a `subscribed` each); the first message of ours is p3.
+        var frames = new List<JsonObject>();
+        while (frames.Count(f => (string?)f["type"] == "subscribed") < 2 || !frames.Any(f => (string?)f["type"] == "message"))
+            frames.Add(await again.ReceiveAsync());
+        var ours = Assert.Single(frames, f => (string?)f["type"] == "subscribed" && (string?)f["topic"] == topic);
+        Assert.True((bool?)ours["recovered"]);
+        var m3 = frames.First(f => (string?)f["type"] == "message");
+        Assert.Equal(topic, (string?)m3["topic"]);
+        Assert.Equal(3, (int)m3["data"]!);
+    }
+}

@@ -138,10 +138,73 @@ public sealed class MockKafkaClusterTests
     }
 
     [Fact]
-    public void Auto_created_topics_get_the_mock_default_of_four_partitions()
+    public async Task A_topic_a_producer_writes_to_first_gets_the_configured_partitions()
     {
-        // Documents a mock limitation: the default is not configurable, so call CreateTopic
-        // first whenever the partition count matters.
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 2);
+        using var producer = NewProducer(cluster);
+        await producer.ProduceAsync("written-first", new Message<string, string> { Key = "k", Value = "v" });
+
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
+        Assert.Equal(2, Assert.Single(admin.GetMetadata("written-first", Timeout).Topics).Partitions.Count);
+        // A topic created on purpose keeps its own count.
+        cluster.CreateTopic("made", 3);
+        Assert.Equal(3, Assert.Single(admin.GetMetadata("made", Timeout).Topics).Partitions.Count);
+    }
+
+    [Fact]
+    public void With_a_partition_count_the_brokers_own_clients_are_served_by_the_mock_and_others_stay_on_the_forwarder()
+    {
+        var port = FreePort();
+        using var cluster = MockKafkaCluster.Start("127.0.0.1", port, autoCreatePartitions: 1);
+        (string Host, int Port) Advertised(string? clientId)
+        {
+            var config = new AdminClientConfig { BootstrapServers = cluster.BootstrapServers };
+            if (clientId is not null) config.ClientId = clientId;
+            using var admin = new AdminClientBuilder(config).Build();
+            var broker = Assert.Single(admin.GetMetadata(Timeout).Brokers);
+            return (broker.Host, broker.Port);
+        }
+
+        // The broker's own producer and consumers (client.id broker-…): the mock's own listener, no forwarder hop.
+        var own = Advertised(MockKafkaCluster.BrokerClientIdPrefix + "producer");
+        Assert.Equal("127.0.0.1", own.Host);
+        Assert.NotEqual(port, own.Port);
+        // Anyone else (kcat, tools): the forwarder, which sees their Metadata requests.
+        Assert.Equal(("127.0.0.1", port), Advertised(null));
+        Assert.Equal(("127.0.0.1", port), Advertised("kcat"));
+    }
+
+    [Fact]
+    public async Task A_producer_that_knows_the_cluster_already_gets_the_configured_partitions_for_a_new_topic()
+    {
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 2);
+        cluster.CreateTopic("known", 1);
+        using var producer = NewProducer(cluster);
+        await producer.ProduceAsync("known", new Message<string, string> { Key = "k", Value = "v" });
+        // Its later Metadata requests go to the broker it learned from the first answer, not to bootstrap.
+        for (var i = 0; i < 5; i++)
+            await producer.ProduceAsync($"later-{i}", new Message<string, string> { Key = "k", Value = "v" });
+
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
+        for (var i = 0; i < 5; i++)
+            Assert.Equal(2, Assert.Single(admin.GetMetadata($"later-{i}", Timeout).Topics).Partitions.Count);
+    }
+
+    [Fact]
+    public void A_metadata_query_that_forbids_auto_creation_creates_nothing()
+    {
+        using var cluster = MockKafkaCluster.Start(port: 0, autoCreatePartitions: 1);
+        // Consumers ask with allow.auto.create.topics off (librdkafka's consumer default).
+        using var consumer = NewConsumer(cluster);
+        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+        var topic = Assert.Single(admin.GetMetadata("only-asked", Timeout).Topics);
+        Assert.Equal(ErrorCode.UnknownTopicOrPart, topic.Error.Code);
+    }
+
+    [Fact]
+    public void Without_a_partition_count_auto_created_topics_get_the_mock_default_of_four()
+    {
+        // The mock's own default (not configurable in librdkafka): the broker always gives a count.
         using var cluster = MockKafkaCluster.Start(port: 0);
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).Build();
         var topic = Assert.Single(admin.GetMetadata("never-created", Timeout).Topics);

@@ -26,7 +26,7 @@ public sealed class FeedHubTests : IDisposable
     public FeedHubTests()
     {
         _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = new KafkaSettings { BootstrapServers = _cluster.BootstrapServers };
+        _settings = TestDefaults.Kafka(_cluster.BootstrapServers);
         _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
         _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
         _replay = new CatchUpReader(_settings);
@@ -200,7 +200,7 @@ public sealed class FeedHubTests : IDisposable
         _cluster.DeleteRecords("lag-conn", 0, 5);
         var outbound = new Broker.Core.Connections.OutboundQueue(16, long.MaxValue);
         var metrics = new Broker.Core.Metrics.BrokerMetrics();
-        var node = new NodeServices(new ConnectionSettings { ReplayStallTimeout = TimeSpan.FromSeconds(5) }, _log, _hub, _replay,
+        var node = new NodeServices(TestDefaults.Connection with { ReplayStallTimeout = TimeSpan.FromSeconds(5) }, _log, _hub, _replay,
             new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics), new ConnectionRegistry(), metrics);
         var sub = new Subscription("lag-conn", _settings.Resolve("lag-conn")!, outbound, node, null, false, new ReplayShare(2), NullLogger.Instance);
         sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them

@@ -26,9 +26,8 @@ public sealed class SharedFeedTests : IDisposable
     public SharedFeedTests()
     {
         _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = new KafkaSettings
+        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with
         {
-            BootstrapServers = _cluster.BootstrapServers,
             FeedLinger = TimeSpan.FromMinutes(5),
             Namespaces = [new NamespaceRule("u.>", Shared, Partitions, 1, true, false, null, Multiplex: true)],
         };

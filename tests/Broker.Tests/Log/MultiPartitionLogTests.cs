@@ -30,7 +30,7 @@ public sealed class MultiPartitionLogTests : IDisposable
     public MultiPartitionLogTests()
     {
         _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = new KafkaSettings { BootstrapServers = _cluster.BootstrapServers, PartitionRefresh = TimeSpan.FromMilliseconds(200) };
+        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with { PartitionRefresh = TimeSpan.FromMilliseconds(200) };
         _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
         _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance, partitionCount: (t, ct) => _log.PartitionCountAsync(t, ct));
         _replay = new CatchUpReader(_settings);

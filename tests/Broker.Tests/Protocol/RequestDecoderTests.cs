@@ -1,12 +1,16 @@
 using System.Text;
 using Broker.Protocol;
+using Broker.Tests.Infrastructure;
 
 namespace Broker.Tests.Protocol;
 
 public sealed class RequestDecoderTests
 {
+    /// <summary>The limits of hocon/broker.conf's broker.websocket.</summary>
+    private static readonly ProtocolLimits Defaults = TestDefaults.Connection.Limits;
+
     private static DecodeResult Decode(string json, ProtocolLimits? limits = null) =>
-        RequestDecoder.Decode(Encoding.UTF8.GetBytes(json), limits ?? ProtocolLimits.Default);
+        RequestDecoder.Decode(Encoding.UTF8.GetBytes(json), limits ?? Defaults);
 
     private static T Ok<T>(string json, ProtocolLimits? limits = null) where T : ClientRequest
     {
@@ -79,7 +83,7 @@ public sealed class RequestDecoderTests
     {
         Fails("""{"type":"subscribe","id":"k","topic":"t","key":5}""", ErrorCodes.BadRequest, "k");
         Fails("""{"type":"subscribe","id":"k","topic":"t","key":["a"]}""", ErrorCodes.BadRequest, "k");
-        var max = ProtocolLimits.Default.MaxKeyBytes;
+        var max = Defaults.MaxKeyBytes;
         Assert.NotNull(Ok<SubscribeRequest>($$"""{"type":"subscribe","topic":"t","key":"{{new string('k', max)}}"}""").Key);
         Fails($$"""{"type":"subscribe","id":"k","topic":"t","key":"{{new string('k', max + 1)}}"}""", ErrorCodes.BadRequest, "k");
     }
@@ -179,7 +183,7 @@ public sealed class RequestDecoderTests
     [Fact]
     public void Publish_data_at_the_size_limit_is_accepted_and_one_byte_more_is_too_large()
     {
-        var limits = new ProtocolLimits(MaxDataBytes: 10);
+        var limits = Defaults with { MaxDataBytes = 10 };
         var atLimit = "\"12345678\""; // 10 bytes
         Assert.Equal(Encoding.UTF8.GetBytes(atLimit), Ok<PublishRequest>($$"""{"type":"publish","topic":"t","data":{{atLimit}}}""", limits).Data);
         Fails("""{"type":"publish","id":"big","topic":"t","data":"123456789"}""", ErrorCodes.TooLarge, "big", limits);
@@ -188,14 +192,14 @@ public sealed class RequestDecoderTests
     [Fact]
     public void Publish_data_over_the_default_limit_is_too_large()
     {
-        var data = new string('x', ProtocolLimits.Default.MaxDataBytes);
+        var data = new string('x', Defaults.MaxDataBytes);
         Fails($$"""{"type":"publish","id":"big","topic":"t","data":"{{data}}"}""", ErrorCodes.TooLarge, "big");
     }
 
     [Fact]
     public void Publish_key_too_long_is_bad_request()
     {
-        var max = ProtocolLimits.Default.MaxKeyBytes;
+        var max = Defaults.MaxKeyBytes;
         Assert.NotNull(Ok<PublishRequest>($$"""{"type":"publish","topic":"t","data":1,"key":"{{new string('k', max)}}"}""").Key);
         Fails($$"""{"type":"publish","id":"k","topic":"t","data":1,"key":"{{new string('k', max + 1)}}"}""", ErrorCodes.BadRequest, "k");
         // The limit is in UTF-8 bytes, not characters.
@@ -246,7 +250,7 @@ public sealed class RequestDecoderTests
     {
         var bytes = Encoding.UTF8.GetBytes(json);
         bytes[Array.IndexOf(bytes, (byte)'?')] = 0xFF;
-        var r = RequestDecoder.Decode(bytes, ProtocolLimits.Default);
+        var r = RequestDecoder.Decode(bytes, Defaults);
         Assert.True(r.IsError);
         Assert.Equal(ErrorCodes.BadRequest, r.Error.Code);
     }
@@ -451,7 +455,7 @@ public sealed class RequestDecoderTests
     [Fact]
     public void Last_limit_follows_the_configured_limits()
     {
-        var limits = new ProtocolLimits(MaxLast: 5);
+        var limits = Defaults with { MaxLast = 5 };
         Assert.Equal(5, Ok<SubscribeRequest>("""{"type":"subscribe","topic":"t","last":5}""", limits).Last);
         Fails("""{"type":"subscribe","id":"l","topic":"t","last":6}""", ErrorCodes.BadRequest, "l", limits);
     }

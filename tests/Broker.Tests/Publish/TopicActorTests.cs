@@ -22,15 +22,14 @@ public sealed class TopicActorTests : Akka.TestKit.Xunit2.TestKit
 
     private IActorRef StartTopic(string topic, TimeSpan? produceTimeout = null)
     {
-        var settings = new KafkaSettings
+        var settings = TestDefaults.Kafka(_cluster.BootstrapServers) with
         {
-            BootstrapServers = _cluster.BootstrapServers,
             TopicPrefix = "bk.",
-            ProduceTimeout = produceTimeout ?? TimeSpan.FromSeconds(10),
+            ProduceTimeout = produceTimeout ?? TestDefaults.Kafka().ProduceTimeout,
         };
         _log ??= new KafkaLog(settings, new MockClusterProvisioner(_cluster));
         _reader ??= new CatchUpReader(settings);
-        return Sys.ActorOf(TopicActor.Props(topic, new TopicDependencies(_log, _reader, new TopicSettings())));
+        return Sys.ActorOf(TopicActor.Props(topic, new TopicDependencies(_log, _reader, TestDefaults.Topics)));
     }
 
     private CatchUpReader? _reader;
@@ -210,5 +209,104 @@ public sealed class TopicActorTests : Akka.TestKit.Xunit2.TestKit
             }
         }
         Assert.Equal(heads, (await _log!.QueryHeadsAsync("bk.mp")).High); // the retries wrote nothing
+    }
+
+    [Fact]
+    public void A_reused_id_with_other_data_or_key_is_refused_as_conflict_and_never_written_even_after_a_move()
+    {
+        var topic = StartTopic("conflict");
+        var first = new TopicCommands.Publish("conflict", "\"hello\""u8.ToArray(), null, "client-a", "1");
+        topic.Tell(first, TestActor);
+        var ack = ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+
+        topic.Tell(first with { Data = "\"second message\""u8.ToArray() }, TestActor);
+        Assert.Equal(ErrorCodes.Conflict, ExpectMsg<TopicCommands.PublishRejected>(AckTimeout).Code);
+        topic.Tell(first with { Key = "k" }, TestActor);
+        Assert.Equal(ErrorCodes.Conflict, ExpectMsg<TopicCommands.PublishRejected>(AckTimeout).Code);
+        topic.Tell(first, TestActor); // the real retry still gets its ack
+        Assert.Equal(ack.Pos, ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos);
+
+        // A new writer knows the fingerprint from the record it reads back.
+        Watch(topic);
+        topic.Tell(TopicActor.Stop.Instance);
+        ExpectTerminated(topic, AckTimeout);
+        var moved = StartTopic("conflict");
+        moved.Tell(first with { Data = "\"second message\""u8.ToArray() }, TestActor);
+        Assert.Equal(ErrorCodes.Conflict, ExpectMsg<TopicCommands.PublishRejected>(AckTimeout).Code);
+        moved.Tell(first, TestActor);
+        Assert.Equal(ack.Pos, ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos);
+
+        moved.Tell(first with { RequestId = "2" }, TestActor);
+        ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+        var records = KafkaRead.From(_cluster.BootstrapServers, "bk.conflict", 0, 2);
+        Assert.All(records, r => Assert.Equal("\"hello\""u8.ToArray(), r.Message.Value));
+    }
+
+    [Fact]
+    public void A_retry_that_arrives_while_the_first_publish_is_still_in_flight_gets_the_same_ack_and_one_record_is_written()
+    {
+        var topic = StartTopic("inflight");
+        topic.Tell(Publish("inflight", "0"), TestActor);
+        ExpectMsg<TopicCommands.PublishAck>(AckTimeout); // the producer is connected
+
+        _cluster.SetBrokerDown(); // the record waits in the producer's queue
+        var publish = new TopicCommands.Publish("inflight", "1"u8.ToArray(), null, "client-a", "r1");
+        var original = CreateTestProbe();
+        var retry = CreateTestProbe();
+        topic.Tell(publish, original.Ref);
+        topic.Tell(publish, retry.Ref);
+        retry.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no answer while it is in flight
+        _cluster.SetBrokerUp();
+
+        var first = original.ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+        var second = retry.ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+        Assert.False(first.Duplicate);
+        Assert.True(second.Duplicate);
+        Assert.Equal(first.Pos, second.Pos);
+        Assert.Equal(1, OffsetOf(first.Pos));
+        var records = KafkaRead.From(_cluster.BootstrapServers, "bk.inflight", 0, 2);
+        Assert.Equal("1"u8.ToArray(), records[1].Message.Value);
+        topic.Tell(Publish("inflight", "2"), TestActor);
+        Assert.Equal(2, OffsetOf(ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos)); // nothing else was written
+    }
+
+    [Fact]
+    public void A_publish_that_reaches_the_writer_too_close_to_its_deadline_is_refused_and_never_written()
+    {
+        var topic = StartTopic("deadline");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // Less than produce-timeout + answer-margin left: Kafka's answer could come after the client gave up.
+        topic.Tell(new TopicCommands.Publish("deadline", "1"u8.ToArray(), null, "client-a", "late", now + 3_000), TestActor);
+        var refused = ExpectMsg<TopicCommands.PublishRejected>(AckTimeout);
+        Assert.Equal(ErrorCodes.Unavailable, refused.Code);
+        Assert.Contains("nothing was written", refused.Message);
+
+        topic.Tell(new TopicCommands.Publish("deadline", "2"u8.ToArray(), null, "client-a", "in-time", now + 60_000), TestActor);
+        Assert.Equal(0, OffsetOf(ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos)); // the late one took no offset
+        // The late publish was forgotten, not remembered as written: sent again in time, it is written.
+        topic.Tell(new TopicCommands.Publish("deadline", "1"u8.ToArray(), null, "client-a", "late", now + 60_000), TestActor);
+        Assert.Equal(1, OffsetOf(ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos));
+    }
+
+    [Fact]
+    public void Stopping_for_a_hand_off_waits_for_kafkas_answer_to_what_was_sent_and_refuses_new_publishes()
+    {
+        var topic = StartTopic("handoff");
+        topic.Tell(Publish("handoff", "0"), TestActor);
+        ExpectMsg<TopicCommands.PublishAck>(AckTimeout);
+        Watch(topic);
+
+        _cluster.SetBrokerDown();
+        var inFlight = CreateTestProbe();
+        topic.Tell(new TopicCommands.Publish("handoff", "1"u8.ToArray(), null, "client-a", "r1"), inFlight.Ref);
+        topic.Tell(TopicActor.Stop.Instance);
+        topic.Tell(new TopicCommands.Publish("handoff", "2"u8.ToArray(), null, "client-a", "r2"), TestActor);
+        var refused = ExpectMsg<TopicCommands.PublishRejected>(AckTimeout);
+        Assert.Equal(ErrorCodes.Unavailable, refused.Code);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // still running: a record is in flight
+        _cluster.SetBrokerUp();
+
+        Assert.Equal(1, OffsetOf(inFlight.ExpectMsg<TopicCommands.PublishAck>(AckTimeout).Pos));
+        ExpectTerminated(topic, AckTimeout);
     }
 }

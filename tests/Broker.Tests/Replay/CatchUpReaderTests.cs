@@ -25,7 +25,7 @@ public sealed class CatchUpReaderTests : IDisposable
     public CatchUpReaderTests()
     {
         _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = new KafkaSettings { BootstrapServers = _cluster.BootstrapServers, MaxConcurrentReplays = 1 };
+        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with { MaxConcurrentReplays = 1 };
         _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
         _reader = new CatchUpReader(_settings);
     }
@@ -88,7 +88,7 @@ public sealed class CatchUpReaderTests : IDisposable
         var outbound = new OutboundQueue(64, long.MaxValue);
         var metrics = new BrokerMetrics();
         using var feeds = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
-        var node = new NodeServices(new ConnectionSettings(), _log, feeds, _reader, new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics),
+        var node = new NodeServices(TestDefaults.Connection, _log, feeds, _reader, new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics),
             new ConnectionRegistry(), metrics);
         var sub = new Subscription("broken", _settings.Resolve("broken")!, outbound, node, null, false, new ReplayShare(1), NullLogger.Instance);
         _reader.Dispose(); // the reader is gone: its reads fail

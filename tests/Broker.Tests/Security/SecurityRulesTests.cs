@@ -50,13 +50,13 @@ public sealed class SecurityRulesTests
             var config = ConfigurationFactory.ParseString($$"""
                 broker.kafka.client-config { "security.protocol" = SASL_SSL, sasl { mechanisms = PLAIN, username = broker } }
                 broker.kafka.client-config-files { "sasl.password" = "{{secret}}" }
-                """);
-            var properties = KafkaClientProperties.FromConfig(config);
+                """).WithFallback(BrokerDefaults.Config);
+            var settings = KafkaSettings.Bind(new SettingsReader(config));
+            var properties = settings.ClientConfig;
             Assert.Equal("SASL_SSL", properties["security.protocol"]);
             Assert.Equal("PLAIN", properties["sasl.mechanisms"]);
             Assert.Equal("broker", properties["sasl.username"]);
             Assert.Equal("s3cret", properties["sasl.password"]);
-            var settings = new KafkaSettings { ClientConfig = properties };
             Assert.Equal("SASL_SSL", KafkaLog.ProducerConfig(settings).Get("security.protocol"));
             Assert.Equal("s3cret", KafkaLog.ConsumerConfig(settings, "x").SaslPassword);
             Assert.Equal("broker", KafkaLog.WithClientConfig(new AdminClientConfig(), settings).SaslUsername);
@@ -70,7 +70,7 @@ public sealed class SecurityRulesTests
     [Fact]
     public void Access_levels_follow_the_first_matching_namespace_then_the_default()
     {
-        var settings = new AuthSettings(AuthMode.Required, false, "x", null, null, null, TimeSpan.Zero, null, null, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, true,
+        var settings = new AuthSettings(AuthMode.Required, false, "x", null, null, null, TimeSpan.Zero, TimeSpan.Zero, null, null, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, true,
             "sub_topics", "pub_topics", AccessLevel.Authenticated, AccessLevel.Granted,
             [new NamespaceAccess(new TopicPattern("public.>"), AccessLevel.Anonymous, AccessLevel.Authenticated)]);
         var access = new TopicAccess(settings);

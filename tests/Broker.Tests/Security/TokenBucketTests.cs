@@ -22,4 +22,19 @@ public sealed class TokenBucketTests
         Assert.False(bucket.TryTake(1, out var after));
         Assert.True(after > TimeSpan.Zero);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(15)]
+    [InlineData(100)]
+    [InlineData(1234)]
+    public void Subject_buckets_refill_exactly_their_rate(int perSecond)
+    {
+        var options = Quotas.Bucket(perSecond);
+        Assert.Equal(perSecond, options.TokenLimit);
+        Assert.Equal(perSecond, options.TokensPerPeriod / options.ReplenishmentPeriod.TotalSeconds, perSecond * 1e-5); // the period is whole ticks
+        Assert.InRange(options.ReplenishmentPeriod, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(1));
+    }
 }

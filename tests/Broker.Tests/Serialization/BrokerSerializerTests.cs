@@ -21,6 +21,7 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new TopicCommands.Publish("orders.eu", "{\"n\":1,\"s\":\"café ✓\"}"u8.ToArray(), "customer-7", "client-1", "req-1"),
         new TopicCommands.Publish("t", "null"u8.ToArray(), null, null, null),
         new TopicCommands.Publish("t", new byte[100_000], "", "c", ""),
+        new TopicCommands.Publish("t", "1"u8.ToArray(), "k", "c", "1", DeadlineUnixMs: 1_767_225_600_123),
         new TopicCommands.PublishAck("orders.eu", "AQEB"),
         new TopicCommands.PublishAck("t", "AQEC", Duplicate: true),
         new TopicCommands.PublishRejected("t", "unavailable", "the log is unavailable; retry"),
@@ -49,6 +50,12 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB")]),
         new SessionEvents.Snapshot([new SessionTopic("café", "AQEB"), new SessionTopic("t", "AQEA", "k1", true), new SessionTopic("u", "AQEC", "k2")]),
         new SessionEvents.Snapshot([]),
+        new SessionEvents.Snapshot([new SessionTopic("a", "AQEA")], new SessionAttachment("akka.tcp://broker@127.0.0.1:4053/user/endpoint#1", 1_767_225_600_000)),
+        new SessionEvents.Snapshot([], new SessionAttachment(null, 1)),
+        new SessionEvents.ConnectionAttached("akka.tcp://broker@127.0.0.1:4053/user/$a#42", 1_767_225_600_000),
+        new SessionEvents.ConnectionDetached(1_767_225_600_001),
+        new SessionCommands.CheckExpiry("s"),
+        new SessionCommands.Checked("s"),
         NodeInfo.GetNodeStatus.Instance,
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4053", 3, false, [new TopicSubscribers("orders", "p.orders", 2), new TopicSubscribers("café", "café", 0)]),
         new NodeInfo.NodeStatus("akka.tcp://broker@127.0.0.1:4054", 0, true, []),
@@ -85,7 +92,9 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                 Assert.Equal(a.Topics, b.Topics);
                 break;
             case SessionEvents.Snapshot a:
-                Assert.Equal(a.Topics, Assert.IsType<SessionEvents.Snapshot>(back).Topics);
+                var snapshot = Assert.IsType<SessionEvents.Snapshot>(back);
+                Assert.Equal(a.Topics, snapshot.Topics);
+                Assert.Equal(a.Attachment, snapshot.Attachment);
                 break;
             case NodeInfo.NodeStatus n:
                 var m = Assert.IsType<NodeInfo.NodeStatus>(back);
@@ -172,6 +181,20 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
                     break;
             }
         }
+    }
+
+    [Fact]
+    public void A_publish_with_a_deadline_has_its_own_manifest_and_one_without_is_written_as_before()
+    {
+        var plain = new TopicCommands.Publish("t", "1"u8.ToArray(), null, "c", "1");
+        var serializer = Sys.Serialization.FindSerializerFor(plain);
+        Assert.Equal("tp", Akka.Serialization.Serialization.ManifestFor(serializer, plain));
+        // The bytes of a publish without deadline, as nodes wrote them before deadlines existed.
+        Assert.Equal("0101000000740100000031FFFFFFFF01000000630100000031", Convert.ToHexString(serializer.ToBinary(plain)));
+        var timed = plain with { DeadlineUnixMs = 42 };
+        Assert.Equal("tp2", Akka.Serialization.Serialization.ManifestFor(serializer, timed));
+        var back = Assert.IsType<TopicCommands.Publish>(Sys.Serialization.Deserialize(serializer.ToBinary(timed), serializer.Identifier, "tp2"));
+        Assert.Equal(42, back.DeadlineUnixMs);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Broker.Core.Settings;
+using Broker.Tests.Infrastructure;
 
 namespace Broker.Tests.Settings;
 
@@ -26,7 +27,7 @@ public sealed class TopicNamespacesTests
     [Fact]
     public void First_matching_namespace_wins_and_the_template_names_the_kafka_topic()
     {
-        var settings = new KafkaSettings
+        var settings = TestDefaults.Kafka() with
         {
             TopicPrefix = "pre-",
             Namespaces = [Rule("orders.vip", "vip-orders", create: false), Rule("orders.*", "svc.{topic}"), Rule("feeds.>", "{topic}", readOnly: true)],
@@ -44,8 +45,27 @@ public sealed class TopicNamespacesTests
     [InlineData(UnmappedTopics.Forbidden)]
     public void Unmapped_topics_are_refused_when_configured(UnmappedTopics policy)
     {
-        var settings = new KafkaSettings { Namespaces = [Rule("orders.*")], Unmapped = policy };
+        var settings = TestDefaults.Kafka() with { Namespaces = [Rule("orders.*")], Unmapped = policy };
         Assert.Null(settings.Resolve("chat"));
         Assert.NotNull(settings.Resolve("orders.x"));
+    }
+
+    [Theory]
+    [InlineData("broker.users", 12)]   // the shared topic of a multiplexed namespace
+    [InlineData("svc.orders.eu", 6)]   // a name the template of orders.* makes
+    [InlineData("svc.other", 2)]       // the template's shape, but no topic of the namespace
+    [InlineData("chat", 2)]            // the default mapping
+    public void A_kafka_topic_a_client_names_first_gets_the_partitions_of_its_namespace(string kafkaTopic, int partitions)
+    {
+        var settings = TestDefaults.Kafka() with
+        {
+            Partitions = 2,
+            Namespaces =
+            [
+                new NamespaceRule("user.>", "broker.users", 12, 1, true, false, null, Multiplex: true),
+                new NamespaceRule("orders.*", "svc.{topic}", 6, 1, true, false, null),
+            ],
+        };
+        Assert.Equal(partitions, settings.PartitionsOfKafkaTopic(kafkaTopic));
     }
 }
