@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.Soak.Cluster;
 
@@ -76,7 +77,7 @@ public sealed class Database : IAsyncDisposable
     /// <summary>The fault: the database goes away.</summary>
     public async Task BreakAsync(CancellationToken ct)
     {
-        if (_proxy is not null) _proxy.Cut();
+        if (_proxy is not null) _proxy.Break();
         else if (_pgCtl is not null)
         {
             _stopped = true;
@@ -128,6 +129,6 @@ public sealed class Database : IAsyncDisposable
             try { await RepairAsync(CancellationToken.None); }
             catch (Exception e) { Console.Error.WriteLine($"soak: could not start PostgreSQL again: {e.Message}"); }
         }
-        if (_proxy is not null) await _proxy.DisposeAsync();
+        _proxy?.Dispose();
     }
 }

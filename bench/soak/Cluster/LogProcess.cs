@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.Soak.Cluster;
 
@@ -78,7 +79,7 @@ public sealed class LogProcess : IAsyncDisposable
     {
         lock (_gate)
         {
-            Signals.Send(_process.Id, Signals.Stop);
+            Signals.TrySend(_process.Id, Signals.Stop);
             _frozen = true;
         }
     }
@@ -88,7 +89,7 @@ public sealed class LogProcess : IAsyncDisposable
     {
         lock (_gate)
         {
-            Signals.Send(_process.Id, Signals.Cont);
+            Signals.TrySend(_process.Id, Signals.Cont);
             _frozen = false;
         }
     }
@@ -102,12 +103,12 @@ public sealed class LogProcess : IAsyncDisposable
             if (!_process.HasExited)
             {
                 if (_frozen) Resume();
-                Signals.Send(_process.Id, Signals.Term);
+                Signals.TrySend(_process.Id, Signals.Term);
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
                 try { await _process.WaitForExitAsync(cts.Token); }
                 catch (OperationCanceledException)
                 {
-                    Signals.Send(_process.Id, Signals.Kill);
+                    Signals.TrySend(_process.Id, Signals.Kill);
                     await _process.WaitForExitAsync();
                 }
             }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.Soak.Cluster;
 
@@ -110,7 +111,7 @@ public sealed class NodeProcess : IAsyncDisposable
     public async Task KillAsync()
     {
         if (_process is not { } p || p.HasExited) return;
-        Signals.Send(p.Id, Signals.Kill);
+        Signals.TrySend(p.Id, Signals.Kill);
         await WaitExitAsync(p, TimeSpan.FromSeconds(15));
     }
 
@@ -118,9 +119,9 @@ public sealed class NodeProcess : IAsyncDisposable
     public async Task<bool> TerminateAsync(TimeSpan timeout)
     {
         if (_process is not { } p || p.HasExited) return true;
-        Signals.Send(p.Id, Signals.Term);
+        Signals.TrySend(p.Id, Signals.Term);
         if (await WaitExitAsync(p, timeout)) return true;
-        Signals.Send(p.Id, Signals.Kill);
+        Signals.TrySend(p.Id, Signals.Kill);
         await WaitExitAsync(p, TimeSpan.FromSeconds(15));
         return false;
     }

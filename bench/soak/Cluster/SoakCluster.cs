@@ -1,5 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Broker.IntegrationTests.Infrastructure;
 
 namespace Broker.Soak.Cluster;
 
@@ -34,7 +35,9 @@ public sealed class SoakCluster : IAsyncDisposable
 
     public static async Task<SoakCluster> StartAsync(string binDir, string workDir, Database database, CancellationToken ct)
     {
-        var ports = Ports.Free(3 * 3 + 2);
+        // Below the ephemeral range, so that no outgoing connection takes a port while its node is down and about to restart on it.
+        var first = FreePorts.Ranges(1, 3 * 3 + 2)[0];
+        var ports = Enumerable.Range(first, 3 * 3 + 2).ToArray();
         var log = await LogProcess.StartAsync(Path.Combine(binDir, "Broker.DevKafka.dll"), ports[9], ports[10], Path.Combine(workDir, "devkafka.log"), ct);
         var configFile = Path.Combine(workDir, "soak.conf");
         await File.WriteAllTextAsync(configFile, Hocon + "\n", ct);
