@@ -14,19 +14,16 @@ catch (Exception e) when (e is ArgumentException or FormatException)
     return 2;
 }
 
-// Ctrl+C and SIGTERM end the run early: the finally blocks stop every process it started
-// (and start a PostgreSQL it stopped).
+// Ctrl+C, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT end the run early: the finally blocks
+// stop every process it started (and start a PostgreSQL it stopped). Only SIGKILL cannot be handled.
 using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    cancel.Cancel();
-};
-using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-{
-    ctx.Cancel = true;
-    cancel.Cancel();
-});
+var signals = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }
+    .Select(s => PosixSignalRegistration.Create(s, ctx =>
+    {
+        ctx.Cancel = true;
+        cancel.Cancel();
+    }))
+    .ToList();
 
 var root = SoakOptions.RepositoryRoot();
 var soak = new Soak(o);
@@ -54,6 +51,7 @@ if (o.Json is { } jsonPath)
     await File.WriteAllTextAsync(jsonPath, result.ToJson());
     Console.Error.WriteLine($"wrote {jsonPath}");
 }
+foreach (var registration in signals) registration.Dispose();
 return result.Failure is not null && result.Checker is null ? 2 : result.Passed ? 0 : 1;
 
 static string Git(string root, string args)

@@ -14,8 +14,10 @@ public sealed class SoakOptions
           long:       every kind of fault at random for --minutes (default 30), PostgreSQL
           --db        short: sqlite, or postgresql when BROKER_TEST_PG is set; long: postgresql
           --pg        default: BROKER_SOAK_PG, else BROKER_TEST_PG
-          --db-fault  short: cut (the soak's TCP proxy in front of PostgreSQL; nobody else notices);
-                      long: stop (pg_ctlcluster stop/start: everyone using that PostgreSQL notices)
+          --db-fault  cut (default): the soak's TCP proxy in front of PostgreSQL is cut; nobody else notices.
+                      stop: PostgreSQL itself is stopped and started (--pg-ctl) — long mode only, and only
+                      a dedicated server named by --pg or BROKER_SOAK_PG whose port --pg-ctl's cluster has
+                      (the default in long mode when one is named); started again when the soak ends
           --out       default bench/results/soak-latest.md in the repository (./soak-latest.md elsewhere)
           exit code:  0 every "must be 0" is 0; 1 one is not; 2 bad arguments or the cluster did not start
         """;
@@ -85,13 +87,22 @@ public sealed class SoakOptions
         if (o.Minutes <= 0) throw new ArgumentException("--minutes must be positive");
         o.Rate = rate is not null ? double.Parse(rate, CultureInfo.InvariantCulture) : o.Long ? 5 : 10;
         if (o.Rate <= 0 || o.Rate > 200) throw new ArgumentException("--rate is 0-200 messages per second per publisher");
-        o.Pg ??= Environment.GetEnvironmentVariable("BROKER_SOAK_PG") is { Length: > 0 } soakPg ? soakPg
-            : Environment.GetEnvironmentVariable("BROKER_TEST_PG") is { Length: > 0 } testPg ? testPg : null;
+        var testPg = Environment.GetEnvironmentVariable("BROKER_TEST_PG") is { Length: > 0 } t ? t : null;
+        o.Pg ??= Environment.GetEnvironmentVariable("BROKER_SOAK_PG") is { Length: > 0 } soakPg ? soakPg : testPg;
         if (o.Db.Length == 0) o.Db = o.Long || o.Pg is not null ? "postgresql" : "sqlite";
         if (o.Db is not ("sqlite" or "postgresql")) throw new ArgumentException("--db is sqlite or postgresql");
         if (o.Db == "postgresql" && o.Pg is null) throw new ArgumentException("PostgreSQL needs --pg, BROKER_SOAK_PG or BROKER_TEST_PG");
-        if (o.DbFault.Length == 0) o.DbFault = o.Long ? "stop" : "cut";
+        // Stopping PostgreSQL stops it for everyone: never the tests' shared server (BROKER_TEST_PG,
+        // which CI's parallel test classes use), never in short mode (CI), only a server named for the soak.
+        var dedicated = o.Db == "postgresql" && (testPg is null || Cluster.Database.Server(o.Pg!) != Cluster.Database.Server(testPg));
+        if (o.DbFault.Length == 0) o.DbFault = o.Long && dedicated ? "stop" : "cut";
         if (o.DbFault is not ("cut" or "stop" or "none")) throw new ArgumentException("--db-fault is cut, stop or none");
+        if (o.DbFault == "stop")
+        {
+            if (!o.Long) throw new ArgumentException("--db-fault stop is for long mode only: the short mode (CI) shares its PostgreSQL with other tests and cuts the soak's own proxy instead");
+            if (!dedicated) throw new ArgumentException("--db-fault stop stops the PostgreSQL server itself: name a dedicated one with --pg or BROKER_SOAK_PG (not the server of BROKER_TEST_PG)");
+            Cluster.Database.CheckStoppable(o.Pg!, o.PgCtl);
+        }
         // The in-memory log keeps about 5 MB per partition; a truncated partition cannot be checked.
         var perPartition = o.Rate * (o.Long ? o.Minutes * 60 : 300) * 200;
         if (perPartition > 4_000_000)

@@ -59,6 +59,45 @@ public sealed class Database : IAsyncDisposable
         }
     }
 
+    /// <summary>"host:port" of a PostgreSQL connection string (the server, whatever the database or user).</summary>
+    public static string Server(string connection)
+    {
+        var parts = ConnectionParts(connection);
+        var host = parts.GetValueOrDefault("host") ?? parts.GetValueOrDefault("server") ?? "127.0.0.1";
+        return $"{(host == "localhost" ? "127.0.0.1" : host)}:{parts.GetValueOrDefault("port") ?? "5432"}";
+    }
+
+    /// <summary>
+    /// Refuses (<see cref="ArgumentException"/>) a "stop" fault that could stop another PostgreSQL
+    /// than the one the nodes use: <paramref name="pgCtl"/> must be <c>pg_ctlcluster VERSION CLUSTER</c>
+    /// and that cluster (per <c>pg_lsclusters</c>) must listen on the connection's loopback port.
+    /// </summary>
+    public static void CheckStoppable(string connection, string pgCtl)
+    {
+        var parts = ConnectionParts(connection);
+        var host = parts.GetValueOrDefault("host") ?? parts.GetValueOrDefault("server") ?? "127.0.0.1";
+        var port = parts.GetValueOrDefault("port") ?? "5432";
+        if (host is not ("127.0.0.1" or "localhost" or "::1"))
+            throw new ArgumentException($"--db-fault stop needs a PostgreSQL on this machine (the connection names {host})");
+        var words = pgCtl.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (words is not ["pg_ctlcluster", var version, var cluster])
+            throw new ArgumentException($"--pg-ctl is \"pg_ctlcluster VERSION CLUSTER\", not \"{pgCtl}\"");
+        string listing;
+        try
+        {
+            using var ls = Process.Start(new ProcessStartInfo("pg_lsclusters", ["--no-header", version, cluster]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            listing = ls.StandardOutput.ReadToEnd();
+            ls.WaitForExit(10_000);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new ArgumentException($"--db-fault stop: pg_lsclusters did not run ({e.Message})");
+        }
+        var columns = listing.Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        if (columns.Length < 3 || columns[2] != port)
+            throw new ArgumentException($"--db-fault stop: cluster {version}/{cluster} does not listen on port {port} of the connection (pg_lsclusters: {listing.Trim()})");
+    }
+
     /// <summary>The environment that points a node at this store.</summary>
     public IEnumerable<KeyValuePair<string, string>> NodeEnvironment()
     {
@@ -81,6 +120,7 @@ public sealed class Database : IAsyncDisposable
         else if (_pgCtl is not null)
         {
             _stopped = true;
+            Console.Error.WriteLine($"soak: stopping PostgreSQL ({string.Join(' ', _pgCtl)} stop); if this process dies before it starts it again: {string.Join(' ', _pgCtl)} start");
             await RunAsync([.. _pgCtl[1..], "stop"], ct);
         }
     }
@@ -96,14 +136,17 @@ public sealed class Database : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs pg_ctlcluster to its end even when the run is cancelled meanwhile: a <c>start</c> issued
+    /// while a cancelled <c>stop</c> is still stopping the server could fail and leave it stopped.
+    /// </summary>
     private async Task RunAsync(string[] args, CancellationToken ct)
     {
         var psi = new ProcessStartInfo(_pgCtl![0], args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"{_pgCtl[0]} did not start");
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        _ = process.StandardOutput.ReadToEndAsync(ct);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        _ = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await process.WaitForExitAsync(timeout.Token);
         if (process.ExitCode != 0) throw new InvalidOperationException($"{_pgCtl[0]} {string.Join(' ', args)} exited with {process.ExitCode}: {await stderr}");
     }
