@@ -40,14 +40,14 @@ public sealed class Checker
     public Figure WrittenTwice { get; } = new("written_twice", "written twice (same client + id more than once in the log)", true);
     public Figure DeliveredTwice { get; } = new("delivered_twice", "delivered twice to a subscriber after a resume", true);
     public Figure OutOfOrder { get; } = new("out_of_order", "out of order (per topic partition, i.e. per key)", true);
-    public Figure UnavailableInLog { get; } = new("unavailable_in_log", "`unavailable` (\"nothing stored\") answers later found in the log", true);
+    public Figure UnavailableInLog { get; } = new("unavailable_in_log", "`unavailable` (\"nothing was written\") answers later found in the log", true);
     public Figure CutInLog { get; } = new("cut_frames_in_log", "publishes whose frame was cut off (never completed) found in the log", true);
     public Figure Phantom { get; } = new("delivered_not_in_log", "delivered but not in the log", true);
     public Figure Truncated { get; } = new("log_truncated", "log partitions truncated by retention (the run could not be checked completely)", true);
     public Figure SlowNotClosed { get; } = new("slow_readers_not_closed", "slow readers the broker did not close as slow consumers (1013)", true);
-    public Figure SameMessageTwice { get; } = new("same_message_twice", "same message in the log under two ids (after a false \"nothing stored\")", false);
+    public Figure SameMessageTwice { get; } = new("same_message_twice", "same message in the log under two ids (after a false \"nothing was written\")", false);
     public Figure UncertainAnswers { get; } = new("unavailable_uncertain", "`unavailable` answers that said the outcome is unknown (the same id resent)", false);
-    public Figure RefusedAnswers { get; } = new("unavailable_answers", "`unavailable` (\"nothing stored\") and other refusals the probe publisher got", false);
+    public Figure RefusedAnswers { get; } = new("unavailable_answers", "`unavailable` (\"nothing was written\") and other refusals the probe publisher got", false);
     public Figure Unanswered { get; } = new("unacknowledged_at_end", "publishes without an answer when the run ended", false);
     public Figure FinalErrors { get; } = new("final_errors", "publishes refused for good (not retried by the client)", false);
     public Figure RedeliveredBeforeResume { get; } = new("redelivered_before_unconfirmed_commit", "session messages redelivered at or before a commit that was not confirmed", false);

@@ -72,13 +72,13 @@ public sealed record Answer(double At, string Id, string? Code, string? Message,
     public bool IsAck => Code is null;
 
     /// <summary>
-    /// <c>unavailable</c> whose message says the outcome is not known: "… may or may not have the
-    /// message …" or "… resend the message with the same id …" (the protocol after issue 13, where
-    /// only an answer that says "nothing was written" is certain). Any other refusal claims that
-    /// nothing was stored — as every <c>unavailable</c> did in the protocol before it.
+    /// <c>unavailable</c> that does not say "nothing was written": the outcome is not known and the
+    /// resend with the same id settles it (docs/protocol.md, "Retries and node loss"). Only an
+    /// <c>unavailable</c> that says "nothing was written" claims that nothing was stored; the other
+    /// refusals (<c>conflict</c>, <c>rate_limited</c>, …) always claim it.
     /// </summary>
-    public bool IsUncertain => Code == "unavailable" && Message is { } m &&
-        (m.Contains("may or may not", StringComparison.OrdinalIgnoreCase) || m.Contains("same id", StringComparison.OrdinalIgnoreCase));
+    public bool IsUncertain => Code == "unavailable" &&
+        Message?.Contains("nothing was written", StringComparison.OrdinalIgnoreCase) != true;
 
     public static Answer? From(JsonElement f)
     {
