@@ -63,7 +63,7 @@ public sealed partial class Soak
     {
         var since = e.Healed ?? Clock.Now;
         var deadline = Clock.Now + 120;
-        while (!(_publishers.All(p => p.LastAckAt > since) && _probe.LastAckAt > since))
+        while (!(_publishers.All(p => p.Book.LastAckAt > since) && _probe.Book.LastAckAt > since))
         {
             if (Clock.Now > deadline)
             {
@@ -322,7 +322,7 @@ public sealed partial class Soak
         lock (_nodes) _slowReaderNode = null; // it reads again: its node may fail now
         await burst;
         var flushed = (await Task.WhenAll(fire.Select(f => f.FlushAsync(TimeSpan.FromSeconds(60))))).All(f => f);
-        bool Done() => fire.All(f => reader.Distinct(f.Topic) >= f.Acked);
+        bool Done() => fire.All(f => reader.Distinct(f.Topic) >= f.Book.Acked);
         var deadline = Clock.Now + 90;
         for (var k = node.Index + 1; !Done() && Clock.Now < deadline; k++)
         {
@@ -337,7 +337,7 @@ public sealed partial class Soak
             }
         }
         foreach (var s in reader.Streams.Where(s => fireTopics.Contains(s.Topic))) s.Complete = true;
-        _faults.Healed(e, $"its connection ended with {code}; after resuming with since it had {fire.Sum(f => reader.Distinct(f.Topic))} of the {fire.Sum(f => f.Acked)} burst messages acked" +
+        _faults.Healed(e, $"its connection ended with {code}; after resuming with since it had {fire.Sum(f => reader.Distinct(f.Topic))} of the {fire.Sum(f => f.Book.Acked)} burst messages acked" +
                           (flushed ? "" : " (the burst publishers still waited for acks)"));
     }
 

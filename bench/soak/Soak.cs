@@ -133,7 +133,7 @@ public sealed partial class Soak(SoakOptions o)
         var pace = TimeSpan.FromSeconds(1 / o.Rate);
         _publishingTasks = [.. _publishers.Select(p => p.RunAsync(pace, long.MaxValue, _publishing.Token))];
         _probeTask = _probe.RunAsync(pace, _publishing.Token, _abandon.Token);
-        while (_publishers.Any(p => p.Acked == 0) || _probe.Acked == 0)
+        while (_publishers.Any(p => p.Book.Acked == 0) || _probe.Book.Acked == 0)
         {
             timeout.Token.ThrowIfCancellationRequested();
             await Task.Delay(200, timeout.Token);
@@ -154,7 +154,7 @@ public sealed partial class Soak(SoakOptions o)
         _abandon.CancelAfter(TimeSpan.FromSeconds(60));
         await _probeTask;
         await _aborter.FlushAsync(TimeSpan.FromSeconds(60));
-        Clock.Log($"publishing stopped: {_publishers.Sum(p => p.Acked) + _probe.Acked} acks" +
+        Clock.Log($"publishing stopped: {_publishers.Sum(p => p.Book.Acked) + _probe.Book.Acked} acks" +
                   (flushed.All(f => f) ? "" : $"; {flushed.Count(f => !f)} publisher(s) still had unanswered publishes after 60 s"));
         ct.ThrowIfCancellationRequested();
     }
@@ -190,8 +190,10 @@ public sealed partial class Soak(SoakOptions o)
     private void Check(LogSnapshot log, double phaseStart, double phaseEnd)
     {
         var checker = new Checker();
-        var publishes = _publishers.Concat(_firePublishers).SelectMany(p => p.Records).Concat(_probe.Records).Concat(_aborter.Records);
+        var publishes = _publishers.Concat(_firePublishers).SelectMany(p => p.Book.Records).Concat(_probe.Book.Records).Concat(_aborter.Records);
         var answers = _probe.Answers;
+        // A claim is about the attempt it answered: an id the probe sent twice (no answer within 30 s)
+        // may be refused for one copy and acknowledged for the other, and then it is in the log.
         var acked = answers.Where(a => a.IsAck).Select(a => a.Id).ToHashSet(StringComparer.Ordinal);
         var notStored = answers.Where(a => !a.IsAck && !a.IsUncertain && !acked.Contains(a.Id)).Select(a => new Claim(_probe.Topic, _probe.ClientId, a.Id, $"{a.Code}: {a.Message}"));
         var uncertain = answers.Where(a => a.IsUncertain).Select(a => new Claim(_probe.Topic, _probe.ClientId, a.Id, $"{a.Code}: {a.Message}"));
@@ -202,7 +204,7 @@ public sealed partial class Soak(SoakOptions o)
         Result.Checker = checker;
         Result.LogRecords = log.Count;
         Result.Outages = Outages.Compute(_faults.Events,
-            [.. _publishers.Select(p => (p.Name, p.AckTimes)), (_probe.Name, _probe.AckTimes)], phaseStart, phaseEnd);
+            [.. _publishers.Select(p => (p.Name, p.Book.AckTimes)), (_probe.Name, _probe.Book.AckTimes)], phaseStart, phaseEnd);
         Result.Clients = [.. _subscribers.Select(s => new ClientSummary(s.Name, s.Session is null ? "plain subscriber" : "session subscriber", s.Stats.ByCode, s.Restarts)),
             .. _publishers.Select(p => new ClientSummary(p.Name, $"publisher ({p.Topic}{(p.Key is null ? "" : ", key " + p.Key)})", p.Stats.ByCode, 0)),
             new ClientSummary(_probe.Name, $"probe publisher ({_probe.Topic})", _probe.Stats.ByCode, 0),

@@ -16,8 +16,6 @@ public sealed class ProbePublisher
 {
     private readonly Lock _gate = new();
     private readonly List<Answer> _answers = [];
-    private readonly List<PublishRecord> _records = [];
-    private readonly List<double> _ackTimes = [];
     private readonly Dictionary<string, long> _seqOf = new(StringComparer.Ordinal);
     private readonly IReadOnlyList<Uri> _endpoints;
     private readonly int _window;
@@ -46,26 +44,8 @@ public sealed class ProbePublisher
         get { lock (_gate) return [.. _answers]; }
     }
 
-    public List<PublishRecord> Records
-    {
-        get { lock (_gate) return [.. _records]; }
-    }
-
-    public List<double> AckTimes
-    {
-        get { lock (_gate) return [.. _ackTimes]; }
-    }
-
-    public int Acked
-    {
-        get { lock (_gate) return _ackTimes.Count; }
-    }
-
-    /// <summary>When the last ack arrived (soak clock), or -1.</summary>
-    public double LastAckAt
-    {
-        get { lock (_gate) return _ackTimes.Count > 0 ? _ackTimes[^1] : -1; }
-    }
+    /// <summary>Every publish (by sequence number) and ack.</summary>
+    public PublishBook Book { get; } = new();
 
     /// <summary>The sequence number of one of its ids.</summary>
     public long SeqOf(string id)
@@ -129,7 +109,7 @@ public sealed class ProbePublisher
                     {
                         var seq = next++;
                         open.Add(seq);
-                        lock (_gate) _records.Add(new PublishRecord(Topic, new MsgId(Name, seq), now));
+                        Book.Add(Topic, new MsgId(Name, seq));
                         await SendAsync(ws, NewId(seq), seq);
                         due += pace.TotalSeconds;
                         if (due < now - 1) due = now;
@@ -154,17 +134,8 @@ public sealed class ProbePublisher
                     lock (_gate) answered = _seqOf.TryGetValue(answer.Id, out var s) ? s : null;
                     if (answered is not { } aSeq) continue;
                     unanswered.Remove(answer.Id);
-                    lock (_gate)
-                    {
-                        _answers.Add(answer);
-                        if (answer.IsAck && open.Contains(aSeq))
-                        {
-                            var record = _records[(int)aSeq];
-                            record.AckAt = answer.At;
-                            record.AckPos = answer.Pos;
-                            _ackTimes.Add(answer.At);
-                        }
-                    }
+                    lock (_gate) _answers.Add(answer);
+                    if (answer.IsAck && open.Contains(aSeq)) Book.Ack(Book[aSeq], answer.At, answer.Pos);
                     if (answer.IsAck) open.Remove(aSeq);
                     else if (open.Contains(aSeq)) later.Enqueue((aSeq, answer.IsUncertain ? answer.Id : null), Clock.Now + 0.5);
                 }

@@ -2,18 +2,6 @@ using Broker.Client;
 
 namespace Broker.Soak.Clients;
 
-/// <summary>A publish the soak made and what it was told.</summary>
-public sealed class PublishRecord(string topic, MsgId id, double sentAt)
-{
-    public string Topic { get; } = topic;
-    public MsgId Id { get; } = id;
-    public double SentAt { get; } = sentAt;
-    public double? AckAt { get; set; }
-    public string? AckPos { get; set; }
-    /// <summary>A final refusal (not transient: the client library retries those by itself).</summary>
-    public string? Error { get; set; }
-}
-
 /// <summary>
 /// A publisher as a service would write one with the client library: a stable client identity
 /// (<c>?client=</c>), up to <c>window</c> publishes awaiting their ack, paced; the library resends
@@ -22,9 +10,6 @@ public sealed class PublishRecord(string topic, MsgId id, double sentAt)
 /// </summary>
 public sealed class Publisher : IAsyncDisposable
 {
-    private readonly Lock _gate = new();
-    private readonly List<PublishRecord> _records = [];
-    private readonly List<double> _ackTimes = [];
     private readonly BrokerClient _client;
     private readonly SemaphoreSlim _window;
     private readonly int _windowSize;
@@ -53,27 +38,8 @@ public sealed class Publisher : IAsyncDisposable
     public string ClientId => _client.ClientId;
     public ConnectionStats Stats { get; } = new();
 
-    public List<PublishRecord> Records
-    {
-        get { lock (_gate) return [.. _records]; }
-    }
-
-    /// <summary>Times (soak clock) of every ack, in the order they arrived.</summary>
-    public List<double> AckTimes
-    {
-        get { lock (_gate) return [.. _ackTimes]; }
-    }
-
-    public int Acked
-    {
-        get { lock (_gate) return _ackTimes.Count; }
-    }
-
-    /// <summary>When the last ack arrived (soak clock), or -1.</summary>
-    public double LastAckAt
-    {
-        get { lock (_gate) return _ackTimes.Count > 0 ? _ackTimes[^1] : -1; }
-    }
+    /// <summary>Every publish and ack.</summary>
+    public PublishBook Book { get; } = new();
 
     public Task ConnectAsync(CancellationToken ct) => _client.ConnectAsync(ct);
 
@@ -95,8 +61,7 @@ public sealed class Publisher : IAsyncDisposable
             {
                 return;
             }
-            var record = new PublishRecord(Topic, new MsgId(Name, seq), Clock.Now);
-            lock (_gate) _records.Add(record);
+            var record = Book.Add(Topic, new MsgId(Name, seq));
             Task<Ack> publish;
             try
             {
@@ -105,7 +70,7 @@ public sealed class Publisher : IAsyncDisposable
             }
             catch (Exception e)
             {
-                record.Error = e.GetType().Name + ": " + e.Message;
+                Book.Refused(record, e.GetType().Name + ": " + e.Message);
                 _window.Release();
                 continue;
             }
@@ -130,20 +95,8 @@ public sealed class Publisher : IAsyncDisposable
 
     private void Complete(PublishRecord record, Task<Ack> t)
     {
-        var now = Clock.Now;
-        lock (_gate)
-        {
-            if (t.IsCompletedSuccessfully)
-            {
-                record.AckAt = now;
-                record.AckPos = t.Result.Pos;
-                _ackTimes.Add(now);
-            }
-            else
-            {
-                record.Error = t.Exception?.InnerException is { } e ? e.GetType().Name + ": " + e.Message : "cancelled";
-            }
-        }
+        if (t.IsCompletedSuccessfully) Book.Ack(record, Clock.Now, t.Result.Pos);
+        else Book.Refused(record, t.Exception?.InnerException is { } e ? e.GetType().Name + ": " + e.Message : "cancelled");
         _window.Release();
     }
 
