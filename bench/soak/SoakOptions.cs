@@ -9,10 +9,10 @@ public sealed class SoakOptions
         usage: Broker.Soak [--mode short|long] [--minutes N] [--db sqlite|postgresql] [--pg CONNECTION]
                            [--db-fault cut|stop|none] [--pg-ctl "pg_ctlcluster 15 main"] [--seed N]
                            [--rate MSG_PER_S] [--out FILE.md] [--json FILE.json] [--work DIR] [--bin DIR]
-          short (CI): one kill -9, one SIGTERM or drain, one log pause (and a database cut with PostgreSQL),
-                      client aborts, a slow reader, subscriber restarts; ~2-3 minutes in all
-          long:       every kind of fault at random for --minutes (default 30), PostgreSQL
-          --db        short: sqlite, or postgresql when BROKER_TEST_PG is set; long: postgresql
+          short (CI): one kill -9, one SIGTERM and one drain (each with a restart), one log pause (and a
+                      database cut with PostgreSQL), client aborts, a slow reader, subscriber restarts; ~2 minutes
+          long:       every kind of fault at random for --minutes (default 30)
+          --db        postgresql when --pg, BROKER_SOAK_PG or BROKER_TEST_PG names one, else sqlite
           --pg        default: BROKER_SOAK_PG, else BROKER_TEST_PG
           --db-fault  cut (default): the soak's TCP proxy in front of PostgreSQL is cut; nobody else notices.
                       stop: PostgreSQL itself is stopped and started (--pg-ctl) — long mode only, and only
@@ -89,7 +89,7 @@ public sealed class SoakOptions
         if (o.Rate <= 0 || o.Rate > 200) throw new ArgumentException("--rate is 0-200 messages per second per publisher");
         var testPg = Environment.GetEnvironmentVariable("BROKER_TEST_PG") is { Length: > 0 } t ? t : null;
         o.Pg ??= Environment.GetEnvironmentVariable("BROKER_SOAK_PG") is { Length: > 0 } soakPg ? soakPg : testPg;
-        if (o.Db.Length == 0) o.Db = o.Long || o.Pg is not null ? "postgresql" : "sqlite";
+        if (o.Db.Length == 0) o.Db = o.Pg is not null ? "postgresql" : "sqlite";
         if (o.Db is not ("sqlite" or "postgresql")) throw new ArgumentException("--db is sqlite or postgresql");
         if (o.Db == "postgresql" && o.Pg is null) throw new ArgumentException("PostgreSQL needs --pg, BROKER_SOAK_PG or BROKER_TEST_PG");
         // Stopping PostgreSQL stops it for everyone: never the tests' shared server (BROKER_TEST_PG,
