@@ -18,7 +18,7 @@ public sealed partial class ClusterScriptTests
     public async Task Cluster_script_survives_a_killed_node_restarts_it_and_stops_the_nodes_before_the_log()
     {
         var root = Repository.Root();
-        var ranges = TestCluster.FreePortRanges(4, 3); // HTTP, remoting, admin, Kafka (+ its topic endpoint)
+        var ranges = FreePorts.Ranges(4, 3); // HTTP, remoting, admin, Kafka (+ its topic endpoint)
         int[] http = [ranges[0], ranges[0] + 1, ranges[0] + 2];
         var logDir = Directory.CreateTempSubdirectory("cluster-sh-").FullName;
         var environment = new Dictionary<string, string>

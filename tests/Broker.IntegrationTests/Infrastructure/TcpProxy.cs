@@ -7,8 +7,9 @@ namespace Broker.IntegrationTests.Infrastructure;
 /// A loopback TCP proxy in front of a server (a database, a Kafka broker) that a test can break and
 /// restore: <see cref="Break"/> resets every open connection and resets new ones at once (as a
 /// stopped server or a broken network would), <see cref="Restore"/> lets connections through again.
+/// Shared with the chaos soak (bench/soak links this file), whose database cut it is.
 /// </summary>
-public sealed class TcpProxy : IDisposable
+internal sealed class TcpProxy : IDisposable
 {
     private readonly TcpListener _listener;
     private readonly string _targetHost;
@@ -37,10 +38,10 @@ public sealed class TcpProxy : IDisposable
     /// <summary>Resets every open connection; new ones are reset as they come, until <see cref="Restore"/>.</summary>
     public void Break()
     {
-        _broken = true;
         List<(TcpClient, TcpClient)> open;
         lock (_gate)
         {
+            _broken = true;
             open = [.. _open];
             _open.Clear();
         }
@@ -96,6 +97,13 @@ public sealed class TcpProxy : IDisposable
         }
         lock (_gate)
         {
+            // Broken while this connection was being made: Break did not see it.
+            if (_broken)
+            {
+                Reset(client);
+                Reset(server);
+                return;
+            }
             _open.Add((client, server));
             Accepted++;
         }

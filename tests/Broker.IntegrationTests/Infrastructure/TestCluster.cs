@@ -36,36 +36,6 @@ public sealed class TestCluster : IAsyncDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    /// <summary>
-    /// <paramref name="count"/> bases of <paramref name="width"/> consecutive free ports each, below the
-    /// kernel's ephemeral range (so that no connection made meanwhile takes one), not overlapping.
-    /// </summary>
-    public static int[] FreePortRanges(int count, int width)
-    {
-        var bases = new List<int>();
-        while (bases.Count < count)
-        {
-            var candidate = Random.Shared.Next(20_000, 32_000 - width);
-            if (bases.Any(b => Math.Abs(b - candidate) < width)) continue;
-            if (Enumerable.Range(candidate, width).All(IsFree)) bases.Add(candidate);
-        }
-        return [.. bases];
-    }
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var l = new TcpListener(IPAddress.Loopback, port);
-            l.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
     /// <param name="hocon">Extra HOCON for every node (values that are not strings, e.g. lists of namespaces).</param>
     public static Task<TestCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string>? overrides = null, string? hocon = null)
     {
