@@ -415,7 +415,7 @@ public sealed partial class BrokerClient
             resumed = sub.OnSubscribed(c, f.Pos ?? "", f.Recovered, restored: f.Id is null);
             if (sub.CommittedPos is { } committed) SendCommit(c, sub.Topic, committed); // a commit has no reply: make sure it arrived
         }
-        sub.RaiseResumed(resumed);
+        if (resumed is not null) sub.RaiseResumed(resumed);
         if (restoredNew) Raise(SubscriptionRestored, this, sub);
     }
 

@@ -147,8 +147,11 @@ public sealed class BrokerSubscription : IAsyncEnumerable<BrokerMessage>, IAsync
     }
 
     /// <summary>The broker (re)subscribed on <paramref name="connection"/>. Returns the event to raise outside the client's lock.</summary>
-    internal SubscriptionResumedEventArgs OnSubscribed(object connection, string head, bool? recovered, bool restored)
+    internal SubscriptionResumedEventArgs? OnSubscribed(object connection, string head, bool? recovered, bool restored)
     {
+        // The reply to a subscribe the session had already restored on this connection (it restores
+        // before a subscribe when its first restore failed): the restored state stands.
+        if (!restored && ReferenceEquals(ActiveOn, connection)) return null;
         var first = Head is null;
         Head ??= head;
         ActiveOn = connection;

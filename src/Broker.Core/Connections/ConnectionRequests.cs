@@ -29,6 +29,8 @@ internal sealed class ConnectionRequests
     private readonly Func<SessionLink>? _openSession;
     private readonly ConnectionSecurity? _security;
     private SessionLink? _session;
+    /// <summary>The session (if any) was attached and its subscriptions restored on this connection.</summary>
+    private bool _sessionRestored;
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly ReplayShare _replays;
     private readonly Lock _slots = new();
@@ -83,13 +85,15 @@ internal sealed class ConnectionRequests
                     StartPublish(p);
                     break;
                 case SubscribeRequest s:
-                    Reply(await SubscribeAsync(s, restored: false).ConfigureAwait(false));
+                    Reply(await SessionRestoredAsync().ConfigureAwait(false)
+                        ? await SubscribeAsync(s, restored: false).ConfigureAwait(false)
+                        : SessionNotRestored(s.Id));
                     break;
                 case UnsubscribeRequest u:
-                    Reply(await UnsubscribeAsync(u).ConfigureAwait(false));
+                    Reply(await SessionRestoredAsync().ConfigureAwait(false) ? await UnsubscribeAsync(u).ConfigureAwait(false) : SessionNotRestored(u.Id));
                     break;
                 case CommitRequest c:
-                    Reply(await CommitAsync(c).ConfigureAwait(false));
+                    Reply(await SessionRestoredAsync().ConfigureAwait(false) ? await CommitAsync(c).ConfigureAwait(false) : SessionNotRestored(c.Id));
                     break;
                 default:
                     Reply(ServerFrames.Error(request.Id, ErrorCodes.BadRequest, "unsupported request"));
@@ -309,6 +313,7 @@ internal sealed class ConnectionRequests
             Reply(ServerFrames.Error(null, ErrorCodes.Unavailable, "the session store is unavailable: the session's subscriptions were not restored; retry"));
             return;
         }
+        _sessionRestored = true;
         foreach (var topic in topics)
         {
             if (!Position.TryParse(topic.Pos, out var pos) || !TopicName.IsValid(topic.Topic)) continue;
@@ -324,6 +329,23 @@ internal sealed class ConnectionRequests
             Reply(reply);
         }
     }
+
+    /// <summary>
+    /// True without a session or once it was restored. A session whose restore failed (its store or
+    /// its shard did not answer in time) is attached and restored again before a subscribe,
+    /// unsubscribe or commit is handled: handled on a connection the session was not restored to,
+    /// a subscribe would store a new start over the session's committed position and replay from
+    /// there (from the log's start with <c>earliest</c>) once the session answers again.
+    /// </summary>
+    private async ValueTask<bool> SessionRestoredAsync()
+    {
+        if (_openSession is null || _sessionRestored) return true;
+        await RestoreSessionAsync().ConfigureAwait(false);
+        return _sessionRestored;
+    }
+
+    private static byte[] SessionNotRestored(string? id) =>
+        ServerFrames.Error(id, ErrorCodes.Unavailable, "the session store is unavailable: the session is not restored; nothing was done; retry");
 
     private async Task<byte[]?> CommitAsync(CommitRequest c)
     {

@@ -35,6 +35,9 @@ public sealed class SessionLink
     /// </summary>
     public async Task<IReadOnlyList<SessionTopic>?> AttachAsync()
     {
+        // An attach that timed out may still reach the session later: its endpoint goes first, so
+        // that this attempt's endpoint is never taken for a newer connection's and closed.
+        if (_endpoint is not null) _system.Stop(_endpoint);
         _endpoint = _system.ActorOf(SessionEndpoint.Props(_close));
         try
         {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Broker.Client;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.Protocol;
 using Kafka = Confluent.Kafka;
@@ -577,14 +578,7 @@ public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>
     {
         // The broker reaches PostgreSQL through a proxy the test breaks (every connection reset,
         // new ones refused) and restores.
-        var target = new Npgsql.NpgsqlConnectionStringBuilder((string)Store.Overrides["broker.persistence.connection-string"]);
-        using var proxy = new TcpProxy(target.Host!, target.Port);
-        var values = Store.Overrides;
-        values["broker.persistence.connection-string"] = new Npgsql.NpgsqlConnectionStringBuilder(target.ConnectionString)
-        {
-            Host = "127.0.0.1", Port = proxy.Port, Timeout = 2, CommandTimeout = 3,
-        }.ToString();
-        values["broker.sessions.request-timeout"] = "3s";
+        using var proxy = ProxiedStore(out var values);
         await using var broker = await TestBroker.StartAsync(values);
         var session = $"db-lost-{Guid.NewGuid():N}";
         var topic = $"db.lost.{Guid.NewGuid():N}";
@@ -647,5 +641,111 @@ public sealed class PostgreSqlSessionTests : SessionTests<PostgreSqlStore>
         var m3 = frames.First(f => (string?)f["type"] == "message");
         Assert.Equal(topic, (string?)m3["topic"]);
         Assert.Equal(3, (int)m3["data"]!);
+    }
+
+    /// <summary>Store settings that reach PostgreSQL through a proxy the test can break (every connection reset, new ones refused) and restore.</summary>
+    private TcpProxy ProxiedStore(out Dictionary<string, string> values)
+    {
+        var target = new Npgsql.NpgsqlConnectionStringBuilder((string)Store.Overrides["broker.persistence.connection-string"]);
+        var proxy = new TcpProxy(target.Host!, target.Port);
+        values = Store.Overrides;
+        values["broker.persistence.connection-string"] = new Npgsql.NpgsqlConnectionStringBuilder(target.ConnectionString)
+        {
+            Host = "127.0.0.1", Port = proxy.Port, Timeout = 2, CommandTimeout = 3,
+        }.ToString();
+        values["broker.sessions.request-timeout"] = "3s";
+        return proxy;
+    }
+
+    /// <summary>A session that subscribed to <paramref name="topic"/> from its start, received 1 and 2 and committed 2; 3 is published after it left.</summary>
+    private static async Task<string> CommittedTwoOfThree(TestBroker broker, WsClient publisher, string session, string topic)
+    {
+        string p2;
+        await using (var first = await broker.ConnectAsync("?session=" + session))
+        {
+            await first.RequestAsync(new { type = "subscribe", id = "s1", topic, from = "earliest" }, "s1");
+            await publisher.PublishAsync(topic, 1, "p1");
+            p2 = await publisher.PublishAsync(topic, 2, "p2");
+            Assert.Equal(1, (int)(await first.ExpectAsync("message"))["data"]!);
+            Assert.Equal(2, (int)(await first.ExpectAsync("message"))["data"]!);
+            await first.SendAsync(new { type = "commit", topic, pos = p2 });
+            await Sync(first);
+        }
+        await publisher.PublishAsync(topic, 3, "p3");
+        return p2;
+    }
+
+    [Fact]
+    public async Task The_client_library_resumes_after_the_commit_when_its_session_could_not_be_restored_at_first()
+    {
+        using var proxy = ProxiedStore(out var values);
+        await using var broker = await TestBroker.StartAsync(values);
+        var session = $"client-not-restored-{Guid.NewGuid():N}";
+        var topic = $"client.not.restored.{Guid.NewGuid():N}";
+        await using var publisher = await broker.ConnectAsync();
+        await CommittedTwoOfThree(broker, publisher, session, topic);
+
+        proxy.Break();
+        var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        BrokerSubscription? sub = null;
+        await using var client = await broker.ClientAsync(BrokerClients.Options(session: session), c =>
+        {
+            c.Error += (_, e) => { if (e.Error.Code == "unavailable") refused.TrySetResult(); };
+            sub = c.Subscribe(topic, new SubscribeOptions { From = Broker.Client.StartFrom.Earliest }); // as its first life did
+        });
+        await refused.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the session was not restored
+        proxy.Restore();
+
+        // The client resubscribes until the session answers; delivery resumes after the commit.
+        var next = await sub!.NextAsync(TimeSpan.FromSeconds(90));
+        Assert.Equal(3, next.Data.GetInt32());
+        await sub!.AssertNothingMoreAsync(client);
+    }
+
+    [Fact]
+    public async Task A_session_connection_not_restored_is_restored_before_its_next_subscribe_and_never_replays_what_was_committed()
+    {
+        // A reconnect while the session cannot be reached (its store, or its shard moving after a
+        // node loss) gets `unavailable` and is not restored. A client that then subscribes (from
+        // earliest, as it did first) once the session answers again must resume after the commit:
+        // the broker restores the session first, and the subscribe finds the topic subscribed.
+        using var proxy = ProxiedStore(out var values);
+        await using var broker = await TestBroker.StartAsync(values);
+        var session = $"not-restored-{Guid.NewGuid():N}";
+        var topic = $"not.restored.{Guid.NewGuid():N}";
+        await using var publisher = await broker.ConnectAsync();
+        var p2 = await CommittedTwoOfThree(broker, publisher, session, topic);
+
+        proxy.Break();
+        await using var second = await broker.ConnectAsync("?session=" + session);
+        var refused = await second.ExpectAsync("error");
+        Assert.Equal("unavailable", (string?)refused["code"]);
+        proxy.Restore();
+
+        // The client subscribes again as it did the first time, until the session answers.
+        JsonObject reply;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        for (var attempt = 0; ; attempt++)
+        {
+            var id = $"again-{attempt}";
+            await second.SendAsync(new { type = "subscribe", id, topic, from = "earliest" });
+            var frames = new List<JsonObject>();
+            do frames.Add(await second.ReceiveAsync());
+            while ((string?)frames[^1]["id"] != id);
+            reply = frames[^1];
+            if ((string?)reply["type"] == "subscribed")
+            {
+                // Restored first (no id, resuming after the commit), then the subscribe's own reply.
+                var restored = Assert.Single(frames, f => (string?)f["type"] == "subscribed" && f["id"] is null);
+                Assert.Equal(p2, (string?)restored["since"]);
+                break;
+            }
+            Assert.Equal("unavailable", (string?)reply["code"]);
+            Assert.True(DateTime.UtcNow < deadline, "the session store did not come back");
+            await Task.Delay(500); // retry like a client would, within the deadline
+        }
+        // Delivery resumes after the commit: p3, never p1 or p2 again.
+        Assert.Equal(3, (int)(await second.ExpectAsync("message"))["data"]!);
+        await Sync(second);
     }
 }
