@@ -54,12 +54,12 @@ public sealed class HttpPublishTests(HttpPublishFixture fixture) : IClassFixture
 
     /// <summary>A POST /v1/publish with the optional headers a test varies; the answer with the headers tests check.</summary>
     internal static async Task<HttpPublishResponse> PostAsync(string baseAddress, string body, string? idempotencyKey = null, string? token = null,
-        string? origin = null, string query = "")
+        string? origin = null, string query = "", string scheme = "Bearer")
     {
         using var http = new HttpClient { Timeout = Timeout };
         using var request = new HttpRequestMessage(HttpMethod.Post, baseAddress + HttpPublishEndpoint.Path + query) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         if (idempotencyKey is not null) request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
-        if (token is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        if (token is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue(scheme, token);
         if (origin is not null) request.Headers.TryAddWithoutValidation("Origin", origin);
         using var response = await http.SendAsync(request);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);

@@ -60,6 +60,18 @@ public sealed class HttpPublishAuthTests(HttpPublishAuthFixture fixture) : IClas
         Assert.Equal(["\"granted\""], (await PublishGrantedAndReadBack("nobody", topic, "granted")).Select(r => r.Text));
     }
 
+    [Fact]
+    public async Task An_authorization_header_of_another_scheme_is_401_with_a_bearer_challenge_and_writes_nothing()
+    {
+        const string topic = "user.basic.inbox";
+        var refused = await HttpPublishTests.PostAsync(Broker.HttpAddress, One(topic, "basic"), token: Granted("basic"), scheme: "Basic");
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.Status);
+        Assert.Equal("unauthorized", (string?)refused.Body["code"]);
+        Assert.Equal("Bearer", refused.WwwAuthenticate);
+
+        Assert.Equal(["\"granted\""], (await PublishGrantedAndReadBack("basic", topic, "granted")).Select(r => r.Text));
+    }
+
     [Theory]
     [InlineData("bad-signature", "signature")]
     [InlineData("expired", "expired")]
