@@ -67,6 +67,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private long _produced;
     /// <summary>Since when (ms, <see cref="Environment.TickCount64"/>) the log has answered every settlement read; null after one failed.</summary>
     private long? _answeringSince;
+    /// <summary>When the current (or last) settlement began to read the log back (Environment.TickCount64).</summary>
+    private long _settleBegan;
     private bool _stopping, _settling, _settleFailing, _readOnly, _settingsKnown, _recovered;
 
     public IStash Stash { get; set; } = null!;
@@ -409,6 +411,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     {
         if (_settling || _ledger.UncertainCount == 0 || _stopping) return;
         _settling = true;
+        _settleBegan = Environment.TickCount64;
         var generation = _ledger.BeginSettlement();
         ReadTailAsync().PipeTo(Self, success: t => new Settled(generation, t), failure: e => new SettleFailed(e));
     }
@@ -433,9 +436,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         // publishes (the original, if its client still waits, and retries) are admitted again:
         // written now if there is still time. What may still be on its way waits for a fence or
         // for the log to have answered for produce-timeout.
-        var now = Environment.TickCount64;
-        _answeringSince ??= now;
-        var again = _ledger.EndSettlement(settled.Generation, _answeringSince.Value, now, (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds);
+        // Judged as of when the read began: it covers the log only up to the end it found then.
+        _answeringSince ??= _settleBegan;
+        var again = _ledger.EndSettlement(settled.Generation, _answeringSince.Value, _settleBegan, (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds);
         _settleFailing = false;
         var notWritten = uncertain - inLog - _ledger.UncertainCount;
         if (inLog + notWritten > 0)
