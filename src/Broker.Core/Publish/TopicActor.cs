@@ -69,6 +69,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private long? _answeringSince;
     /// <summary>When the current (or last) settlement began to read the log back (Environment.TickCount64).</summary>
     private long _settleBegan;
+    /// <summary>While stopping: the time (Environment.TickCount64) after which it stops even with publishes still unsettled.</summary>
+    private long _stopBy;
     private bool _stopping, _settling, _settleFailing, _readOnly, _settingsKnown, _recovered;
 
     public IStash Stash { get; set; } = null!;
@@ -299,11 +301,13 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _answeringSince = null;
             foreach (var w in _ledger.SettlementFailed()) w.ReplyTo.Tell(Uncertain());
             Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+            StopWhenIdle(settle: false);
         });
         Receive<SettleAgain>(_ => Settle());
         Receive<Stop>(_ =>
         {
             _stopping = true;
+            _stopBy = Environment.TickCount64 + 2 * (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds;
             StopWhenIdle();
         });
     }
@@ -409,7 +413,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// <summary>Reads the log's tail back to settle the publishes whose outcome is unknown (one read at a time).</summary>
     private void Settle()
     {
-        if (_settling || _ledger.UncertainCount == 0 || _stopping) return;
+        if (_settling || _ledger.UncertainCount == 0) return;
         _settling = true;
         _settleBegan = Environment.TickCount64;
         var generation = _ledger.BeginSettlement();
@@ -446,11 +450,29 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
                 _topic, inLog, notWritten, _ledger.UncertainCount, again.Count);
         foreach (var pending in again) Admit(pending);
         if (_ledger.UncertainCount > 0) Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+        StopWhenIdle(settle: false);
     }
 
-    private void StopWhenIdle()
+    /// <summary>
+    /// Stops once Kafka answered every record sent and every publish whose outcome was unknown is
+    /// settled: the next writer knows only what it reads from the log, and a record still on its way
+    /// there (the log stalled) could arrive after its read and be written again by a retry. A log that
+    /// stays unreadable holds the stop at most twice produce-timeout (within sharding's hand-off timeout).
+    /// </summary>
+    private void StopWhenIdle(bool settle = true)
     {
-        if (_stopping && _producing == 0) Context.Stop(Self);
+        if (!_stopping || _producing > 0) return;
+        if (_ledger.UncertainCount > 0)
+        {
+            if (Environment.TickCount64 < _stopBy)
+            {
+                if (settle) Settle(); // afterwards the settle timer retries every second
+                return;
+            }
+            _logger.Warning("Topic {0}: stopping with {1} publishes whose outcome is still unknown (the log could not be read back to settle them)",
+                _topic, _ledger.UncertainCount);
+        }
+        Context.Stop(Self);
     }
 
     /// <summary>
