@@ -116,6 +116,9 @@ public sealed class Subscriber : IAsyncDisposable
     /// Ends this life as a process that stops would (after committing what it processed, with a
     /// session) and starts the next one where the application says it stopped.
     /// </summary>
+    /// <summary>The broker's request-timeout (its default) and a margin: a commit not refused by then is stored.</summary>
+    private static readonly TimeSpan CommitRefusalWithin = TimeSpan.FromSeconds(11);
+
     public async Task<string> RestartAsync(CancellationToken ct)
     {
         BrokerClient client;
@@ -135,9 +138,14 @@ public sealed class Subscriber : IAsyncDisposable
         var discarding = client.Subscriptions.Select(s => DiscardAsync(s, discard.Token)).ToList();
         if (Session is not null)
         {
-            // A commit has no reply; one sent on a connection where the subscription is active,
-            // followed by a ping answered on that connection, is as good as stored. Without that
-            // answer the restored position may lie before it (then not strict).
+            // A commit has no reply unless it is refused, within the broker's request-timeout (10 s:
+            // e.g. `unavailable` while the log stalls, since a commit checks the topic's head). One
+            // sent on a connection where the subscription is active and not refused within that time
+            // is stored. Without that, or with a refusal, the restored position may lie before it
+            // (then not strict).
+            var refused = false;
+            void OnError(object? _, BrokerErrorEventArgs e) => refused = true;
+            client.Error += OnError;
             try
             {
                 using var t = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -149,7 +157,8 @@ public sealed class Subscriber : IAsyncDisposable
                     if (after.GetValueOrDefault(sub.Topic) is { } pos) await sub.CommitAsync(pos);
                 }
                 await client.PingAsync(t.Token);
-                await Task.Delay(500, t.Token);
+                await Task.Delay(CommitRefusalWithin, ct);
+                if (Volatile.Read(ref refused)) strict = false;
             }
             catch (Exception e) when (e is BrokerException or OperationCanceledException && !ct.IsCancellationRequested)
             {
