@@ -56,9 +56,10 @@ public sealed class OffsetIndexing : IDisposable
                     if (_feeds.IsReading(mapping.KafkaTopic)) continue;
                     try
                     {
-                        // Only an existing topic: a namespace's topic is created on its first use, not here.
-                        await _log.PartitionCountAsync(mapping.KafkaTopic, _stop.Token).ConfigureAwait(false);
-                        await SharedFeeds.EnsureReadingAsync(_feeds, _log, mapping, _stop.Token).ConfigureAwait(false);
+                        // Only an existing topic: a namespace's topic is created on its first use (with its partitions), not here.
+                        if (await _log.TopicExistsAsync(mapping.KafkaTopic, _stop.Token).ConfigureAwait(false))
+                            await SharedFeeds.EnsureReadingAsync(_feeds, _log, mapping, _stop.Token).ConfigureAwait(false);
+                        else missing = true;
                     }
                     catch (Exception e) when (e is TopicNotFoundException or KafkaException or TimeoutException)
                     {

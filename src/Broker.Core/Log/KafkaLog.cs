@@ -241,6 +241,19 @@ public sealed class KafkaLog : IDisposable
     }
 
     /// <summary>
+    /// Whether the Kafka topic exists now, from the metadata of every topic: a request that names the
+    /// topic may create it (a Kafka broker with auto.create.topics.enable, the embedded log), with
+    /// the broker's partitions instead of its namespace's.
+    /// </summary>
+    public Task<bool> TopicExistsAsync(string kafkaTopic, CancellationToken ct = default) =>
+        _queries.Run(() =>
+        {
+            using var admin = new DependentAdminClientBuilder(_metadata.Handle).Build();
+            var topic = admin.GetMetadata(_settings.QueryTimeout).Topics.Find(t => t.Topic == kafkaTopic);
+            return topic is not null && !topic.Error.IsError && topic.Partitions.Count > 0;
+        }, ct);
+
+    /// <summary>
     /// Low and high watermarks of every partition of a topic (index = partition): the first retained
     /// offset and the next offset to be written. The partitions are queried in parallel.
     /// </summary>
