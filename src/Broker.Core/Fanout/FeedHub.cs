@@ -168,26 +168,48 @@ public sealed class FeedHub : IDisposable
     /// <summary>
     /// The offsets of a multiplexed topic's last <paramref name="n"/> records from the shared feed's
     /// offset index (see <see cref="SharedFeed.LastOffsets"/>). While the feed has not read up to
-    /// <paramref name="head"/> it is asked again for at most <c>offset-index.catch-up-wait</c>; then,
-    /// or when the node keeps no index of the topic, the answer is <see cref="IndexLookup.Unknown"/>.
+    /// <paramref name="head"/> it is asked again, for at most <c>offset-index.catch-up-wait</c> and
+    /// only while the feed's pace says it gets there within that time (a feed far behind, e.g. under
+    /// a burst of records, is not waited for: the scan is faster then). Then, or when the node keeps
+    /// no index of the topic, the answer is <see cref="IndexLookup.Unknown"/>.
     /// </summary>
     public async Task<IndexAnswer> LastOffsetsAsync(string kafkaTopic, string topic, int partition, int n, long low, long head, CancellationToken ct)
     {
-        if (!_index.Enabled) return new IndexAnswer(IndexLookup.Unknown, [], 0);
+        var unknown = new IndexAnswer(IndexLookup.Unknown, [], 0);
+        if (!_index.Enabled) return unknown;
         var since = Stopwatch.GetTimestamp();
+        long first = -1;
         while (true)
         {
-            if (Shared(kafkaTopic) is not { } feed) return new IndexAnswer(IndexLookup.Unknown, [], 0);
+            if (Shared(kafkaTopic) is not { } feed) return unknown;
             IndexAnswer answer;
-            lock (feed.Gate) answer = feed.Removed ? new IndexAnswer(IndexLookup.Unknown, [], 0) : feed.LastOffsets(topic, partition, n, low, head);
+            lock (feed.Gate) answer = feed.Removed ? unknown : feed.LastOffsets(topic, partition, n, low, head);
             if (answer.Outcome != IndexLookup.Behind) return answer;
-            if (Stopwatch.GetElapsedTime(since) >= _index.CatchUpWait) return answer with { Outcome = IndexLookup.Unknown };
+            var waited = Stopwatch.GetElapsedTime(since);
+            if (first < 0) first = answer.End;
+            else if (!CatchesUp(answer.End - first, head - answer.End, waited, _index.CatchUpWait - waited)) return unknown;
+            if (waited >= _index.CatchUpWait) return unknown;
             await Task.Delay(CatchUpPoll, ct).ConfigureAwait(false);
         }
     }
 
     /// <summary>How often a <c>last: N</c> waiting for the feed to reach the log's end asks again.</summary>
     private static readonly TimeSpan CatchUpPoll = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How long a feed that has not moved yet is waited for (a fetch, a busy reader thread) before it counts as stalled.</summary>
+    private static readonly TimeSpan StallGrace = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Whether a feed that read <paramref name="read"/> records of the partition in <paramref name="took"/>
+    /// reads the <paramref name="left"/> still before the log's end within <paramref name="time"/> at that pace.
+    /// </summary>
+    internal static bool CatchesUp(long read, long left, TimeSpan took, TimeSpan time) =>
+        time > TimeSpan.Zero && (read > 0
+            ? left * took.Ticks <= read * time.Ticks
+            : took < StallGrace || left <= FewBehind); // not moving yet: it may be waiting for its next fetch, or a busy thread
+
+    /// <summary>A feed this few records behind is waited for even when it has not moved yet (it reads them in one fetch).</summary>
+    private const long FewBehind = 1000;
 
     /// <summary>Merges a backfill of <paramref name="partition"/> that ends at <paramref name="end"/> (where the feed started) into the feed's offset index; false when the feed or its start changed meanwhile.</summary>
     internal bool MergeBackfill(string kafkaTopic, int partition, long end, OffsetIndex backfill)

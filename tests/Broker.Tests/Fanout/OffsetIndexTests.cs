@@ -164,6 +164,16 @@ public sealed class OffsetIndexTests
         Assert.Equal(bounds, ranges.SelectMany(r => new[] { r.From, r.To }));
     }
 
+    [Theory]
+    [InlineData(1000, 1000, 10, 20, true)]     // 1000 records in 10 ms: 1000 more take 10 ms of the 20 left
+    [InlineData(1000, 5000, 10, 20, false)]    // 5000 more would take 50 ms
+    [InlineData(0, 10, 2, 500, true)]          // not moving yet: a little grace
+    [InlineData(0, 10, 150, 500, true)]        // not moving, but only a few behind
+    [InlineData(0, 5000, 150, 500, false)]     // stalled far behind
+    [InlineData(1000, 1, 10, 0, false)]        // no time left
+    public void A_last_n_waits_for_the_feed_only_when_its_pace_gets_it_there_in_time(long read, long left, int tookMs, int timeMs, bool waits) =>
+        Assert.Equal(waits, FeedHub.CatchesUp(read, left, TimeSpan.FromMilliseconds(tookMs), TimeSpan.FromMilliseconds(timeMs)));
+
     [Fact]
     public void The_settings_defaults_come_from_broker_conf()
     {
