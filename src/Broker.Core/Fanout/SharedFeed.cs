@@ -53,9 +53,6 @@ internal sealed class SharedFeed : KafkaFeed
     /// <summary>A feed that keeps an offset index reads its shared Kafka topic for as long as the node runs.</summary>
     public override bool Permanent => _index is not null;
 
-    /// <summary>Topics in the offset index (0 without one).</summary>
-    public int IndexedTopics => _index?.Topics ?? 0;
-
     public int Topics => _topics.Count;
 
     /// <summary>Records skipped because their key names no topic of the partition they are in.</summary>
