@@ -270,7 +270,8 @@ internal sealed class ConnectionRequests
             {
                 if (await StoreInSessionAsync(s, Position.Single(indexed.Start), restored).ConfigureAwait(false) is { } notStored) return notStored;
                 _subscriptions[s.Topic] = sub;
-                if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(high), null, restored ? Position.Single(indexed.Start) : null)))
+                // The head is the feed's position (at or past `high`), as from the recent history: the records below it are the history.
+                if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(indexed.End), null, restored ? Position.Single(indexed.Start) : null)))
                     sub.StartShared(OffsetIndex.Coalesce(indexed.Offsets, _node.Feeds.IndexSettings.CoalesceGap), indexed.End);
                 return null;
             }
