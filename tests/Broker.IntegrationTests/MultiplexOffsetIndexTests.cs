@@ -202,6 +202,34 @@ public sealed class MultiplexOffsetIndexTests(OffsetIndexBrokerFixture fixture) 
     }
 
     [Fact]
+    public async Task A_durable_session_stores_where_the_last_n_begin_and_without_a_commit_is_restored_from_there()
+    {
+        var broker = fixture.Broker;
+        var topic = NewTopic("ix", "session");
+        var others = Neighbours(topic, 10);
+        var options = BrokerClients.Options(session: Guid.NewGuid().ToString("N"));
+        await using var pub = await broker.ClientAsync();
+        using var producer = Producer(broker);
+        var acks = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            acks.Add(await pub.PublishJsonAsync(topic, new { i }));
+            Fill(producer, OffsetIndexBrokerFixture.SharedTopic, others, 300);
+        }
+        await using (var client = await broker.ClientAsync(options))
+        {
+            var sub = await client.SubscribeWithinAsync(topic, new SubscribeOptions { Last = 2 });
+            Assert.Equal(acks[4..], (await sub.TakeAsync(2)).Select(m => m.Pos));
+        } // disposed without committing: the session keeps the subscription from where it started
+        var later = await pub.PublishJsonAsync(topic, new { i = 6 });
+
+        BrokerSubscription restored = null!;
+        await using var again = await broker.ClientAsync(options, c => restored = c.Subscribe(topic));
+        Assert.Equal([acks[4], acks[5], later], (await restored.TakeAsync(3)).Select(m => m.Pos));
+        await restored.AssertNothingMoreAsync(again);
+    }
+
+    [Fact]
     public async Task A_topic_the_index_forgot_is_still_answered_exactly_by_scanning_the_log()
     {
         var broker = fixture.Small;
