@@ -24,6 +24,7 @@ public sealed partial class Soak
         var clusterRandom = new Random(random.Next());
         var clientTasks = new List<Task>
         {
+            SuperviseAsync(Over, ct),
             AbortsAsync(new Random(random.Next()), Over, ct),
             SlowReadersAsync(new Random(random.Next()), Over, ct),
             RestartsAsync(new Random(random.Next()), Over, ct),
@@ -81,17 +82,21 @@ public sealed partial class Soak
 
     private async Task ClusterFaultAsync(string kind, Random r, CancellationToken ct)
     {
-        var e = await InjectAsync(kind, r, ct);
-        await WaitRecoveredAsync(e, ct);
+        if (await InjectAsync(kind, r, ct) is { } e) await WaitRecoveredAsync(e, ct);
     }
 
-    private async Task<FaultEvent> InjectAsync(string kind, Random r, CancellationToken ct)
+    /// <summary>Injects one fault and returns it (null: a node fault found no node to work on, every node being restarted).</summary>
+    private async Task<FaultEvent?> InjectAsync(string kind, Random r, CancellationToken ct)
     {
         switch (kind)
         {
             case FaultKinds.Kill9 or FaultKinds.Term or FaultKinds.Drain:
             {
-                var node = await PickNodeAsync(r, ct);
+                if (await PickNodeAsync(r, ct) is not { } node)
+                {
+                    Clock.Log($"{kind}: skipped, no node to fault (every node is being restarted)");
+                    return null;
+                }
                 var owned = await OwnedWritersAsync(node, ct);
                 var e = _faults.Begin(kind, node.Name, $"pid {node.Pid}; topic writers on it: {(owned.Count == 0 ? "none" : string.Join(", ", owned))}");
                 var down = Pick(r, 2, 1, 10);
@@ -112,8 +117,8 @@ public sealed partial class Soak
                     _faults.Note(e, clean ? $"exited {Clock.Now - stopping:0.0}s after SIGTERM" : "still running 30 s after SIGTERM: killed");
                 }
                 await Task.Delay(TimeSpan.FromSeconds(down), ct);
-                await RestartAsync(node, e, ct);
-                ReleaseFaultedNode();
+                try { await RestartAsync(node, e, ct); }
+                finally { Release(node); }
                 return e;
             }
             case FaultKinds.LogPause:
@@ -174,41 +179,90 @@ public sealed partial class Soak
         }
     }
 
-    /// <summary>Guards the two nodes below: a node fault and a slow reader never pick the same node.</summary>
+    /// <summary>Guards the node sets below: a node fault, a restart and a slow reader never work on the same node.</summary>
     private readonly Lock _nodes = new();
-    /// <summary>The node under a node fault (from the pick until it is ready again).</summary>
-    private NodeProcess? _faultedNode;
+    /// <summary>Nodes under a node fault (from the pick until ready again) or being restarted after they exited by themselves.</summary>
+    private readonly HashSet<NodeProcess> _busy = [];
     /// <summary>The node a slow reader waits on to be closed as a slow consumer.</summary>
     private NodeProcess? _slowReaderNode;
 
     /// <summary>
     /// The node that runs the writer of a topic chosen at random (the interesting node to lose), else
-    /// any running node; never the node a slow reader is waiting on. It stays marked as faulted until
-    /// <see cref="ReleaseFaultedNode"/>.
+    /// any running node; never one a slow reader is waiting on or one being restarted. It stays busy
+    /// until <see cref="Release"/>. Null when no node can be picked.
     /// </summary>
-    private async Task<NodeProcess> PickNodeAsync(Random r, CancellationToken ct)
+    private async Task<NodeProcess?> PickNodeAsync(Random r, CancellationToken ct)
     {
         var owner = await _cluster.WriterOwnerAsync(_all[r.Next(_all.Length)], ct);
         lock (_nodes)
         {
-            var running = _cluster.Nodes.Where(n => n.IsRunning && n != _slowReaderNode).ToList();
-            _faultedNode = owner is not null && running.Contains(owner) ? owner : running[r.Next(running.Count)];
-            return _faultedNode;
+            var running = _cluster.Nodes.Where(n => n.IsRunning && n != _slowReaderNode && !_busy.Contains(n)).ToList();
+            if (running.Count == 0) return null;
+            var node = owner is not null && running.Contains(owner) ? owner : running[r.Next(running.Count)];
+            _busy.Add(node);
+            return node;
         }
     }
 
-    private void ReleaseFaultedNode()
+    private void Release(NodeProcess node)
     {
-        lock (_nodes) _faultedNode = null;
+        lock (_nodes) _busy.Remove(node);
     }
 
-    /// <summary>A running node that no node fault is working on (for clients that must not lose it right away).</summary>
+    /// <summary>Running nodes that no node fault or restart is working on (for clients that must not lose theirs right away).</summary>
+    private List<NodeProcess> HealthyNodes()
+    {
+        lock (_nodes) return [.. _cluster.Nodes.Where(n => n.IsRunning && !_busy.Contains(n))];
+    }
+
+    /// <summary>A healthy node (else any node: the client's attempt then fails and is counted as such).</summary>
     private NodeProcess RandomHealthyNode(Random r)
     {
-        lock (_nodes)
+        var healthy = HealthyNodes();
+        return healthy.Count > 0 ? healthy[r.Next(healthy.Count)] : _cluster.Nodes[r.Next(_cluster.Nodes.Count)];
+    }
+
+    /// <summary>
+    /// What an orchestrator (systemd, Kubernetes, <c>scripts/cluster.sh</c>) does: a node whose process
+    /// exited by itself — the split-brain resolver downed it and it left, or it crashed — is started
+    /// again. Each such exit is a fault of its own in the report ("node exited by itself"), with its
+    /// exit code and the node's last lines about why.
+    /// </summary>
+    private async Task SuperviseAsync(Func<bool> over, CancellationToken ct)
+    {
+        var restarts = new List<Task>();
+        while (!over())
         {
-            var healthy = _cluster.Nodes.Where(n => n.IsRunning && n != _faultedNode).ToList();
-            return healthy.Count > 0 ? healthy[r.Next(healthy.Count)] : _cluster.Nodes[r.Next(_cluster.Nodes.Count)];
+            foreach (var node in _cluster.Nodes)
+            {
+                lock (_nodes)
+                {
+                    if (_busy.Contains(node) || node.IsRunning) continue;
+                    _busy.Add(node);
+                }
+                restarts.Add(RestartExitedAsync(node, ct));
+            }
+            try { await Task.Delay(500, ct); }
+            catch (OperationCanceledException) { break; }
+        }
+        await Task.WhenAll(restarts);
+    }
+
+    private async Task RestartExitedAsync(NodeProcess node, CancellationToken ct)
+    {
+        try
+        {
+            var e = _faults.Begin(FaultKinds.Exited, node.Name, $"exit code {node.ExitCode?.ToString() ?? "?"}; {node.WhyExited()}");
+            await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            await RestartAsync(node, e, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // the run ends
+        }
+        finally
+        {
+            Release(node);
         }
     }
 
@@ -268,14 +322,19 @@ public sealed partial class Soak
         var fireTopics = Enumerable.Range(0, o.FireTopics).Select(i => $"{TopicPrefix}fire.{n}.{i}").ToList();
         var shared = _single[r.Next(_single.Length)];
         var reader = new SlowReader($"slow{n}", $"{_run}-slow{n}", [.. fireTopics, shared]);
-        lock (_slowReaders) _slowReaders.Add(reader);
         NodeProcess node;
         lock (_nodes)
         {
-            var healthy = _cluster.Nodes.Where(n => n.IsRunning && n != _faultedNode).ToList();
+            var healthy = _cluster.Nodes.Where(n => n.IsRunning && !_busy.Contains(n)).ToList();
+            if (healthy.Count == 0)
+            {
+                Clock.Log($"{reader.Name}: skipped, no healthy node");
+                return;
+            }
             node = healthy[r.Next(healthy.Count)];
             _slowReaderNode = node;
         }
+        lock (_slowReaders) _slowReaders.Add(reader);
         try
         {
             await SlowReaderOnAsync(node, reader, fireTopics, shared, n, r, ct);

@@ -96,14 +96,16 @@ public sealed partial class Soak(SoakOptions o)
         }
         finally
         {
+            // Also when the run failed or was interrupted: the report shows what happened until then.
+            if (Result.PhaseStart > 0 && Result.PhaseEnd == 0) Result.PhaseEnd = Clock.Now;
+            Result.Memory = [.. _memory.Values];
+            Result.Faults = _faults.Events;
             Clock.Log("stopping the cluster");
             foreach (var s in _subscribers) await s.DisposeAsync();
             foreach (var p in _publishers.Concat(_firePublishers)) await p.DisposeAsync();
             await _cluster.DisposeAsync();
+            Result.TotalSeconds = Clock.Now;
         }
-        Result.Memory = [.. _memory.Values];
-        Result.Faults = _faults.Events;
-        Result.TotalSeconds = Clock.Now;
         return Result;
     }
 

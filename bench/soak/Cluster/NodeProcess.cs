@@ -17,6 +17,8 @@ public sealed class NodeProcess : IAsyncDisposable
     private readonly IReadOnlyDictionary<string, string> _environment;
     private readonly StreamWriter _log;
     private readonly Lock _logGate = new();
+    /// <summary>The last lines the node printed (for why it exited).</summary>
+    private readonly Queue<string> _tail = new();
     private Process? _process;
 
     public NodeProcess(int index, int httpPort, int adminPort, int clusterPort, string serverDll, string logPath,
@@ -45,15 +47,51 @@ public sealed class NodeProcess : IAsyncDisposable
     /// <summary>Processes started for this node so far (1 after the first start).</summary>
     public int Starts { get; private set; }
 
-    public int? Pid => _process is { HasExited: false } p ? p.Id : null;
+    public int? Pid => Running() is { } p ? p.Id : null;
 
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => Running() is not null;
+
+    /// <summary>The exit code of the last process once it exited (null while running or never started).</summary>
+    public int? ExitCode
+    {
+        get
+        {
+            try { return Volatile.Read(ref _process) is { HasExited: true } p ? p.ExitCode : null; }
+            catch (InvalidOperationException) { return null; } // replaced meanwhile
+        }
+    }
+
+    /// <summary>The current process if it runs (read once: another task may be replacing it).</summary>
+    private Process? Running()
+    {
+        try { return Volatile.Read(ref _process) is { HasExited: false } p ? p : null; }
+        catch (InvalidOperationException) { return null; } // disposed by a restart meanwhile
+    }
+
+    /// <summary>
+    /// The node's last line about leaving the cluster or failing (the split-brain resolver's decision,
+    /// a downing, coordinated shutdown, an unhandled exception), shortened; "no reason printed" otherwise.
+    /// </summary>
+    public string WhyExited()
+    {
+        string[] lines;
+        lock (_logGate) lines = [.. _tail];
+        string[] markers = ["SBR", "Split Brain", "split-brain", "downing", "Downing", "marked as Down", "Unhandled exception", "Fatal", "fail: Broker", "crit:"];
+        for (var i = lines.Length - 1; i >= 0; i--)
+        {
+            var line = lines[i];
+            if (!markers.Any(m => line.Contains(m, StringComparison.Ordinal))) continue;
+            line = line.Trim();
+            return line.Length > 240 ? line[..240] + "…" : line;
+        }
+        return "no reason printed";
+    }
 
     /// <summary>Starts a new process for the node (the previous one must have exited).</summary>
     public void Start()
     {
         if (IsRunning) throw new InvalidOperationException($"{Name} is running");
-        _process?.Dispose();
+        var previous = _process;
         var psi = new ProcessStartInfo(DotnetHost(), [_serverDll])
         {
             WorkingDirectory = Path.GetDirectoryName(LogPath)!,
@@ -68,7 +106,8 @@ public sealed class NodeProcess : IAsyncDisposable
         if (!process.Start()) throw new InvalidOperationException($"{Name}: the process did not start");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        _process = process;
+        Volatile.Write(ref _process, process);
+        previous?.Dispose();
         Starts++;
         Write($"==== soak: {Name} start #{Starts}, pid {process.Id}, at {Clock.Now:0.0}s");
     }
@@ -82,6 +121,8 @@ public sealed class NodeProcess : IAsyncDisposable
         lock (_logGate)
         {
             try { _log.WriteLine(line); } catch (ObjectDisposedException) { /* stopped */ }
+            _tail.Enqueue(line);
+            if (_tail.Count > 400) _tail.Dequeue();
         }
     }
 
@@ -92,7 +133,7 @@ public sealed class NodeProcess : IAsyncDisposable
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            if (!IsRunning) throw new InvalidOperationException($"{Name} exited with {_process?.ExitCode} (see {LogPath})");
+            if (!IsRunning) throw new InvalidOperationException($"{Name} exited with {ExitCode} (see {LogPath})");
             try
             {
                 using var r = await Http.GetAsync($"http://127.0.0.1:{HttpPort}/readyz", ct);

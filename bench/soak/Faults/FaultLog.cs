@@ -22,7 +22,7 @@ public sealed class FaultEvent(int number, string kind, string target, double st
     /// <summary>The publisher that waited longest.</summary>
     public string? OutageOf { get; set; }
 
-    public bool IsClusterFault => Kind is FaultKinds.Kill9 or FaultKinds.Term or FaultKinds.Drain or FaultKinds.LogPause or FaultKinds.DbStop or FaultKinds.DbCut;
+    public bool IsClusterFault => Kind is FaultKinds.Kill9 or FaultKinds.Term or FaultKinds.Drain or FaultKinds.LogPause or FaultKinds.DbStop or FaultKinds.DbCut or FaultKinds.Exited;
 }
 
 public static class FaultKinds
@@ -36,6 +36,8 @@ public static class FaultKinds
     public const string Abort = "client aborted mid-frame";
     public const string SlowReader = "slow reader";
     public const string Restart = "subscriber restart";
+    /// <summary>Not injected: a node's process exited by itself (downed by the split-brain resolver, or crashed) and the soak started it again.</summary>
+    public const string Exited = "node exited by itself + restart";
 }
 
 /// <summary>Every fault with timestamps, printed as it happens and kept for the report.</summary>

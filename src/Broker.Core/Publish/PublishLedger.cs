@@ -81,6 +81,8 @@ public sealed class PublishLedger<TPending>
     private int _uncertain;
     /// <summary>Per partition, the highest number of a produced record that Kafka acknowledged.</summary>
     private long[] _acked = [];
+    /// <summary><see cref="_acked"/> when the current settlement began: only fences its read can have covered count for it.</summary>
+    private long[] _ackedAtBegin = [];
 
     /// <param name="capacity">Written publishes remembered (the de-duplication window); 0 remembers none.</param>
     public PublishLedger(int capacity) => _capacity = Math.Max(0, capacity);
@@ -171,8 +173,14 @@ public sealed class PublishLedger<TPending>
         if (produced > _acked[partition]) _acked[partition] = produced;
     }
 
-    private bool Fenced(Entry entry) =>
-        entry.Partition >= 0 && entry.Partition < _acked.Length && _acked[entry.Partition] > entry.FenceAfter;
+    /// <summary>
+    /// A record produced after this one's timeout had been acknowledged in its partition when the
+    /// settlement began. An acknowledgement that arrives while the settlement reads does not count:
+    /// the read's end was fixed before it, so the fencing record — and this one, written before it
+    /// if at all — may lie beyond what the read covered.
+    /// </summary>
+    private bool FencedAtBegin(Entry entry) =>
+        entry.Partition >= 0 && entry.Partition < _ackedAtBegin.Length && _ackedAtBegin[entry.Partition] > entry.FenceAfter;
 
     /// <summary>
     /// Starts a settlement: the owner then reads the log from before every uncertain record could have
@@ -183,6 +191,7 @@ public sealed class PublishLedger<TPending>
     public long BeginSettlement()
     {
         RetryWaitsForSettlement = false;
+        _ackedAtBegin = (long[])_acked.Clone();
         return ++_generation;
     }
 
@@ -211,12 +220,14 @@ public sealed class PublishLedger<TPending>
 
     /// <summary>
     /// The log was read to its end: a publish uncertain since before <paramref name="generation"/>
-    /// began that was not found is not in the log, and will not be, if it is fenced or if the log has
-    /// been answering for <paramref name="grace"/> since it became uncertain (since
-    /// <paramref name="answeringSince"/>, the first successful read after the log last failed to
-    /// answer, if that is later): long enough for anything still on its way to have arrived. Those
-    /// are forgotten; returns the publishes that waited for them, to be admitted again (and
-    /// written). The others stay uncertain for the next settlement. Times: the owner's clock (ms).
+    /// began that was not found is not in the log, and will not be, if it was fenced when the
+    /// settlement began or if, by then, the log had been answering for <paramref name="grace"/> since
+    /// it became uncertain (since <paramref name="answeringSince"/>, the first successful read after
+    /// the log last failed to answer, if that is later): long enough for anything still on its way to
+    /// have arrived. Both are judged as of <paramref name="now"/> = the time the settlement began,
+    /// because its read covers the log only up to the end it found then. Those are forgotten;
+    /// returns the publishes that waited for them, to be admitted again (and written). The others
+    /// stay uncertain for the next settlement. Times: the owner's clock (ms).
     /// </summary>
     public List<TPending> EndSettlement(long generation, long answeringSince, long now, long grace)
     {
@@ -225,7 +236,7 @@ public sealed class PublishLedger<TPending>
         foreach (var (key, entry) in _entries)
         {
             if (entry.State != State.Uncertain || entry.Since >= generation) continue;
-            if (!Fenced(entry) && now - Math.Max(entry.UncertainAt, answeringSince) < grace) continue;
+            if (!FencedAtBegin(entry) && now - Math.Max(entry.UncertainAt, answeringSince) < grace) continue;
             (settled ??= []).Add(key);
             if (entry.Waiting is not null) again.AddRange(entry.Waiting);
         }

@@ -67,6 +67,10 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     private long _produced;
     /// <summary>Since when (ms, <see cref="Environment.TickCount64"/>) the log has answered every settlement read; null after one failed.</summary>
     private long? _answeringSince;
+    /// <summary>When the current (or last) settlement began to read the log back (Environment.TickCount64).</summary>
+    private long _settleBegan;
+    /// <summary>While stopping: the time (Environment.TickCount64) after which it stops even with publishes still unsettled.</summary>
+    private long _stopBy;
     private bool _stopping, _settling, _settleFailing, _readOnly, _settingsKnown, _recovered;
 
     public IStash Stash { get; set; } = null!;
@@ -297,11 +301,13 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _answeringSince = null;
             foreach (var w in _ledger.SettlementFailed()) w.ReplyTo.Tell(Uncertain());
             Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+            StopWhenIdle(settle: false);
         });
         Receive<SettleAgain>(_ => Settle());
         Receive<Stop>(_ =>
         {
             _stopping = true;
+            _stopBy = Environment.TickCount64 + 2 * (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds;
             StopWhenIdle();
         });
     }
@@ -407,8 +413,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// <summary>Reads the log's tail back to settle the publishes whose outcome is unknown (one read at a time).</summary>
     private void Settle()
     {
-        if (_settling || _ledger.UncertainCount == 0 || _stopping) return;
+        if (_settling || _ledger.UncertainCount == 0) return;
         _settling = true;
+        _settleBegan = Environment.TickCount64;
         var generation = _ledger.BeginSettlement();
         ReadTailAsync().PipeTo(Self, success: t => new Settled(generation, t), failure: e => new SettleFailed(e));
     }
@@ -433,9 +440,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         // publishes (the original, if its client still waits, and retries) are admitted again:
         // written now if there is still time. What may still be on its way waits for a fence or
         // for the log to have answered for produce-timeout.
-        var now = Environment.TickCount64;
-        _answeringSince ??= now;
-        var again = _ledger.EndSettlement(settled.Generation, _answeringSince.Value, now, (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds);
+        // Judged as of when the read began: it covers the log only up to the end it found then.
+        _answeringSince ??= _settleBegan;
+        var again = _ledger.EndSettlement(settled.Generation, _answeringSince.Value, _settleBegan, (long)_deps.Log.Settings.ProduceTimeout.TotalMilliseconds);
         _settleFailing = false;
         var notWritten = uncertain - inLog - _ledger.UncertainCount;
         if (inLog + notWritten > 0)
@@ -443,11 +450,29 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
                 _topic, inLog, notWritten, _ledger.UncertainCount, again.Count);
         foreach (var pending in again) Admit(pending);
         if (_ledger.UncertainCount > 0) Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+        StopWhenIdle(settle: false);
     }
 
-    private void StopWhenIdle()
+    /// <summary>
+    /// Stops once Kafka answered every record sent and every publish whose outcome was unknown is
+    /// settled: the next writer knows only what it reads from the log, and a record still on its way
+    /// there (the log stalled) could arrive after its read and be written again by a retry. A log that
+    /// stays unreadable holds the stop at most twice produce-timeout (within sharding's hand-off timeout).
+    /// </summary>
+    private void StopWhenIdle(bool settle = true)
     {
-        if (_stopping && _producing == 0) Context.Stop(Self);
+        if (!_stopping || _producing > 0) return;
+        if (_ledger.UncertainCount > 0)
+        {
+            if (Environment.TickCount64 < _stopBy)
+            {
+                if (settle) Settle(); // afterwards the settle timer retries every second
+                return;
+            }
+            _logger.Warning("Topic {0}: stopping with {1} publishes whose outcome is still unknown (the log could not be read back to settle them)",
+                _topic, _ledger.UncertainCount);
+        }
+        Context.Stop(Self);
     }
 
     /// <summary>

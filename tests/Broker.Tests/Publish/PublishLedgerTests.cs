@@ -109,6 +109,32 @@ public sealed class PublishLedgerTests
     }
 
     [Fact]
+    public void A_fence_acknowledged_while_a_read_runs_does_not_settle_it_the_record_may_lie_beyond_the_reads_end()
+    {
+        // The chaos soak's case: the log stalls, A's answer times out; the log resumes and writes A and
+        // then record 3 after the settlement's read had fixed its end. Record 3's ack arrives before the
+        // read's result: A is not in what was read, yet it is in the log — it must not be concluded
+        // "not written" (its retry would be written twice).
+        var ledger = new PublishLedger<string>(10);
+        ledger.Admit(A, Data1, "a", inTime: true, out _);
+        ledger.PossiblyWritten(A, partition: 0, producedSoFar: 2, now: 1_000);
+        ledger.Admit(A, Data1, "retry-a", inTime: true, out _);
+
+        var reading = ledger.BeginSettlement();
+        ledger.Acknowledged(partition: 0, produced: 3);
+        Assert.Empty(ledger.EndSettlement(reading, answeringSince: 1_000, now: 1_100, grace: 5_000));
+        Assert.Equal(1, ledger.UncertainCount);
+
+        // The next read began after the fence was acknowledged: it covers A's place and finds it.
+        var next = ledger.BeginSettlement();
+        var observed = ledger.Observe(A, Data1, "7");
+        Assert.Equal(["a", "retry-a"], observed.Waiting);
+        Assert.False(observed.Conflict);
+        Assert.Empty(ledger.EndSettlement(next, answeringSince: 1_000, now: 1_200, grace: 5_000));
+        Assert.Equal(Admission.Duplicate, ledger.Admit(A, Data1, "again", inTime: true, out _));
+    }
+
+    [Fact]
     public void A_publish_that_becomes_uncertain_during_a_read_is_settled_by_the_next_read()
     {
         var ledger = new PublishLedger<string>(10);
