@@ -180,7 +180,7 @@ public sealed class OffsetIndexTests
         var s = TestDefaults.OffsetIndex;
         Assert.True(s.Enabled);
         Assert.Equal(100, s.OffsetsPerTopic);
-        Assert.Equal(1_000_000, s.MaxTopics);
+        Assert.Equal(200_000, s.MaxTopics);
         Assert.Equal(2_000_000, s.BackfillRecords);
         Assert.Equal(256, s.CoalesceGap);
     }
