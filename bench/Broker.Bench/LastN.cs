@@ -62,41 +62,55 @@ public static class LastN
         }
         if (probe.HasServer) r.Metric("server RSS MiB after fill", probe.ServerRss() / 1048576.0);
 
-        var times = new List<double>();
-        for (var i = 0; i < repeats; i++)
+        // Right after the fill (the strict figure: the node may still be reading it), then once more
+        // after `settle` seconds without writes (the partition simply holds the records).
+        await Series("", r);
+        var settle = o.Int("settle", 10);
+        if (settle > 0)
         {
-            var s = await Subscriber.OpenAsync(o.Endpoint, 0, deadline);
-            try
+            r.Param("settle s", settle);
+            await Task.Delay(TimeSpan.FromSeconds(settle), deadline);
+            await Series("settled ", r);
+        }
+
+        async Task Series(string label, Result r)
+        {
+            var times = new List<double>();
+            for (var i = 0; i < repeats; i++)
             {
-                s.Expect(0, last, 1, history - last); // exactly the sequence numbers history-last … history-1
-                var start = Stopwatch.GetTimestamp();
-                await s.SubscribeAsync([topic], last, 1, deadline);
+                var s = await Subscriber.OpenAsync(o.Endpoint, 0, deadline);
                 try
                 {
-                    await s.Run.Done.WaitAsync(TimeSpan.FromSeconds(30), deadline);
+                    s.Expect(0, last, 1, history - last); // exactly the sequence numbers history-last … history-1
+                    var start = Stopwatch.GetTimestamp();
+                    await s.SubscribeAsync([topic], last, 1, deadline);
+                    try
+                    {
+                        await s.Run.Done.WaitAsync(TimeSpan.FromSeconds(30), deadline);
+                    }
+                    catch (TimeoutException)
+                    {
+                        r.Problem($"{label}subscribe {i + 1}: {s.Run.Distinct} of the last {last} within 30 s");
+                        continue;
+                    }
+                    if (s.Error is not null) { r.Problem($"{label}subscribe {i + 1}: error {s.Error}"); continue; }
+                    times.Add(Stopwatch.GetElapsedTime(start, s.Run.DoneAt).TotalMilliseconds);
+                    await Task.Delay(200, deadline); // anything beyond the last N would arrive now
+                    if (s.Run.Foreign > 0) r.Problem($"{label}subscribe {i + 1}: {s.Run.Foreign} messages outside the last {last}");
+                    if (s.Run.OutOfOrder > 0) r.Problem($"{label}subscribe {i + 1}: {s.Run.OutOfOrder} out of order");
+                    if (s.Run.Duplicates > 0) r.Problem($"{label}subscribe {i + 1}: {s.Run.Duplicates} duplicates");
                 }
-                catch (TimeoutException)
+                finally
                 {
-                    r.Problem($"subscribe {i + 1}: {s.Run.Distinct} of the last {last} within 30 s");
-                    continue;
+                    await s.CloseAsync();
                 }
-                if (s.Error is not null) { r.Problem($"subscribe {i + 1}: error {s.Error}"); continue; }
-                times.Add(Stopwatch.GetElapsedTime(start, s.Run.DoneAt).TotalMilliseconds);
-                await Task.Delay(200, deadline); // anything beyond the last N would arrive now
-                if (s.Run.Foreign > 0) r.Problem($"subscribe {i + 1}: {s.Run.Foreign} messages outside the last {last}");
-                if (s.Run.OutOfOrder > 0) r.Problem($"subscribe {i + 1}: {s.Run.OutOfOrder} out of order");
-                if (s.Run.Duplicates > 0) r.Problem($"subscribe {i + 1}: {s.Run.Duplicates} duplicates");
             }
-            finally
+            if (times.Count > 0)
             {
-                await s.CloseAsync();
+                r.Metric($"{label}last {last} first ms", times[0]);
+                r.Metric($"{label}last {last} median ms", times.Order().ElementAt(times.Count / 2));
+                r.Metric($"{label}last {last} all ms", string.Join(" / ", times.Select(t => t.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture))));
             }
-        }
-        if (times.Count > 0)
-        {
-            r.Metric($"last {last} first ms", times[0]);
-            r.Metric($"last {last} median ms", times.Order().ElementAt(times.Count / 2));
-            r.Metric($"last {last} all ms", string.Join(" / ", times.Select(t => t.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture))));
         }
     }
 

@@ -91,10 +91,13 @@ public static class BrokerApp
         {
             var log = sp.GetRequiredService<KafkaLog>();
             return new FeedHub(kafka, sp.GetRequiredService<ILogger<FeedHub>>(), sp.GetRequiredService<BrokerMetrics>(), (topic, ct) => log.PartitionCountAsync(topic, ct),
-                settings.RecentHistory, sp.GetRequiredService<KafkaClientLog>());
+                settings.RecentHistory, sp.GetRequiredService<KafkaClientLog>(), settings.OffsetIndex);
         });
         builder.Services.AddSingleton(sp => new CatchUpReader(kafka, sp.GetRequiredService<KafkaClientLog>())); // factory: disposed with the host
         builder.Services.AddSingleton<ConnectionRegistry>();
+        if (settings.OffsetIndex.Enabled)
+            builder.Services.AddSingleton(sp => new OffsetIndexing(sp.GetRequiredService<FeedHub>(), sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(),
+                sp.GetRequiredService<ILogger<OffsetIndexing>>())); // factory: disposed with the host
         var sessionStore = PersistenceSetup.ConnectionString(settings.Persistence, out var sessionStoreProblem);
         builder.Services.AddBrokerAkka(settings, clusterTls, sessionStore);
         builder.Services.AddSingleton(sp => new ReadinessProbe(kafka, settings.Health, settings.Persistence.Provider, sessionStore, sp.GetRequiredService<KafkaClientLog>()));
@@ -117,6 +120,8 @@ public static class BrokerApp
 
         var app = builder.Build();
         if (embedded is not null) app.Services.GetRequiredService<MockKafkaCluster>();
+        // Before the first connection: every shared feed that starts is backfilled.
+        var indexing = app.Services.GetService<OffsetIndexing>();
         app.UseBrokerSecurity();
         app.UsePublicSurface(settings.Http.InternalEndpoints);
         app.UseWebSockets();
@@ -132,6 +137,7 @@ public static class BrokerApp
         StartupLog.Log(log, kafka, embedded is not null);
         StartupLog.SessionStore(log, PersistenceSetup.Describe(settings.Persistence, sessionStore), sessionStoreProblem);
         var lifetime = app.Lifetime;
+        if (indexing is not null) lifetime.ApplicationStarted.Register(indexing.Start);
         lifetime.ApplicationStarted.Register(() =>
             StartupLog.ReadyWhenUp(app.Environment.ApplicationName, app.Services.GetRequiredService<ActorSystem>(), endpoints, settings.Http.Dashboard, settings.Cluster));
         lifetime.ApplicationStopping.Register(() =>

@@ -240,8 +240,9 @@ internal sealed class ConnectionRequests
     /// <summary>
     /// A topic of a multiplexed namespace: its position is one offset of its partition of the shared
     /// Kafka topic. <c>since</c> and <c>earliest</c> need that partition's watermarks (one query);
-    /// <c>last: N</c> is served from the feed's recent history when it can, else the partition is
-    /// scanned backwards for the topic's last N records.
+    /// <c>last: N</c> is served from the feed's recent history when it can, else from the offset
+    /// index (only the topic's last N records are read), else the partition is scanned backwards for
+    /// the topic's last N records.
     /// </summary>
     private async Task<byte[]?> SubscribeSharedAsync(SubscribeRequest s, TopicMapping mapping, Subscription sub, bool restored, CancellationToken ct)
     {
@@ -262,6 +263,16 @@ internal sealed class ConnectionRequests
             if (_session is null && sub.TryStartLast(last, low, high, head => _outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, head, null))))
             {
                 _subscriptions[s.Topic] = sub;
+                return null;
+            }
+            var indexed = await _node.Feeds.LastOffsetsAsync(mapping.KafkaTopic, s.Topic, mapping.SharedPartition, last, low, high, ct).ConfigureAwait(false);
+            if (indexed.Outcome == IndexLookup.Found)
+            {
+                if (await StoreInSessionAsync(s, Position.Single(indexed.Start), restored).ConfigureAwait(false) is { } notStored) return notStored;
+                _subscriptions[s.Topic] = sub;
+                // The head is the feed's position (at or past `high`), as from the recent history: the records below it are the history.
+                if (_outbound.EnqueueReply(ServerFrames.Subscribed(s.Id, s.Topic, Position.Single(indexed.End), null, restored ? Position.Single(indexed.Start) : null)))
+                    sub.StartShared(OffsetIndex.Coalesce(indexed.Offsets, _node.Feeds.IndexSettings.CoalesceGap), indexed.End);
                 return null;
             }
             start = await _node.Replay.StartOfLastSharedAsync(mapping.KafkaTopic, mapping.SharedPartition, System.Text.Encoding.UTF8.GetBytes(s.Topic), low, high, last, ct).ConfigureAwait(false);

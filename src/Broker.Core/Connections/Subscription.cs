@@ -134,15 +134,29 @@ internal sealed class Subscription : IFeedSubscriber
     public void StartShared(long start)
     {
         _cts = new CancellationTokenSource();
-        _run = RunSharedAsync(start, _cts.Token);
+        _run = RunSharedAsync([], start, _cts.Token);
     }
 
-    private async Task RunSharedAsync(long start, CancellationToken ct)
+    /// <summary>
+    /// Starts a multiplexed topic's subscription with the records in <paramref name="ranges"/> (each
+    /// [From, To) of its partition, ascending, all below <paramref name="then"/>; the topic's other
+    /// records there are known not to be wanted: <c>last: N</c> from the offset index), then goes on
+    /// at <paramref name="then"/> as <see cref="StartShared"/> does.
+    /// </summary>
+    public void StartShared(IReadOnlyList<(long From, long To)> ranges, long then)
+    {
+        _cts = new CancellationTokenSource();
+        _run = RunSharedAsync(ranges, then, _cts.Token);
+    }
+
+    private async Task RunSharedAsync(IReadOnlyList<(long From, long To)> ranges, long start, CancellationToken ct)
     {
         var partition = _mapping.SharedPartition;
         var topicKey = System.Text.Encoding.UTF8.GetBytes(Topic);
         try
         {
+            foreach (var (from, to) in ranges)
+                await _node.Replay.ReadSharedAsync(KafkaTopic, partition, topicKey, Topic, from, to, f => WriteHistory(f, ct), ct, _keyFilter, _withHeaders, _share).ConfigureAwait(false);
             while (!ct.IsCancellationRequested)
             {
                 var join = _node.Feeds.JoinShared(KafkaTopic, Topic, partition, start, this, EnqueueAll);

@@ -25,6 +25,7 @@ public sealed class FeedHub : IDisposable
 {
     private readonly KafkaSettings _settings;
     private readonly RecentHistorySettings _history;
+    private readonly OffsetIndexSettings _index;
     private readonly ILogger _logger;
     private readonly IConsumer<byte[]?, byte[]?> _consumer;
     private readonly ConcurrentQueue<(Action Run, Action Abort)> _commands = new();
@@ -40,11 +41,14 @@ public sealed class FeedHub : IDisposable
     /// <param name="partitionCount">How many partitions a Kafka topic has now (to notice added partitions); null: not watched.</param>
     /// <param name="history">Recent history of multiplexed topics; null: none.</param>
     /// <param name="clientLog">Where the consumer's librdkafka log goes; null: librdkafka's own (stderr).</param>
+    /// <param name="index">The offset index of multiplexed topics; null: none (shared feeds linger out like the others).</param>
     public FeedHub(KafkaSettings settings, ILogger<FeedHub> logger, Metrics.BrokerMetrics? metrics = null,
-        Func<string, CancellationToken, Task<int>>? partitionCount = null, RecentHistorySettings? history = null, KafkaClientLog? clientLog = null)
+        Func<string, CancellationToken, Task<int>>? partitionCount = null, RecentHistorySettings? history = null, KafkaClientLog? clientLog = null,
+        OffsetIndexSettings? index = null)
     {
         _settings = settings;
         _history = history ?? RecentHistorySettings.None;
+        _index = index ?? OffsetIndexSettings.Off;
         _logger = logger;
         _metrics = metrics ?? new Metrics.BrokerMetrics();
         var config = KafkaLog.ConsumerConfig(settings, "broker-feed");
@@ -130,6 +134,13 @@ public sealed class FeedHub : IDisposable
     /// <summary>Whether the node reads the shared Kafka topic now (its feed is assigned).</summary>
     public bool IsReading(string kafkaTopic) => _feeds.TryGetValue(kafkaTopic, out var f) && !Volatile.Read(ref f.Removed);
 
+    /// <summary>
+    /// Raised (on a thread-pool thread) when a shared feed with an offset index starts, with the
+    /// feed's start per partition: the index holds what the feed reads from there; what lies before
+    /// is for a backfill to add (<see cref="MergeBackfill"/>).
+    /// </summary>
+    public event Action<string, long[]>? IndexedFeedStarted;
+
     /// <summary>Starts reading a shared Kafka topic at <paramref name="from"/> (next offsets per partition), unless the node reads it already.</summary>
     public Task StartSharedAsync(string kafkaTopic, long[] from)
     {
@@ -138,15 +149,77 @@ public sealed class FeedHub : IDisposable
         {
             if (!_feeds.TryGetValue(kafkaTopic, out var existing) || existing.Removed)
             {
-                var feed = new SharedFeed(kafkaTopic, (long[])from.Clone(), _history);
+                var index = _index.Enabled ? new OffsetIndex(from, _index.OffsetsPerTopic, _index.MaxTopics) : null;
+                var feed = new SharedFeed(kafkaTopic, (long[])from.Clone(), _history, index);
                 Assign(feed, 0);
                 _feeds[kafkaTopic] = feed;
                 _activeFeeds = _feeds.Count;
+                if (index is not null && IndexedFeedStarted is { } started)
+                {
+                    var start = (long[])from.Clone();
+                    ThreadPool.QueueUserWorkItem(_ => started(kafkaTopic, start));
+                }
             }
             tcs.TrySetResult();
         }, () => tcs.TrySetException(new ObjectDisposedException(nameof(FeedHub))));
         return tcs.Task;
     }
+
+    /// <summary>
+    /// The offsets of a multiplexed topic's last <paramref name="n"/> records from the shared feed's
+    /// offset index (see <see cref="SharedFeed.LastOffsets"/>). While the feed has not read up to
+    /// <paramref name="head"/> it is asked again, for at most <c>offset-index.catch-up-wait</c> and
+    /// only while the feed's pace says it gets there within that time (a feed far behind, e.g. under
+    /// a burst of records, is not waited for: the scan is faster then). Then, or when the node keeps
+    /// no index of the topic, the answer is <see cref="IndexLookup.Unknown"/>.
+    /// </summary>
+    public async Task<IndexAnswer> LastOffsetsAsync(string kafkaTopic, string topic, int partition, int n, long low, long head, CancellationToken ct)
+    {
+        var unknown = new IndexAnswer(IndexLookup.Unknown, [], 0);
+        if (!_index.Enabled) return unknown;
+        var since = Stopwatch.GetTimestamp();
+        long first = -1;
+        while (true)
+        {
+            if (Shared(kafkaTopic) is not { } feed) return unknown;
+            IndexAnswer answer;
+            lock (feed.Gate) answer = feed.Removed ? unknown : feed.LastOffsets(topic, partition, n, low, head);
+            if (answer.Outcome != IndexLookup.Behind) return answer;
+            var waited = Stopwatch.GetElapsedTime(since);
+            if (first < 0) first = answer.End;
+            else if (!CatchesUp(answer.End - first, head - answer.End, waited, _index.CatchUpWait - waited)) return unknown;
+            if (waited >= _index.CatchUpWait) return unknown;
+            await Task.Delay(CatchUpPoll, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How often a <c>last: N</c> waiting for the feed to reach the log's end asks again.</summary>
+    private static readonly TimeSpan CatchUpPoll = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How long a feed that has not moved yet is waited for (a fetch, a busy reader thread) before it counts as stalled.</summary>
+    private static readonly TimeSpan StallGrace = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Whether a feed that read <paramref name="read"/> records of the partition in <paramref name="took"/>
+    /// reads the <paramref name="left"/> still before the log's end within <paramref name="time"/> at that pace.
+    /// </summary>
+    internal static bool CatchesUp(long read, long left, TimeSpan took, TimeSpan time) =>
+        time > TimeSpan.Zero && (read > 0
+            ? left * took.Ticks <= read * time.Ticks
+            : took < StallGrace || left <= FewBehind); // not moving yet: it may be waiting for its next fetch, or a busy thread
+
+    /// <summary>A feed this few records behind is waited for even when it has not moved yet (it reads them in one fetch).</summary>
+    private const long FewBehind = 1000;
+
+    /// <summary>Merges a backfill of <paramref name="partition"/> that ends at <paramref name="end"/> (where the feed started) into the feed's offset index; false when the feed or its start changed meanwhile.</summary>
+    internal bool MergeBackfill(string kafkaTopic, int partition, long end, OffsetIndex backfill)
+    {
+        if (Shared(kafkaTopic) is not { } feed) return false;
+        lock (feed.Gate) return !feed.Removed && feed.MergeBackfill(partition, end, backfill);
+    }
+
+    /// <summary>The offset index's limits (for a backfill's own index).</summary>
+    internal OffsetIndexSettings IndexSettings => _index;
 
     private SharedFeed? Shared(string kafkaTopic) => _feeds.TryGetValue(kafkaTopic, out var f) ? f as SharedFeed : null;
 
@@ -405,7 +478,7 @@ public sealed class FeedHub : IDisposable
             lock (feed.Gate)
             {
                 feed.Sweep(now);
-                if (feed.Subscribers > 0) continue;
+                if (feed.Subscribers > 0 || feed.Permanent) continue;
                 if (feed.EmptySince == 0) feed.EmptySince = now;
                 else if (Stopwatch.GetElapsedTime(feed.EmptySince, now) >= _settings.FeedLinger)
                 {

@@ -27,6 +27,9 @@ internal abstract class KafkaFeed(string kafkaTopic, long[] next)
 
     public int Partitions => Next.Length;
 
+    /// <summary>Read for as long as the node runs, with or without subscribers (not dropped after <c>feed-linger</c>).</summary>
+    public virtual bool Permanent => false;
+
     /// <summary>Live subscribers of the feed (every topic of a shared feed).</summary>
     public abstract int Subscribers { get; }
 

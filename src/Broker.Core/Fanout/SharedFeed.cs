@@ -19,6 +19,12 @@ namespace Broker.Core.Fanout;
 /// log. A topic with no local subscriber and no recent message is forgotten after
 /// <see cref="RecentHistorySettings.IdleExpiry"/>: an idle topic leaves nothing behind.
 /// </para>
+/// <para>
+/// With an <see cref="OffsetIndex"/> the feed also records, in the same step, the offsets of every
+/// topic's last records, so that <c>last: N</c> beyond the recent history reads only those records
+/// (<see cref="LastOffsets"/>); such a feed is <see cref="KafkaFeed.Permanent"/>: it reads every
+/// partition whether or not the node has subscribers.
+/// </para>
 /// All members of this class are called under <see cref="KafkaFeed.Gate"/>.
 /// </summary>
 internal sealed class SharedFeed : KafkaFeed
@@ -26,20 +32,26 @@ internal sealed class SharedFeed : KafkaFeed
     private readonly Dictionary<string, SharedTopic> _topics = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SharedTopic>.AlternateLookup<ReadOnlySpan<char>> _byName;
     private readonly RecentHistorySettings _history;
+    private readonly OffsetIndex? _index;
     private readonly LinkedList<SharedTopic> _recent = new(); // topics with history, least recently written first
     /// <summary>Per partition: a topic's history created now cannot cover records before this offset (the feed's start, or history dropped since).</summary>
     private long[] _coverageFloor;
     private long _historyBytes;
     private int _subscribers;
 
-    public SharedFeed(string kafkaTopic, long[] next, RecentHistorySettings history) : base(kafkaTopic, next)
+    /// <param name="index">The offsets of the topics' last records (null: none kept); it starts where the feed starts.</param>
+    public SharedFeed(string kafkaTopic, long[] next, RecentHistorySettings history, OffsetIndex? index = null) : base(kafkaTopic, next)
     {
         _byName = _topics.GetAlternateLookup<ReadOnlySpan<char>>();
         _history = history;
+        _index = index;
         _coverageFloor = (long[])next.Clone();
     }
 
     public override int Subscribers => _subscribers;
+
+    /// <summary>A feed that keeps an offset index reads its shared Kafka topic for as long as the node runs.</summary>
+    public override bool Permanent => _index is not null;
 
     public int Topics => _topics.Count;
 
@@ -101,6 +113,27 @@ internal sealed class SharedFeed : KafkaFeed
         if (joined(Next[partition], h.Last(n))) AddMember(t, subscriber, -1);
         return true;
     }
+
+    /// <summary>
+    /// <c>last: N</c> from the offset index: the offsets of the topic's last <paramref name="n"/>
+    /// records at or after <paramref name="low"/> (the partition's first retained offset), oldest
+    /// first, all below <see cref="IndexAnswer.End"/> — the feed's offset, at or past
+    /// <paramref name="head"/> (the log's end a moment ago). <see cref="IndexLookup.Behind"/> while
+    /// the feed has not read up to <paramref name="head"/>; <see cref="IndexLookup.Unknown"/> when the
+    /// index cannot answer exactly (the topic was forgotten, or its records are older than the index).
+    /// </summary>
+    public IndexAnswer LastOffsets(string topic, int partition, int n, long low, long head)
+    {
+        if (_index is null || partition >= Next.Length) return new IndexAnswer(IndexLookup.Unknown, [], 0);
+        var end = Next[partition];
+        if (end < head) return new IndexAnswer(IndexLookup.Behind, [], end);
+        return _index.Last(topic, partition, n, low) is { } offsets
+            ? new IndexAnswer(IndexLookup.Found, offsets, end)
+            : new IndexAnswer(IndexLookup.Unknown, [], end);
+    }
+
+    /// <summary>Merges a backfill of <paramref name="partition"/> that ends where the feed started (see <see cref="OffsetIndex.Merge"/>).</summary>
+    public bool MergeBackfill(int partition, long end, OffsetIndex backfill) => _index is not null && _index.Merge(partition, end, backfill);
 
     public bool Remove(string topic, IFeedSubscriber subscriber)
     {
@@ -173,19 +206,23 @@ internal sealed class SharedFeed : KafkaFeed
         for (var i = 0; i < key.Length; i++) name[i] = (char)key[i]; // topic names are ASCII; anything else matches no entry
         if (!_byName.TryGetValue(name, out var t))
         {
-            if (_history.Messages <= 0 || !TopicName.IsValid(name)) return 0; // nobody here reads it, and no history is kept
+            // Nobody here reads it, and neither history nor index is kept.
+            if ((_history.Messages <= 0 && _index is null) || !TopicName.IsValid(name)) return 0;
             if (KafkaPartitioner.Partition(key, Next.Length) != partition)
             {
                 Misrouted++;
                 return 0;
             }
+            _index?.Add(partition, name, offset);
+            if (_history.Messages <= 0) return 0;
             t = GetOrAdd(new string(name), partition);
         }
-        if (t.Partition != partition)
+        else if (t.Partition != partition)
         {
             Misrouted++;
             return 0;
         }
+        else _index?.Add(partition, t.Name, offset);
         t.LastUsed = Stopwatch.GetTimestamp();
         var pos = Position.Encode([offset + 1]);
         var frame = RecordFrames.Build(t.Name, record, pos, withHeaders: false, shared: true);
@@ -261,6 +298,8 @@ internal sealed class SharedFeed : KafkaFeed
             }
             if (t.Members is not { Count: > 0 }) (forget ??= []).Add(t);
         }
+        // What the index knows of the partition may be of records the log no longer holds: it starts afresh too.
+        if (next != Next[partition]) _index?.Reset(partition, next);
         Next[partition] = next;
         if (forget is not null) foreach (var t in forget) Forget(t);
         _coverageFloor[partition] = Math.Max(_coverageFloor[partition], Next[partition]);
@@ -273,6 +312,7 @@ internal sealed class SharedFeed : KafkaFeed
         // The partition of a topic is murmur2(name) % partitions: a namespace's shared topic must
         // keep its partition count (documented); a grown one is read, its records checked as before.
         base.Widen(partitions);
+        _index?.Widen(partitions);
         if (_coverageFloor.Length < partitions) _coverageFloor = Widened(_coverageFloor, partitions);
     }
 
@@ -323,4 +363,26 @@ internal sealed class SharedFeed : KafkaFeed
         /// <summary>-1 while in step with the feed; else the offset it has seen up to (it joined ahead of a lagging feed).</summary>
         public long Ahead = ahead;
     }
+}
+
+/// <summary>What the offset index answered (see <see cref="SharedFeed.LastOffsets"/>).</summary>
+public enum IndexLookup
+{
+    /// <summary><see cref="IndexAnswer.Offsets"/> are exactly the topic's last records below <see cref="IndexAnswer.End"/>.</summary>
+    Found,
+    /// <summary>The feed has not yet read up to the log's end the caller saw: ask again shortly.</summary>
+    Behind,
+    /// <summary>The index cannot tell exactly (no index, a forgotten topic, records older than the index): scan the log.</summary>
+    Unknown,
+}
+
+/// <summary>
+/// A multiplexed topic's last records according to the offset index: their offsets (ascending) in its
+/// partition, all below <see cref="End"/>, the feed's offset when it answered (the subscription goes
+/// on live from there).
+/// </summary>
+public readonly record struct IndexAnswer(IndexLookup Outcome, long[] Offsets, long End)
+{
+    /// <summary>The offset the subscription starts at (its first record), or <see cref="End"/> when the topic has none.</summary>
+    public long Start => Offsets.Length > 0 ? Offsets[0] : End;
 }

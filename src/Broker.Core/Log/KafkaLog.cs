@@ -137,6 +137,13 @@ public sealed class KafkaLog : IDisposable
         EnsureTopicAsync(new TopicMapping(kafkaTopic, _settings.Partitions, _settings.ReplicationFactor, true, false, null), ct);
 
     /// <summary>
+    /// Raised once per Kafka topic when <see cref="EnsureTopicAsync(TopicMapping, CancellationToken)"/>
+    /// found or created it (on a thread-pool thread, with the mapping of the call that ensured it); the
+    /// node starts reading a multiplexed namespace's shared topic from then on (<c>fanout.offset-index</c>).
+    /// </summary>
+    public event Action<TopicMapping>? TopicEnsured;
+
+    /// <summary>
     /// Ensures the topic of <paramref name="mapping"/> exists: creates it, or with <c>create = false</c>
     /// checks that it exists (<see cref="TopicNotFoundException"/> otherwise). Once per node and topic;
     /// retried after a failure.
@@ -148,8 +155,12 @@ public sealed class KafkaLog : IDisposable
         {
             var ensure = mapping.Create ? _provisioner.EnsureTopicAsync(mapping, CancellationToken.None) : PartitionCountAsync(kafkaTopic);
             // A failure is not cached: the next use tries again (the topic may exist by then).
-            ensure.ContinueWith(t => _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, t)),
-                CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion, TaskScheduler.Default);
+            ensure.ContinueWith(t =>
+                {
+                    if (t.IsCompletedSuccessfully) TopicEnsured?.Invoke(mapping);
+                    else _ensured.TryRemove(new KeyValuePair<string, Task>(kafkaTopic, t));
+                },
+                CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             return ensure;
         });
         return task.WaitAsync(ct);
@@ -228,6 +239,19 @@ public sealed class KafkaLog : IDisposable
         _partitions[kafkaTopic] = (count, now);
         return count;
     }
+
+    /// <summary>
+    /// Whether the Kafka topic exists now, from the metadata of every topic: a request that names the
+    /// topic may create it (a Kafka broker with auto.create.topics.enable, the embedded log), with
+    /// the broker's partitions instead of its namespace's.
+    /// </summary>
+    public Task<bool> TopicExistsAsync(string kafkaTopic, CancellationToken ct = default) =>
+        _queries.Run(() =>
+        {
+            using var admin = new DependentAdminClientBuilder(_metadata.Handle).Build();
+            var topic = admin.GetMetadata(_settings.QueryTimeout).Topics.Find(t => t.Topic == kafkaTopic);
+            return topic is not null && !topic.Error.IsError && topic.Partitions.Count > 0;
+        }, ct);
 
     /// <summary>
     /// Low and high watermarks of every partition of a topic (index = partition): the first retained

@@ -60,6 +60,9 @@ public sealed record NamespaceRule(string Pattern, string KafkaTopic, int Partit
         }
         : new(KafkaTopic.Replace("{topic}", topic, StringComparison.Ordinal), Partitions, ReplicationFactor, Create, ReadOnly, Retention);
 
+    /// <summary>A multiplexed namespace's shared Kafka topic as a mapping of its own (no broker topic: <see cref="TopicMapping.SharedPartition"/> is -1).</summary>
+    public TopicMapping SharedMapping() => new(KafkaTopic, Partitions, ReplicationFactor, Create, ReadOnly, Retention, Multiplexed: true);
+
     /// <summary>Who may subscribe to the namespace's topics (its <c>subscribe</c> key); null: <c>broker.auth.default-access.subscribe</c>.</summary>
     public AccessLevel? Subscribe { get; init; }
 

@@ -43,6 +43,9 @@ public sealed record NodeSettings
     /// <summary><c>broker.fanout.recent-history</c>: what a node keeps of multiplexed topics.</summary>
     public required RecentHistorySettings RecentHistory { get; init; }
 
+    /// <summary><c>broker.fanout.offset-index</c>: where multiplexed topics' last records are.</summary>
+    public required OffsetIndexSettings OffsetIndex { get; init; }
+
     /// <summary><c>broker.cluster</c>: remoting, seeds, split-brain resolver, sharding.</summary>
     public required BrokerClusterSettings Cluster { get; init; }
 
@@ -96,6 +99,7 @@ public sealed record NodeSettings
             EmbeddedLog = embedded,
             TopicCreation = TopicCreationSettings.Bind(r, embedded.Enabled),
             RecentHistory = RecentHistorySettings.Bind(r),
+            OffsetIndex = OffsetIndexSettings.Bind(r),
             Cluster = BrokerClusterSettings.Bind(r),
             Topics = TopicSettings.Bind(r),
             Persistence = PersistenceSettings.Bind(r),

@@ -144,6 +144,18 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void The_offset_index_is_on_by_default_can_be_turned_off_and_a_bad_value_names_its_key()
+    {
+        Assert.True(NodeSettings.Bind(Load().Config).OffsetIndex.Enabled);
+        Assert.False(NodeSettings.Bind(Load().With("broker.fanout.offset-index.enabled = off").Config).OffsetIndex.Enabled);
+        var config = Load().With("broker.fanout.offset-index.max-topics = 0");
+        var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+        Assert.Equal("broker.fanout.offset-index.max-topics", e.Key);
+        Assert.Contains("(from an override)", config.Describe(e));
+        Assert.Contains("expected a whole number of at least 1", config.Describe(e));
+    }
+
+    [Fact]
     public void Namespace_access_levels_are_bound_with_the_namespace_and_need_auth_unless_anonymous()
     {
         var config = Load().With("broker.namespaces = [{ pattern = \"a.*\", publish = granted }]");

@@ -22,5 +22,8 @@ public static class TestDefaults
     /// <summary><c>broker.sessions</c> of the defaults.</summary>
     public static SessionSettings Sessions => SessionSettings.Bind(Reader());
 
+    /// <summary><c>broker.fanout.offset-index</c> of the defaults.</summary>
+    public static Broker.Core.Fanout.OffsetIndexSettings OffsetIndex => Broker.Core.Fanout.OffsetIndexSettings.Bind(Reader());
+
     private static SettingsReader Reader() => new(BrokerDefaults.Config);
 }
