@@ -65,6 +65,7 @@ public sealed unsafe class MockKafkaCluster : IDisposable
             : Dns.GetHostAddresses(host).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
 
         NativeLibrdkafka.EnsureLoaded();
+        ContinueSignal.UseDefault(); // a SIGSTOP/SIGCONT must not end the mock's poll loop
         // The mock cluster needs an rd_kafka_t for bookkeeping only; it never connects anywhere.
         var conf = MockApi.ConfNew();
         var errstr = stackalloc byte[512];

@@ -16,6 +16,36 @@ public sealed class LogFreezeTests(ITestOutputHelper output)
     private const string DefinitelyNotWritten = "nothing was written";
 
     [Fact]
+    public async Task The_log_keeps_serving_after_hundreds_of_stops_and_continues()
+    {
+        // The mock cluster's poll loop ended for good when a SIGCONT interrupted it (EINTR, because
+        // the .NET runtime handles SIGCONT); the chaos soak lost its log that way after a pause.
+        await using var log = await DevKafkaProcess.StartAsync();
+        for (var i = 0; i < 300; i++)
+        {
+            log.Freeze();
+            await Wait.UntilAsync(() => IsStopped(log.Pid), "the log process stopped");
+            log.Resume();
+        }
+        const string topic = "freeze.sigcont";
+        using (var producer = new Confluent.Kafka.ProducerBuilder<Confluent.Kafka.Null, string>(
+                   new Confluent.Kafka.ProducerConfig { BootstrapServers = log.BootstrapServers, Acks = Confluent.Kafka.Acks.All, MessageTimeoutMs = 20_000 }).Build())
+        {
+            var result = await producer.ProduceAsync(topic, new Confluent.Kafka.Message<Confluent.Kafka.Null, string> { Value = "{\"after\":300}" });
+            Assert.Equal(Confluent.Kafka.PersistenceStatus.Persisted, result.Status);
+        }
+        var records = LogReadBack.All(log.BootstrapServers, topic);
+        Assert.Equal("{\"after\":300}", Assert.Single(records).Text);
+    }
+
+    /// <summary>The process state in /proc is T (stopped by a signal).</summary>
+    private static bool IsStopped(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+    }
+
+    [Fact]
     public async Task A_log_frozen_past_the_produce_timeout_writes_every_retried_message_once_and_nothing_answered_not_written()
     {
         const string topic = "freeze.t";
