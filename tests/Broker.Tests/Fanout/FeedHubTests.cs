@@ -6,8 +6,6 @@ using Broker.Core.Topics;
 using System.Text;
 using System.Text.Json;
 using Broker.Core.Log;
-using Broker.Core.Settings;
-using Broker.DevKafka;
 using Broker.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -17,27 +15,22 @@ public sealed class FeedHubTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly KafkaSettings _settings;
-    private readonly KafkaLog _log;
+    private readonly EmbeddedLogNode _node = new();
     private readonly FeedHub _hub;
     private readonly CatchUpReader _replay;
 
     public FeedHubTests()
     {
-        _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = TestDefaults.Kafka(_cluster.BootstrapServers);
-        _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
-        _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
-        _replay = new CatchUpReader(_settings);
+        _hub = _node.Hub();
+        _replay = _node.Reader();
     }
 
     /// <summary>Writes records whose data is {"n":offset} on a fresh topic (n counts from <paramref name="first"/>).</summary>
     private async Task Produce(string topic, int first, int count)
     {
-        await _log.EnsureTopicAsync(topic);
+        await _node.Log.EnsureTopicAsync(topic);
         var pending = new List<Task>();
-        for (var n = first; n < first + count; n++) pending.Add(_log.ProduceAsync(topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}""")));
+        for (var n = first; n < first + count; n++) pending.Add(_node.Log.ProduceAsync(topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}""")));
         await Task.WhenAll(pending).WaitAsync(Timeout);
     }
 
@@ -62,7 +55,7 @@ public sealed class FeedHubTests : IDisposable
     [Fact]
     public async Task A_subscriber_joining_at_the_head_gets_what_is_published_next()
     {
-        await _log.EnsureTopicAsync("head");
+        await _node.Log.EnsureTopicAsync("head");
         var sub = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("head", "head", [0], sub).WaitAsync(Timeout)).Joined);
         await Produce("head", 0, 10);
@@ -74,7 +67,7 @@ public sealed class FeedHubTests : IDisposable
     public async Task A_subscriber_joining_behind_a_running_feed_catches_up_and_gets_everything_exactly_once()
     {
         const int total = 2000;
-        await _log.EnsureTopicAsync("busy");
+        await _node.Log.EnsureTopicAsync("busy");
         var live = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("busy", "busy", [0], live).WaitAsync(Timeout)).Joined);
 
@@ -119,7 +112,7 @@ public sealed class FeedHubTests : IDisposable
     [Fact]
     public async Task Leave_stops_deliveries()
     {
-        await _log.EnsureTopicAsync("leave");
+        await _node.Log.EnsureTopicAsync("leave");
         var leaving = new FrameRecorder();
         var staying = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("leave", "leave", [0], leaving).WaitAsync(Timeout)).Joined);
@@ -144,7 +137,7 @@ public sealed class FeedHubTests : IDisposable
     [Fact]
     public async Task A_subscriber_that_refuses_a_frame_is_dropped_and_the_others_keep_receiving()
     {
-        await _log.EnsureTopicAsync("slow");
+        await _node.Log.EnsureTopicAsync("slow");
         var slow = new FrameRecorder { Accept = call => call <= 2 };
         var fast = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("slow", "slow", [0], slow).WaitAsync(Timeout)).Joined);
@@ -170,7 +163,7 @@ public sealed class FeedHubTests : IDisposable
     public async Task Subscribers_whose_records_retention_deleted_before_the_feed_read_them_are_told_and_the_others_go_on()
     {
         await Produce("lag", 0, 10);
-        _cluster.DeleteRecords("lag", 0, 5); // the log keeps offsets 5..9
+        _node.Cluster.DeleteRecords("lag", 0, 5); // the log keeps offsets 5..9
         // A subscriber at offset 2 (a feed that lagged behind retention) would miss 2..4.
         var behind = new FrameRecorder();
         Assert.True((await _hub.JoinAsync("lag", "lag", [2], behind).WaitAsync(Timeout)).Joined);
@@ -197,12 +190,12 @@ public sealed class FeedHubTests : IDisposable
     public async Task A_connections_subscription_that_lost_records_closes_the_connection_as_a_slow_consumer_to_resume()
     {
         await Produce("lag-conn", 0, 10);
-        _cluster.DeleteRecords("lag-conn", 0, 5);
+        _node.Cluster.DeleteRecords("lag-conn", 0, 5);
         var outbound = new Broker.Core.Connections.OutboundQueue(16, long.MaxValue);
         var metrics = new Broker.Core.Metrics.BrokerMetrics();
-        var node = new NodeServices(TestDefaults.Connection with { ReplayStallTimeout = TimeSpan.FromSeconds(5) }, _log, _hub, _replay,
-            new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics), new ConnectionRegistry(), metrics);
-        var sub = new Subscription("lag-conn", _settings.Resolve("lag-conn")!, outbound, node, null, false, new ReplayShare(2), NullLogger.Instance);
+        var node = new NodeServices(TestDefaults.Connection with { ReplayStallTimeout = TimeSpan.FromSeconds(5) }, _node.Log, _hub, _replay,
+            new Publisher(_node.Log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics), new ConnectionRegistry(), metrics);
+        var sub = new Subscription("lag-conn", _node.Map("lag-conn"), outbound, node, null, false, new ReplayShare(2), NullLogger.Instance);
         sub.Start([2], [2]); // as a subscription whose records retention deleted before the feed read them
         Assert.Equal(new Broker.Core.Connections.CloseRequest(1013, "slow_consumer"), await outbound.Closed.WaitAsync(Timeout));
         await sub.StopAsync().WaitAsync(Timeout);
@@ -221,12 +214,5 @@ public sealed class FeedHubTests : IDisposable
         Assert.Equal([3L, 4, 5, 6, 9], sub.Offsets);
     }
 
-    public void Dispose()
-    {
-        _hub.Dispose();
-        _replay.Dispose();
-        _log.Dispose();
-        _cluster.Dispose();
-    }
-
+    public void Dispose() => _node.Dispose();
 }

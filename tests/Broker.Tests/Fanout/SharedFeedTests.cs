@@ -3,11 +3,9 @@ using System.Text.Json.Nodes;
 using Broker.Core.Fanout;
 using Broker.Core.Log;
 using Broker.Core.Settings;
-using Broker.DevKafka;
 using Broker.Protocol;
 using Broker.Tests.Infrastructure;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Broker.Tests.Fanout;
 
@@ -18,42 +16,32 @@ public sealed class SharedFeedTests : IDisposable
     private const string Shared = "shared";
     private const int Partitions = 3;
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly KafkaSettings _settings;
-    private readonly KafkaLog _log;
+    private readonly EmbeddedLogNode _node = new(s => s with
+    {
+        FeedLinger = TimeSpan.FromMinutes(5),
+        Namespaces = [new NamespaceRule("u.>", Shared, Partitions, 1, true, false, null, Multiplex: true)],
+    });
     private readonly FeedHub _hub;
 
-    public SharedFeedTests()
-    {
-        _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with
-        {
-            FeedLinger = TimeSpan.FromMinutes(5),
-            Namespaces = [new NamespaceRule("u.>", Shared, Partitions, 1, true, false, null, Multiplex: true)],
-        };
-        _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
-        _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance, history: new RecentHistorySettings(5, 1 << 20, TimeSpan.FromMinutes(10)));
-    }
-
-    private TopicMapping Map(string topic) => _settings.Resolve(topic)!;
+    public SharedFeedTests() => _hub = _node.Hub(history: new RecentHistorySettings(5, 1 << 20, TimeSpan.FromMinutes(10)));
 
     private static List<long> Values(FrameRecorder r) => r.Frames.ConvertAll(f => f.N);
 
     private async Task StartAsync()
     {
-        await _log.EnsureTopicAsync(Map("u.x"));
-        await SharedFeeds.EnsureReadingAsync(_hub, _log, Map("u.x"), CancellationToken.None);
+        await _node.Log.EnsureTopicAsync(_node.Map("u.x"));
+        await SharedFeeds.EnsureReadingAsync(_hub, _node.Log, _node.Map("u.x"), CancellationToken.None);
     }
 
     /// <summary>Writes records of <paramref name="topic"/> (data {"n":…}) the way the broker does; returns their offsets.</summary>
     private async Task<List<long>> Produce(string topic, int first, int count)
     {
-        var mapping = Map(topic);
+        var mapping = _node.Map(topic);
         var offsets = new List<long>();
         for (var n = first; n < first + count; n++)
         {
             var done = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _log.ProduceShared(Shared, mapping.SharedPartition, topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}"""), null, null,
+            _node.Log.ProduceShared(Shared, mapping.SharedPartition, topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}"""), null, null,
                 r => { if (r.Error.IsError) done.SetException(new KafkaException(r.Error)); else done.SetResult(r.Offset.Value); });
             offsets.Add(await done.Task.WaitAsync(Timeout));
         }
@@ -66,8 +54,8 @@ public sealed class SharedFeedTests : IDisposable
         await StartAsync();
         var a = new FrameRecorder();
         var b = new FrameRecorder();
-        Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.a", Map("u.a").SharedPartition, a, _ => true));
-        Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.b", Map("u.b").SharedPartition, b, _ => true));
+        Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.a", _node.Map("u.a").SharedPartition, a, _ => true));
+        Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.b", _node.Map("u.b").SharedPartition, b, _ => true));
         var offsetsA = await Produce("u.a", 0, 3);
         await Produce("u.b", 10, 2);
         await a.WaitForCount(3);
@@ -82,10 +70,10 @@ public sealed class SharedFeedTests : IDisposable
     {
         await StartAsync();
         var sub = new FrameRecorder();
-        var mapping = Map("u.home");
+        var mapping = _node.Map("u.home");
         Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.home", mapping.SharedPartition, sub, _ => true));
         // A producer with another partitioner wrote the topic's record elsewhere.
-        using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers }).Build();
+        using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _node.Cluster.BootstrapServers }).Build();
         var wrong = (mapping.SharedPartition + 1) % Partitions;
         await producer.ProduceAsync(new TopicPartition(Shared, wrong), new Message<byte[], byte[]> { Key = "u.home"u8.ToArray(), Value = """{"n":99}"""u8.ToArray() });
         await Produce("u.home", 1, 1);
@@ -99,7 +87,7 @@ public sealed class SharedFeedTests : IDisposable
     {
         await StartAsync();
         var live = new FrameRecorder();
-        var p = Map("u.h").SharedPartition;
+        var p = _node.Map("u.h").SharedPartition;
         Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.h", p, live, _ => true));
         var offsets = await Produce("u.h", 0, 8); // the history keeps the last 5
         await live.WaitForCount(8);
@@ -124,7 +112,7 @@ public sealed class SharedFeedTests : IDisposable
     public async Task Last_n_is_served_from_history_only_when_it_holds_n()
     {
         await StartAsync();
-        var p = Map("u.l").SharedPartition;
+        var p = _node.Map("u.l").SharedPartition;
         var live = new FrameRecorder();
         Assert.True(_hub.TryJoinSharedAtHead(Shared, "u.l", p, live, _ => true));
         await Produce("u.l", 0, 4);
@@ -142,11 +130,11 @@ public sealed class SharedFeedTests : IDisposable
     [Fact]
     public async Task A_topic_without_subscribers_is_forgotten_once_idle()
     {
-        using var hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance, history: new RecentHistorySettings(5, 1 << 20, TimeSpan.FromMilliseconds(1)));
-        await _log.EnsureTopicAsync(Map("u.x"));
-        await SharedFeeds.EnsureReadingAsync(hub, _log, Map("u.x"), CancellationToken.None);
+        var hub = _node.Hub(history: new RecentHistorySettings(5, 1 << 20, TimeSpan.FromMilliseconds(1)));
+        await _node.Log.EnsureTopicAsync(_node.Map("u.x"));
+        await SharedFeeds.EnsureReadingAsync(hub, _node.Log, _node.Map("u.x"), CancellationToken.None);
         var keeper = new FrameRecorder();
-        Assert.True(hub.TryJoinSharedAtHead(Shared, "u.keep", Map("u.keep").SharedPartition, keeper, _ => true));
+        Assert.True(hub.TryJoinSharedAtHead(Shared, "u.keep", _node.Map("u.keep").SharedPartition, keeper, _ => true));
         await Produce("u.idle", 0, 2);
         await Produce("u.keep", 0, 1);
         await keeper.WaitForCount(1);
@@ -154,10 +142,5 @@ public sealed class SharedFeedTests : IDisposable
         await Eventually.TrueAsync(async () => (await hub.SnapshotAsync()).Single(f => f.Shared).Topics == 1, Timeout);
     }
 
-    public void Dispose()
-    {
-        _hub.Dispose();
-        _log.Dispose();
-        _cluster.Dispose();
-    }
+    public void Dispose() => _node.Dispose();
 }

@@ -5,11 +5,8 @@ using Broker.Core.Fanout;
 using Broker.Core.Topics;
 using System.Text;
 using Broker.Core.Log;
-using Broker.Core.Settings;
-using Broker.DevKafka;
 using Broker.Tests.Infrastructure;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Broker.Tests.Log;
 
@@ -19,9 +16,7 @@ public sealed class MultiPartitionLogTests : IDisposable
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private const int Partitions = 4;
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly KafkaSettings _settings;
-    private readonly KafkaLog _log;
+    private readonly EmbeddedLogNode _node = new(s => s with { PartitionRefresh = TimeSpan.FromMilliseconds(200) });
     private readonly FeedHub _hub;
     private readonly CatchUpReader _replay;
     private readonly IProducer<byte[]?, byte[]?> _producer;
@@ -29,12 +24,9 @@ public sealed class MultiPartitionLogTests : IDisposable
 
     public MultiPartitionLogTests()
     {
-        _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with { PartitionRefresh = TimeSpan.FromMilliseconds(200) };
-        _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
-        _hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance, partitionCount: (t, ct) => _log.PartitionCountAsync(t, ct));
-        _replay = new CatchUpReader(_settings);
-        _producer = new ProducerBuilder<byte[]?, byte[]?>(KafkaLog.ProducerConfig(_settings)).Build();
+        _hub = _node.Hub(partitionCount: (t, ct) => _node.Log.PartitionCountAsync(t, ct));
+        _replay = _node.Reader();
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(KafkaLog.ProducerConfig(_node.Settings)).Build();
     }
 
     /// <summary>
@@ -63,11 +55,11 @@ public sealed class MultiPartitionLogTests : IDisposable
     private string NewTopic()
     {
         var topic = "mp-" + Guid.NewGuid().ToString("N")[..8];
-        _cluster.CreateTopic(topic, Partitions);
+        _node.Cluster.CreateTopic(topic, Partitions);
         return topic;
     }
 
-    private async Task<long[]> Heads(string topic) => (await _log.QueryHeadsAsync(topic).WaitAsync(Timeout)).High;
+    private async Task<long[]> Heads(string topic) => (await _node.Log.QueryHeadsAsync(topic).WaitAsync(Timeout)).High;
 
     /// <summary>Each frame's position is the previous one with exactly its own partition advanced by one.</summary>
     private static void AssertCumulative(long[] start, IReadOnlyList<RecordedFrame> frames)
@@ -140,7 +132,7 @@ public sealed class MultiPartitionLogTests : IDisposable
     {
         var topic = NewTopic();
         await Write(topic, Scrambled(40, seed: 11));
-        var heads = await _log.QueryHeadsAsync(topic).WaitAsync(Timeout);
+        var heads = await _node.Log.QueryHeadsAsync(topic).WaitAsync(Timeout);
         using var cts = new CancellationTokenSource(Timeout);
         var start = await _replay.StartOfLastAsync(topic, heads.Low, heads.High, n, cts.Token);
 
@@ -225,7 +217,7 @@ public sealed class MultiPartitionLogTests : IDisposable
         // The feed reads partitions 0 and 1 only (as a node does that has not yet seen the topic's
         // other partitions), so it lags the log in partitions 2 and 3. (This hub does not refresh
         // partition counts: only the second join widens the feed.)
-        using var hub = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
+        var hub = _node.Hub();
         var first = new FrameRecorder();
         Assert.True((await hub.JoinAsync(topic, topic, [0, 0], first).WaitAsync(Timeout)).Joined);
         await first.WaitForCount(2);
@@ -269,7 +261,7 @@ public sealed class MultiPartitionLogTests : IDisposable
         var topic = NewTopic();
         await Write(topic, [.. Enumerable.Range(0, 10).Select(n => (0, (long)n, 10L * n)), (1, 10, 200), (1, 11, 210)]);
         // Partition 0 keeps nothing: a read of [2, 6) there finds nothing, partition 1 reads both.
-        _cluster.DeleteRecords(topic, 0, 10);
+        _node.Cluster.DeleteRecords(topic, 0, 10);
         var sub = new FrameRecorder();
         using var cts = new CancellationTokenSource(Timeout);
         await _replay.ReadAsync(topic, topic, [2, 0, 0, 0], [6, 2, 0, 0], sub.WriteHistory, cts.Token);
@@ -279,9 +271,6 @@ public sealed class MultiPartitionLogTests : IDisposable
     public void Dispose()
     {
         _producer.Dispose();
-        _hub.Dispose();
-        _replay.Dispose();
-        _log.Dispose();
-        _cluster.Dispose();
+        _node.Dispose();
     }
 }

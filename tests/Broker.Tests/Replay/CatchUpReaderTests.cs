@@ -5,8 +5,6 @@ using Broker.Core.Log;
 using Broker.Core.Metrics;
 using Broker.Core.Publish;
 using Broker.Core.Replay;
-using Broker.Core.Settings;
-using Broker.DevKafka;
 using Broker.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -17,24 +15,16 @@ public sealed class CatchUpReaderTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly KafkaSettings _settings;
-    private readonly KafkaLog _log;
+    private readonly EmbeddedLogNode _node = new(s => s with { MaxConcurrentReplays = 1 });
     private readonly CatchUpReader _reader;
 
-    public CatchUpReaderTests()
-    {
-        _cluster = MockKafkaCluster.Start("127.0.0.1", 0);
-        _settings = TestDefaults.Kafka(_cluster.BootstrapServers) with { MaxConcurrentReplays = 1 };
-        _log = new KafkaLog(_settings, new MockClusterProvisioner(_cluster));
-        _reader = new CatchUpReader(_settings);
-    }
+    public CatchUpReaderTests() => _reader = _node.Reader();
 
     private async Task Produce(string topic, int count)
     {
-        await _log.EnsureTopicAsync(topic);
+        await _node.Log.EnsureTopicAsync(topic);
         var pending = new List<Task>();
-        for (var n = 0; n < count; n++) pending.Add(_log.ProduceAsync(topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}""")));
+        for (var n = 0; n < count; n++) pending.Add(_node.Log.ProduceAsync(topic, null, Encoding.UTF8.GetBytes($$"""{"n":{{n}}}""")));
         await Task.WhenAll(pending).WaitAsync(Timeout);
     }
 
@@ -87,20 +77,15 @@ public sealed class CatchUpReaderTests : IDisposable
         await Produce("broken", 3);
         var outbound = new OutboundQueue(64, long.MaxValue);
         var metrics = new BrokerMetrics();
-        using var feeds = new FeedHub(_settings, NullLogger<FeedHub>.Instance);
-        var node = new NodeServices(TestDefaults.Connection, _log, feeds, _reader, new Publisher(_log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics),
+        var feeds = _node.Hub();
+        var node = new NodeServices(TestDefaults.Connection, _node.Log, feeds, _reader, new Publisher(_node.Log, Akka.Actor.ActorRefs.Nobody, Timeout, metrics),
             new ConnectionRegistry(), metrics);
-        var sub = new Subscription("broken", _settings.Resolve("broken")!, outbound, node, null, false, new ReplayShare(1), NullLogger.Instance);
+        var sub = new Subscription("broken", _node.Map("broken"), outbound, node, null, false, new ReplayShare(1), NullLogger.Instance);
         _reader.Dispose(); // the reader is gone: its reads fail
         sub.Start([0], [3]);
         Assert.Equal(new CloseRequest(1013, Subscription.ReplayFailed), await outbound.Closed.WaitAsync(Timeout));
         await sub.StopAsync().WaitAsync(Timeout);
     }
 
-    public void Dispose()
-    {
-        _reader.Dispose();
-        _log.Dispose();
-        _cluster.Dispose();
-    }
+    public void Dispose() => _node.Dispose();
 }
