@@ -75,6 +75,13 @@ public sealed class MultiplexOffsetIndexTests(OffsetIndexBrokerFixture fixture) 
     private static List<string> Neighbours(string topic, int count) =>
         Enumerable.Range(0, 100_000).Select(i => NewTopic(topic[..topic.IndexOf('.')], $"n{i}")).Where(t => PartitionOf(t) == PartitionOf(topic)).Take(count).ToList();
 
+    /// <summary>A fresh topic of <c>ix.&gt;</c> named <paramref name="name"/>, and <paramref name="neighbours"/> other topics of its partition.</summary>
+    private static (string Topic, List<string> Others) TopicAmongOthers(string name, int neighbours)
+    {
+        var topic = NewTopic("ix", name);
+        return (topic, Neighbours(topic, neighbours));
+    }
+
     private static long Offset(string pos)
     {
         Assert.True(Position.TryParse(pos, out var p));
@@ -124,8 +131,7 @@ public sealed class MultiplexOffsetIndexTests(OffsetIndexBrokerFixture fixture) 
     public async Task Last_n_is_exactly_the_topics_last_records_interleaved_with_and_buried_under_other_topics_then_live()
     {
         var broker = fixture.Broker;
-        var topic = NewTopic("ix", "buried");
-        var others = Neighbours(topic, 50);
+        var (topic, others) = TopicAmongOthers("buried", 50);
         await using var pub = await broker.ClientAsync();
         using var producer = Producer(broker);
         var acks = new List<string>();
@@ -185,8 +191,7 @@ public sealed class MultiplexOffsetIndexTests(OffsetIndexBrokerFixture fixture) 
     public async Task Records_another_producer_wrote_after_the_node_started_are_found_through_the_index()
     {
         var broker = fixture.Broker;
-        var topic = NewTopic("ix", "external");
-        var others = Neighbours(topic, 30);
+        var (topic, others) = TopicAmongOthers("external", 30);
         using var producer = Producer(broker);
         for (var i = 0; i < 12; i++)
         {
@@ -214,8 +219,7 @@ public sealed class MultiplexOffsetIndexTests(OffsetIndexBrokerFixture fixture) 
     public async Task A_durable_session_stores_where_the_last_n_begin_and_without_a_commit_is_restored_from_there()
     {
         var broker = fixture.Broker;
-        var topic = NewTopic("ix", "session");
-        var others = Neighbours(topic, 10);
+        var (topic, others) = TopicAmongOthers("session", 10);
         var options = BrokerClients.Options(session: Guid.NewGuid().ToString("N"));
         await using var pub = await broker.ClientAsync();
         using var producer = Producer(broker);
