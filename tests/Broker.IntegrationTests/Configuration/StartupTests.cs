@@ -146,6 +146,22 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task Dotnet_run_from_another_directory_reads_a_relative_config_file_from_there()
+    {
+        // The README's BROKER_CONFIG=my.conf dotnet run --project src/Broker.Server, typed in a
+        // directory that is neither the project's nor the binary's.
+        await using var broker = BrokerCommand.StartWithDotnetRun(new Dictionary<string, string?> { ["BROKER_CONFIG"] = "my.conf" },
+            new Dictionary<string, string> { ["my.conf"] = "broker.http.dashboard = off\n" });
+        var dir = broker.WorkingDirectory;
+        var ready = await broker.WaitForLineAsync(IsReadyLine, ReadyTimeout);
+        Assert.Contains("dashboard off", ready);
+        Assert.Contains(broker.Lines, l => l.Contains($"configuration: hocon/broker.conf (built in) < {Path.Combine(dir, "my.conf")} < env ", StringComparison.Ordinal));
+        // The default SQLite path is relative to the same directory.
+        Assert.Contains(broker.Lines, l => l.EndsWith($"durable sessions: sqlite {Path.Combine(dir, "data", "broker.db")}", StringComparison.Ordinal));
+        Assert.Equal(0, await broker.StopAsync(ExitTimeout));
+    }
+
+    [Fact]
     public async Task Healthcheck_without_a_url_asks_the_node_of_the_configuration_and_fails_when_nothing_listens()
     {
         var port = FreePorts.Ranges(1, 1)[0];
