@@ -74,6 +74,17 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task BROKER_VERBOSE_adds_the_stack_trace_to_a_bad_value()
+    {
+        await using var broker = BrokerCommand.Start(new Dictionary<string, string?> { ["BROKER_HTTP_PORT"] = "abc", ["BROKER_VERBOSE"] = "1" });
+        Assert.Equal(2, await broker.WaitForExitAsync(ExitTimeout));
+        Assert.Equal("broker: invalid configuration: broker.http.port = \"abc\" (from env BROKER_HTTP_PORT): expected a port number from 0 to 65535 (0 = a free port)",
+            broker.Lines[0]);
+        Assert.Contains(broker.Lines, l => l.Contains("SettingsException", StringComparison.Ordinal));
+        Assert.Contains(broker.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_http_port_in_use_is_reported_with_the_setting_to_change_before_akka_starts()
     {
         using var taken = Occupy(out var port);
