@@ -193,7 +193,12 @@ public sealed class FeedHub : IDisposable
         }
     }
 
-    /// <summary>How often a <c>last: N</c> waiting for the feed to reach the log's end asks again.</summary>
+    /// <summary>
+    /// How often a <c>last: N</c> waiting for the feed to reach the log's end asks again. A constant,
+    /// not a setting (like <see cref="StallGrace"/> and <see cref="FewBehind"/>, the pace test's
+    /// thresholds, which the unit tests pin): the wait is bounded by <c>offset-index.catch-up-wait</c>,
+    /// the operator's knob.
+    /// </summary>
     private static readonly TimeSpan CatchUpPoll = TimeSpan.FromMilliseconds(2);
 
     /// <summary>How long a feed that has not moved yet is waited for (a fetch, a busy reader thread) before it counts as stalled.</summary>

@@ -50,8 +50,6 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         private Stop() { }
     }
 
-    private static readonly TimeSpan SettleRetry = TimeSpan.FromSeconds(1);
-
     private readonly string _topic;
     private readonly string _kafkaTopic;
     private readonly Broker.Core.Settings.TopicMapping? _mapping;
@@ -296,11 +294,11 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _settling = false;
             if (!_settleFailing)
                 _logger.Warning("Topic {0}: the log could not be read back to settle {1} publishes whose outcome is unknown ({2}); retrying every {3}",
-                    _topic, _ledger.UncertainCount, f.Cause.GetBaseException().Message, SettleRetry);
+                    _topic, _ledger.UncertainCount, f.Cause.GetBaseException().Message, _deps.Settings.SettleRetry);
             _settleFailing = true;
             _answeringSince = null;
             foreach (var w in _ledger.SettlementFailed()) w.ReplyTo.Tell(Uncertain());
-            Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+            Timers.StartSingleTimer("settle", SettleAgain.Instance, _deps.Settings.SettleRetry);
             StopWhenIdle(settle: false);
         });
         Receive<SettleAgain>(_ => Settle());
@@ -449,7 +447,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             _logger.Info("Topic {0}: read the log back to settle publishes whose outcome was unknown: {1} in the log, {2} not written, {3} still unknown ({4} waiting publishes admitted again)",
                 _topic, inLog, notWritten, _ledger.UncertainCount, again.Count);
         foreach (var pending in again) Admit(pending);
-        if (_ledger.UncertainCount > 0) Timers.StartSingleTimer("settle", SettleAgain.Instance, SettleRetry);
+        if (_ledger.UncertainCount > 0) Timers.StartSingleTimer("settle", SettleAgain.Instance, _deps.Settings.SettleRetry);
         StopWhenIdle(settle: false);
     }
 

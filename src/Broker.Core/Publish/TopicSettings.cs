@@ -24,6 +24,9 @@ public sealed record TopicSettings
     /// <summary>Longest a starting topic actor reads the log's tail to rebuild its window of recent publishes.</summary>
     public required TimeSpan RecoveryTimeout { get; init; }
 
+    /// <summary>While publishes whose outcome is unknown remain, the topic actor reads the log's tail back again after this long.</summary>
+    public required TimeSpan SettleRetry { get; init; }
+
     /// <summary>Binds and validates <c>broker.topics</c>.</summary>
     public static TopicSettings Bind(SettingsReader r)
     {
@@ -34,6 +37,7 @@ public sealed record TopicSettings
             SettingsTimeout = r.Duration("broker.topics.settings-timeout"),
             SettingsRetry = r.Duration("broker.topics.settings-retry"),
             RecoveryTimeout = r.Duration("broker.topics.recovery-timeout"),
+            SettleRetry = r.Duration("broker.topics.settle-retry"),
         };
         // A writer hands a publish to Kafka only while Kafka's answer can still reach the client:
         // with less time than this, no publish would ever be written.

@@ -160,7 +160,7 @@ public sealed class CatchUpReader : IDisposable
     /// client's many replays cannot take every slot of the node.
     /// <para>
     /// A read holds one of the node's slots (and a pooled consumer) only while it reads: when
-    /// <paramref name="handle"/> makes it wait longer than <see cref="YieldAfter"/> (the client is
+    /// <paramref name="handle"/> makes it wait longer than <see cref="KafkaSettings.ReplayYieldAfter"/> (the client is
     /// not reading), it gives both back, waits without them, and goes on from where it stopped.
     /// </para>
     /// </summary>
@@ -202,9 +202,6 @@ public sealed class CatchUpReader : IDisposable
 
     /// <summary>Reads holding one of the node's slots now (for operators and tests).</summary>
     public int ActiveReads => _settings.MaxConcurrentReplays - _slots.CurrentCount;
-
-    /// <summary>How long a read waits for its client to take a record before it gives its slot back (and waits without it).</summary>
-    public static readonly TimeSpan YieldAfter = TimeSpan.FromMilliseconds(200);
 
     /// <summary>A position may have fewer partitions than the topic (partitions added since): nothing of those was seen.</summary>
     private static long Start(long[] from, int partition) => partition < from.Length ? from[partition] : 0;
@@ -249,7 +246,7 @@ public sealed class CatchUpReader : IDisposable
                         // Backpressure: wait a little on this thread; a client that takes longer gets
                         // its write waited for without the slot (the records buffered here are read again).
                         var pending = written.AsTask();
-                        if (!pending.Wait(YieldAfter, ct)) return pending;
+                        if (!pending.Wait(_settings.ReplayYieldAfter, ct)) return pending;
                         pending.GetAwaiter().GetResult(); // rethrows what the write threw
                     }
                     if (paused[next] && reading[next] && buffered[next]!.Count <= MergeBuffer / 2)

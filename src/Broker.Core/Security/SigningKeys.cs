@@ -11,14 +11,12 @@ namespace Broker.Core.Security;
 /// file of public keys or certificates (RSA, EC), a JWKS file and a JWKS URL. Asymmetric sources
 /// are reloaded without a restart (key rotation): files when they change (a watcher on their
 /// directory, which also sees the symlink swap of a Kubernetes secret) and every
-/// <c>jwks-refresh</c>, the URL every <c>jwks-refresh</c>; and at once (at most once a second) when
-/// a token names a key id the node does not know. A source that fails to reload keeps its last
+/// <c>jwks-refresh</c>, the URL every <c>jwks-refresh</c>; and at once (at most once per
+/// <c>jwks-min-reload</c>) when a token names a key id the node does not know. A source that fails to reload keeps its last
 /// keys (logged); one that fails at start stops the node.
 /// </summary>
 public sealed class SigningKeys : IDisposable
 {
-    private static readonly TimeSpan MinReloadInterval = TimeSpan.FromSeconds(1);
-
     private readonly AuthSettings _settings;
     private readonly ILogger _logger;
     private readonly HttpClient? _http;
@@ -84,20 +82,20 @@ public sealed class SigningKeys : IDisposable
 
     /// <summary>
     /// Re-reads the asymmetric sources for a token that names an unknown key: a reload that started
-    /// after the caller asked serves it as is; otherwise the sources are read again, at most once a
-    /// second (a caller waits out the rest of that second rather than being refused, so a key that
-    /// was just rotated in is always found). False when there is nothing to reload.
+    /// after the caller asked serves it as is; otherwise the sources are read again, at most once per
+    /// <c>jwks-min-reload</c> (a caller waits out the rest of that period rather than being refused,
+    /// so a key that was just rotated in is always found). False when there is nothing to reload.
     /// </summary>
     public async Task<bool> ReloadAsync()
     {
         if (_settings.PublicKeysFile is null && _settings.JwksFile is null && _settings.JwksUrl is null) return false;
         var asked = Environment.TickCount64;
         // At worst a reload in progress, then this one after the minimum interval: each bounded by jwks-timeout.
-        if (!await _reloading.WaitAsync(_settings.JwksTimeout * 2 + MinReloadInterval).ConfigureAwait(false)) return false;
+        if (!await _reloading.WaitAsync(_settings.JwksTimeout * 2 + _settings.JwksMinReload).ConfigureAwait(false)) return false;
         try
         {
             if (_lastReload >= asked) return true;
-            var wait = (long)MinReloadInterval.TotalMilliseconds - (Environment.TickCount64 - _lastReload);
+            var wait = (long)_settings.JwksMinReload.TotalMilliseconds - (Environment.TickCount64 - _lastReload);
             if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait)).ConfigureAwait(false);
             await ReadIntoCurrentAsync().ConfigureAwait(false);
             return true;

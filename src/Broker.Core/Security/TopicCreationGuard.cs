@@ -9,7 +9,7 @@ namespace Broker.Core.Security;
 /// <summary>
 /// Runs before a subscribe or publish may create a Kafka topic (namespaces with <c>create</c>): a
 /// topic this node knows to exist passes at once; otherwise the cluster's topic list (one metadata
-/// query shared by concurrent callers, at most one a second) says whether it exists. A new name
+/// query shared by concurrent callers, at most one per <c>kafka.topic-list-max-age</c>) says whether it exists. A new name
 /// that collides in Kafka with an existing topic (<c>a.b</c> and <c>a_b</c>: Kafka refuses topics
 /// that differ only in '.' and '_') is refused with <c>bad_request</c>, and creating it counts
 /// against the subject's <c>topic-creations-per-minute</c>. Names created concurrently on other
@@ -17,8 +17,6 @@ namespace Broker.Core.Security;
 /// </summary>
 public sealed class TopicCreationGuard : IDisposable
 {
-    private static readonly TimeSpan ListEvery = TimeSpan.FromSeconds(1);
-
     private readonly KafkaSettings _settings;
     private readonly Quotas _quotas;
     private readonly Lazy<IAdminClient> _admin;
@@ -55,7 +53,7 @@ public sealed class TopicCreationGuard : IDisposable
         lock (_sync)
         {
             if (_listing is { IsCompleted: false } running) return running;
-            if (_listing is { IsCompletedSuccessfully: true } done && Environment.TickCount64 - _listedAt < ListEvery.TotalMilliseconds) return done;
+            if (_listing is { IsCompletedSuccessfully: true } done && Environment.TickCount64 - _listedAt < _settings.TopicListMaxAge.TotalMilliseconds) return done;
             _listedAt = Environment.TickCount64;
             // A blocking client call: on a thread of its own, never on the pool.
             return _listing = Task.Factory.StartNew(() =>

@@ -17,6 +17,9 @@ public sealed record SessionSettings
     /// <summary>Stored sessions the sweep checks per second.</summary>
     public required int SweepRate { get; init; }
 
+    /// <summary>Stored sessions the sweep checks at once (each check loads a session from the store).</summary>
+    public required int SweepParallelism { get; init; }
+
     /// <summary>A snapshot is saved every this many events (older events and snapshots are then deleted); 0: never.</summary>
     public required int SnapshotEvery { get; init; }
 
@@ -36,6 +39,7 @@ public sealed record SessionSettings
         PassivateAfter = r.Duration("broker.sessions.passivate-after", TimeSpan.FromMilliseconds(100)),
         SweepInterval = r.Duration("broker.sessions.sweep-interval", TimeSpan.FromSeconds(1)),
         SweepRate = r.Int("broker.sessions.sweep-rate", 1),
+        SweepParallelism = r.Int("broker.sessions.sweep-parallelism", 1),
         SnapshotEvery = r.Int("broker.sessions.snapshot-every", 0),
         RequestTimeout = r.Duration("broker.sessions.request-timeout"),
         Shards = r.Int("broker.sessions.shards", 1),

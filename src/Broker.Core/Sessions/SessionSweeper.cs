@@ -20,9 +20,6 @@ public sealed class SessionSweeper : ReceiveActor, IWithTimers
 {
     private const string SessionPrefix = "session-";
 
-    /// <summary>Sessions being checked at once: bounds the load a sweep puts on the store.</summary>
-    private const int Parallelism = 4;
-
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IMaterializer _materializer = Context.Materializer();
     private bool _sweeping;
@@ -39,11 +36,11 @@ public sealed class SessionSweeper : ReceiveActor, IWithTimers
             var rate = Math.Max(1, settings.SweepRate);
             // Off the actor's thread: the SQL read journal blocks while it is first created.
             // Each check loads a session from the store: a few at a time (each answers when it has
-            // checked, or its ask times out when the store fails), at most sweep-rate per second.
+            // checked, or its ask times out when the store fails): sweep-parallelism at once, at most sweep-rate per second.
             Task.Run(() => persistenceIds()
                 .Where(id => id.StartsWith(SessionPrefix, StringComparison.Ordinal))
                 .Throttle(rate, TimeSpan.FromSeconds(1), rate, ThrottleMode.Shaping)
-                .SelectAsync(Parallelism, id => sessions
+                .SelectAsync(settings.SweepParallelism, id => sessions
                     .Ask<SessionCommands.Checked>(new SessionCommands.CheckExpiry(id[SessionPrefix.Length..]), settings.RequestTimeout)
                     .ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
                 .RunAggregate((Checked: 0, Failed: 0), (n, ok) => ok ? (n.Checked + 1, n.Failed) : (n.Checked, n.Failed + 1), _materializer))

@@ -106,6 +106,8 @@ public sealed record KafkaSettings
     public required TimeSpan PartitionRefresh { get; init; }
     /// <summary>Catch-up (replay) reads that may run at once on a node.</summary>
     public required int MaxConcurrentReplays { get; init; }
+    /// <summary>A catch-up read whose client has not taken a record within this time gives its slot and consumer back while it waits.</summary>
+    public required TimeSpan ReplayYieldAfter { get; init; }
 
     /// <summary>Namespaces (HOCON <c>broker.namespaces</c>): the first rule whose pattern matches a topic maps it.</summary>
     public required IReadOnlyList<NamespaceRule> Namespaces { get; init; }
@@ -124,6 +126,8 @@ public sealed record KafkaSettings
     public required TimeSpan MetadataRetry { get; init; }
     /// <summary>Dedicated threads of a node for blocking Kafka queries (watermarks, metadata).</summary>
     public required int QueryThreads { get; init; }
+    /// <summary>How long the node reuses the cluster's topic list before a topic it does not know may be created (at most one metadata query per period).</summary>
+    public required TimeSpan TopicListMaxAge { get; init; }
 
     /// <summary>Binds and validates <c>broker.kafka</c> with <c>broker.namespaces</c> and <c>broker.namespaces-default</c>.</summary>
     public static KafkaSettings Bind(SettingsReader r)
@@ -149,6 +153,7 @@ public sealed record KafkaSettings
             ReconnectBackoffMax = r.Duration("broker.kafka.reconnect-backoff-max"),
             PartitionRefresh = r.Duration("broker.kafka.partition-refresh"),
             MaxConcurrentReplays = r.Int("broker.kafka.max-concurrent-replays", 1),
+            ReplayYieldAfter = r.Duration("broker.kafka.replay-yield-after"),
             Namespaces = NamespaceRule.BindAll(r, prefix, partitions, replication),
             Unmapped = r.Choice("broker.namespaces-default",
                 [("allow", UnmappedTopics.Allow), ("not_found", UnmappedTopics.NotFound), ("not-found", UnmappedTopics.NotFound), ("forbidden", UnmappedTopics.Forbidden)],
@@ -159,6 +164,7 @@ public sealed record KafkaSettings
             ReplayPoll = r.Duration("broker.kafka.replay-poll"),
             MetadataRetry = r.Duration("broker.kafka.metadata-retry"),
             QueryThreads = r.Int("broker.kafka.query-threads", 1, 256),
+            TopicListMaxAge = r.Duration("broker.kafka.topic-list-max-age", TimeSpan.Zero),
         };
     }
 

@@ -14,7 +14,11 @@ namespace Broker.Server.Admin;
 /// </summary>
 public static class ClusterEventsApi
 {
-    /// <summary>Events one follower may fall behind by before it is dropped (it starts again with the current state).</summary>
+    /// <summary>
+    /// Events one follower may fall behind by before it is dropped (it starts again with the current
+    /// state). A constant, not a setting: membership changes come a few per node and change, so only a
+    /// follower that stopped reading ever fills it; it bounds what such a follower holds.
+    /// </summary>
     private const int FollowerBuffer = 1024;
 
     public static RouteGroupBuilder MapClusterEvents(this RouteGroupBuilder admin)

@@ -15,10 +15,14 @@ public sealed record HealthSettings
     /// </summary>
     public required TimeSpan CheckTimeout { get; init; }
 
+    /// <summary><c>--healthcheck</c>: longest wait for the node's <c>/readyz</c> answer before it reports unhealthy.</summary>
+    public required TimeSpan HealthcheckTimeout { get; init; }
+
     /// <summary>Binds and validates <c>broker.health</c>.</summary>
     public static HealthSettings Bind(SettingsReader r) => new()
     {
         CacheFor = r.Duration("broker.health.cache-for", TimeSpan.Zero),
         CheckTimeout = r.Duration("broker.health.check-timeout", TimeSpan.FromSeconds(1)),
+        HealthcheckTimeout = r.Duration("broker.health.healthcheck-timeout"),
     };
 }

@@ -22,7 +22,11 @@ namespace Broker.Server.Metrics;
 /// </summary>
 public sealed class NodeGauges
 {
-    /// <summary>A collection that finds the snapshot older than this starts the next refresh (a /metrics scrape has just refreshed it).</summary>
+    /// <summary>
+    /// A collection that finds the snapshot older than this starts the next refresh (a /metrics scrape
+    /// has just refreshed it). A constant, not a setting: it only keeps the instruments of one
+    /// collection from refreshing again; any value between that and a scrape interval behaves the same.
+    /// </summary>
     private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(1);
 
     private readonly ConnectionRegistry _registry;

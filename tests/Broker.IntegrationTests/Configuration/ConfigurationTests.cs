@@ -156,6 +156,33 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Timings_that_were_constants_in_code_are_settings_with_the_same_defaults()
+    {
+        var settings = NodeSettings.Bind(Load().Config);
+        Assert.Equal(TimeSpan.FromSeconds(1), settings.Topics.SettleRetry);
+        Assert.Equal(TimeSpan.FromMilliseconds(200), settings.Kafka.ReplayYieldAfter);
+        Assert.Equal(TimeSpan.FromSeconds(1), settings.Kafka.TopicListMaxAge);
+        Assert.Equal(TimeSpan.FromSeconds(1), settings.Security.Auth.JwksMinReload);
+        Assert.Equal(4, settings.Sessions.SweepParallelism);
+        Assert.Equal(TimeSpan.FromSeconds(5), settings.Health.HealthcheckTimeout);
+    }
+
+    [Theory]
+    [InlineData("broker.topics.settle-retry = 0s", "broker.topics.settle-retry", "a duration greater than 0")]
+    [InlineData("broker.kafka.replay-yield-after = soon", "broker.kafka.replay-yield-after", "a duration greater than 0")]
+    [InlineData("broker.kafka.topic-list-max-age = -1s", "broker.kafka.topic-list-max-age", "a duration such as")]
+    [InlineData("broker.auth.jwks-min-reload = 0", "broker.auth.jwks-min-reload", "a duration greater than 0")]
+    [InlineData("broker.sessions.sweep-parallelism = 0", "broker.sessions.sweep-parallelism", "a whole number of at least 1")]
+    [InlineData("broker.health.healthcheck-timeout = 0s", "broker.health.healthcheck-timeout", "a duration greater than 0")]
+    public void A_bad_value_of_a_former_constant_names_its_key(string hocon, string key, string expected)
+    {
+        var config = Load().With(hocon);
+        var e = Assert.Throws<SettingsException>(() => NodeSettings.Bind(config.Config));
+        Assert.Equal(key, e.Key);
+        Assert.Contains("(from an override): expected " + expected, config.Describe(e));
+    }
+
+    [Fact]
     public void Namespace_access_levels_are_bound_with_the_namespace_and_need_auth_unless_anonymous()
     {
         var config = Load().With("broker.namespaces = [{ pattern = \"a.*\", publish = granted }]");

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Broker.IntegrationTests.Infrastructure;
 using Broker.Server.Configuration;
+using Broker.Server.Hosting;
 
 namespace Broker.IntegrationTests.Configuration;
 
@@ -70,6 +71,17 @@ public sealed class StartupTests
         Assert.Equal(line, verbose.Lines[0]);
         Assert.Contains(verbose.Lines, l => l.Contains("StartupException", StringComparison.Ordinal));
         Assert.Contains(verbose.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task BROKER_VERBOSE_adds_the_stack_trace_to_a_bad_value()
+    {
+        await using var broker = BrokerCommand.Start(new Dictionary<string, string?> { ["BROKER_HTTP_PORT"] = "abc", ["BROKER_VERBOSE"] = "1" });
+        Assert.Equal(2, await broker.WaitForExitAsync(ExitTimeout));
+        Assert.Equal("broker: invalid configuration: broker.http.port = \"abc\" (from env BROKER_HTTP_PORT): expected a port number from 0 to 65535 (0 = a free port)",
+            broker.Lines[0]);
+        Assert.Contains(broker.Lines, l => l.Contains("SettingsException", StringComparison.Ordinal));
+        Assert.Contains(broker.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -142,6 +154,60 @@ public sealed class StartupTests
         Assert.True(File.Exists(Path.Combine(dir, "state", "sessions.db")));
         // An unknown key is a warning with the key meant; the node starts anyway.
         Assert.Contains(broker.Lines, l => l.Contains("warn:", StringComparison.Ordinal) && l.EndsWith("unknown key broker.http.prot — did you mean broker.http.port?", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Dotnet_run_from_another_directory_reads_a_relative_config_file_from_there()
+    {
+        // The README's BROKER_CONFIG=my.conf dotnet run --project src/Broker.Server, typed in a
+        // directory that is neither the project's nor the binary's.
+        await using var broker = BrokerCommand.StartWithDotnetRun(new Dictionary<string, string?> { ["BROKER_CONFIG"] = "my.conf" },
+            new Dictionary<string, string> { ["my.conf"] = "broker.http.dashboard = off\n" });
+        var dir = broker.WorkingDirectory;
+        var ready = await broker.WaitForLineAsync(IsReadyLine, ReadyTimeout);
+        Assert.Contains("dashboard off", ready);
+        Assert.Contains(broker.Lines, l => l.Contains($"configuration: hocon/broker.conf (built in) < {Path.Combine(dir, "my.conf")} < env ", StringComparison.Ordinal));
+        // The default SQLite path is relative to the same directory.
+        Assert.Contains(broker.Lines, l => l.EndsWith($"durable sessions: sqlite {Path.Combine(dir, "data", "broker.db")}", StringComparison.Ordinal));
+        Assert.Equal(0, await broker.StopAsync(ExitTimeout));
+    }
+
+    [Fact]
+    public async Task Healthcheck_without_a_url_asks_the_node_of_the_configuration_and_fails_when_nothing_listens()
+    {
+        var port = FreePorts.Ranges(1, 1)[0];
+        // The port comes from the configuration file only (BrokerCommand's BROKER_HTTP_PORT=0 removed).
+        var environment = new Dictionary<string, string?> { ["BROKER_CONFIG"] = "node.conf", ["BROKER_HTTP_PORT"] = null };
+        var files = new Dictionary<string, string> { ["node.conf"] = $"broker.http.port = {port}\nbroker.health.healthcheck-timeout = 3s\n" };
+        await using var broker = BrokerCommand.Start(environment, files);
+        await broker.WaitForLineAsync(IsReadyLine, ReadyTimeout);
+        var url = $"http://127.0.0.1:{port}/readyz";
+        using (var http = new HttpClient())
+            await Wait.UntilAsync(async () => (await http.GetAsync(url)).IsSuccessStatusCode, "the node is ready", ReadyTimeout);
+
+        await using (var check = BrokerCommand.Start(environment, workingDirectory: broker.WorkingDirectory, args: HealthCheckCommand.Flag))
+        {
+            Assert.True(await check.WaitForExitAsync(ExitTimeout) == 0, check.Output);
+            Assert.StartsWith($"{url}: 200 ", Assert.Single(check.Lines));
+        }
+
+        Assert.Equal(0, await broker.StopAsync(ExitTimeout));
+        await using (var check = BrokerCommand.Start(environment, workingDirectory: broker.WorkingDirectory, args: HealthCheckCommand.Flag))
+        {
+            Assert.True(await check.WaitForExitAsync(ExitTimeout) == HealthCheckCommand.Unhealthy, check.Output);
+            var line = Assert.Single(check.Lines);
+            Assert.StartsWith($"{url}: ", line);
+            Assert.Contains("refused", line, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task Healthcheck_without_a_url_needs_a_fixed_http_port()
+    {
+        await using var check = BrokerCommand.Start(new Dictionary<string, string?> { ["BROKER_HTTP_PORT"] = "0" }, args: HealthCheckCommand.Flag);
+        Assert.Equal(HealthCheckCommand.Unhealthy, await check.WaitForExitAsync(ExitTimeout));
+        Assert.StartsWith("broker: invalid configuration: broker.http.port = \"0\" (from env BROKER_HTTP_PORT): expected a fixed port for --healthcheck without a URL",
+            Assert.Single(check.Lines));
     }
 
     [Fact]

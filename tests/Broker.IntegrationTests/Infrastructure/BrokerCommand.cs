@@ -4,7 +4,7 @@ namespace Broker.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// The broker binary run as a user runs it (<c>dotnet Broker.Server.dll</c>, the build in the test's
-/// output directory) from a working directory of its own, with exactly the environment a test gives:
+/// output directory, or <c>dotnet run --project</c>) from a working directory of its own, with exactly the environment a test gives:
 /// no BROKER_* variable of the test process leaks in, and every port is 0 (a free one) unless the test
 /// sets it, so runs never collide. Its output lines are kept in order (stdout and stderr).
 /// </summary>
@@ -41,10 +41,33 @@ public sealed class BrokerCommand : IAsyncDisposable
     {
         var server = Path.Combine(AppContext.BaseDirectory, "Broker.Server.dll");
         if (!File.Exists(server)) throw new FileNotFoundException("the broker server is not in the test output directory", server);
+        return Launch([server, .. args], environment, files, workingDirectory);
+    }
+
+    /// <summary>
+    /// The broker as the README's quick start runs it: <c>dotnet run --no-build -c Release --project
+    /// &lt;repository&gt;/src/Broker.Server</c> (the Release build of the solution), otherwise as <see cref="Start"/>.
+    /// </summary>
+    public static BrokerCommand StartWithDotnetRun(IReadOnlyDictionary<string, string?>? environment = null, IReadOnlyDictionary<string, string>? files = null)
+    {
+        var project = Path.Combine(Repository.Root(), "src", "Broker.Server");
+        var env = new Dictionary<string, string?>
+        {
+            ["DOTNET_NOLOGO"] = "1",
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+            ["MSBUILDDISABLENODEREUSE"] = "1", // no MSBuild node left running after the test
+        };
+        if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
+        return Launch(["run", "--no-build", "-c", "Release", "--project", project], env, files, workingDirectory: null);
+    }
+
+    private static BrokerCommand Launch(string[] hostArgs, IReadOnlyDictionary<string, string?>? environment, IReadOnlyDictionary<string, string>? files,
+        string? workingDirectory)
+    {
         var owns = workingDirectory is null;
         workingDirectory ??= Directory.CreateTempSubdirectory("broker-run-").FullName;
         if (files is not null) foreach (var (name, content) in files) File.WriteAllText(Path.Combine(workingDirectory, name), content);
-        var psi = new ProcessStartInfo(DotnetHost(), [server, .. args])
+        var psi = new ProcessStartInfo(DotnetHost(), hostArgs)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,

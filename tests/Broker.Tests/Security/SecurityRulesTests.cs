@@ -70,7 +70,7 @@ public sealed class SecurityRulesTests
     [Fact]
     public void Access_levels_follow_the_first_matching_namespace_then_the_default()
     {
-        var settings = new AuthSettings(AuthMode.Required, false, "x", null, null, null, TimeSpan.Zero, TimeSpan.Zero, null, null, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, true,
+        var settings = new AuthSettings(AuthMode.Required, false, "x", null, null, null, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, null, null, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, true,
             "sub_topics", "pub_topics", AccessLevel.Authenticated, AccessLevel.Granted,
             [new NamespaceAccess(new TopicPattern("public.>"), AccessLevel.Anonymous, AccessLevel.Authenticated)]);
         var access = new TopicAccess(settings);
