@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -28,6 +29,15 @@ public sealed class WsClient : IAsyncDisposable
     public ClientWebSocket Socket => _socket;
 
     private int _arrayFrames, _largestArrayFrame;
+    private readonly ConcurrentQueue<string> _texts = new();
+    private volatile bool _keepTexts;
+    private volatile string? _badFrame;
+
+    /// <summary>From now on, keeps the text of every frame as the server sent it (<see cref="Texts"/>), for tests of the exact bytes.</summary>
+    public void KeepTexts() => _keepTexts = true;
+
+    /// <summary>The frames received since <see cref="KeepTexts"/>, unparsed, in order.</summary>
+    public IReadOnlyList<string> Texts => [.. _texts];
 
     /// <summary>Frames that held a JSON array of server objects (only a client connected with <c>?batch=1</c> gets them).</summary>
     public int ArrayFrames => Volatile.Read(ref _arrayFrames);
@@ -77,7 +87,18 @@ public sealed class WsClient : IAsyncDisposable
                     _closed.TrySetResult((r.CloseStatus, r.CloseStatusDescription));
                     return;
                 }
-                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!;
+                var text = Encoding.UTF8.GetString(buffer, 0, count);
+                if (_keepTexts) _texts.Enqueue(text);
+                JsonNode node;
+                try
+                {
+                    node = JsonNode.Parse(text)!;
+                }
+                catch (JsonException e)
+                {
+                    _badFrame = $"the server sent a frame that is not one JSON value ({e.Message}): {text}";
+                    throw;
+                }
                 if (node is JsonArray array)
                 {
                     // A batching client (?batch=1) gets several server objects in one frame.
@@ -128,6 +149,7 @@ public sealed class WsClient : IAsyncDisposable
         }
         catch (ChannelClosedException)
         {
+            if (_badFrame is { } bad) throw new InvalidOperationException(bad);
             var (status, reason) = await Closed;
             throw new InvalidOperationException($"connection closed ({status} {reason}) while waiting for a frame");
         }
