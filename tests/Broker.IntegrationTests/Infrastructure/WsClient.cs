@@ -65,6 +65,41 @@ public sealed class WsClient : IAsyncDisposable
         return client;
     }
 
+    /// <summary>An upgrade the server refused: its HTTP status and response headers.</summary>
+    public sealed record Refusal(System.Net.HttpStatusCode Status, IReadOnlyDictionary<string, IEnumerable<string>> Headers)
+    {
+        /// <summary>The <c>Retry-After</c> header in seconds, or null without one.</summary>
+        public int? RetryAfterSeconds =>
+            Headers.FirstOrDefault(h => h.Key.Equals("Retry-After", StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault() is { } v && int.TryParse(v, out var s) ? s : null;
+    }
+
+    /// <summary>
+    /// Tries an upgrade that the server must refuse (origin, connection caps) and returns the HTTP
+    /// status and headers it answered with; fails the test (after closing the connection) if the
+    /// upgrade was accepted.
+    /// </summary>
+    public static async Task<Refusal> RefusedUpgradeAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        configure?.Invoke(socket.Options);
+        try
+        {
+            using var cts = new CancellationTokenSource(DefaultTimeout);
+            await socket.ConnectAsync(uri, cts.Token);
+        }
+        catch (WebSocketException)
+        {
+            var refusal = new Refusal(socket.HttpStatusCode, socket.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>());
+            socket.Dispose();
+            return refusal;
+        }
+        var accepted = new WsClient(socket);
+        accepted.StartReading();
+        await accepted.DisposeAsync();
+        throw new Xunit.Sdk.XunitException($"the upgrade to {uri} was accepted; a refusal was expected");
+    }
+
     /// <summary>Starts the background reader (a test of slow consumers connects without it).</summary>
     public void StartReading() => _reader = Task.Run(ReadLoop);
 
@@ -161,6 +196,29 @@ public sealed class WsClient : IAsyncDisposable
         var frame = await ReceiveAsync(timeout);
         if ((string?)frame["type"] != type) throw new InvalidOperationException($"expected {type}, got {frame.ToJsonString()}");
         return frame;
+    }
+
+    /// <summary>Pings; "pong" when the very next frame is its pong, else that frame as JSON (an error that came instead, for the assertion message).</summary>
+    public async Task<string> PingAsync(string id)
+    {
+        await SendAsync(new { type = "ping", id });
+        var frame = await ReceiveAsync();
+        return (string?)frame["type"] == "pong" && (string?)frame["id"] == id ? "pong" : frame.ToJsonString();
+    }
+
+    /// <summary>
+    /// The next frame is an <c>error</c> with <paramref name="code"/> and then the server closes the
+    /// connection with <paramref name="status"/> and <paramref name="reason"/> (a refused token, a
+    /// connection cap met at the first-frame <c>auth</c>); returns the error.
+    /// </summary>
+    public async Task<JsonObject> ExpectErrorThenCloseAsync(string code, WebSocketCloseStatus status, string reason)
+    {
+        var error = await ExpectAsync("error");
+        Assert.Equal(code, (string?)error["code"]);
+        var (closeStatus, closeReason) = await Closed.WaitAsync(DefaultTimeout);
+        Assert.Equal(status, closeStatus);
+        Assert.Equal(reason, closeReason);
+        return error;
     }
 
     /// <summary>The next frame answering request <paramref name="id"/> (messages before it are returned in <paramref name="skipped"/>).</summary>
