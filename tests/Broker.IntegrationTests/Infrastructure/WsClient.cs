@@ -74,11 +74,10 @@ public sealed class WsClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Tries an upgrade that the server must refuse (origin, connection caps) and returns the HTTP
-    /// status and headers it answered with; fails the test (after closing the connection) if the
-    /// upgrade was accepted.
+    /// Tries an upgrade: the connected client, or the HTTP status and headers the server refused it
+    /// with (origin, connection caps). Other failures (no answer within the timeout) throw.
     /// </summary>
-    public static async Task<Refusal> RefusedUpgradeAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    public static async Task<(WsClient? Client, Refusal? Refused)> TryConnectAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
     {
         var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
@@ -88,16 +87,44 @@ public sealed class WsClient : IAsyncDisposable
             using var cts = new CancellationTokenSource(DefaultTimeout);
             await socket.ConnectAsync(uri, cts.Token);
         }
-        catch (WebSocketException)
+        catch (WebSocketException) when (socket.HttpStatusCode != 0)
         {
             var refusal = new Refusal(socket.HttpStatusCode, socket.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>());
             socket.Dispose();
-            return refusal;
+            return (null, refusal);
         }
-        var accepted = new WsClient(socket);
-        accepted.StartReading();
-        await accepted.DisposeAsync();
+        var client = new WsClient(socket);
+        client.StartReading();
+        return (client, null);
+    }
+
+    /// <summary>
+    /// Tries an upgrade that the server must refuse and returns the HTTP status and headers it
+    /// answered with; fails the test (after closing the connection) if the upgrade was accepted.
+    /// </summary>
+    public static async Task<Refusal> RefusedUpgradeAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    {
+        var (client, refused) = await TryConnectAsync(uri, configure);
+        if (refused is not null) return refused;
+        await client!.DisposeAsync();
         throw new Xunit.Sdk.XunitException($"the upgrade to {uri} was accepted; a refusal was expected");
+    }
+
+    /// <summary>
+    /// Opens connections with <paramref name="attempt"/> (called with 0, 1, …) until the server
+    /// refuses one, at most <paramref name="max"/>: the clients it accepted (the caller disposes
+    /// them) and the refusal, null when none came.
+    /// </summary>
+    public static async Task<(List<WsClient> Open, Refusal? Refused)> ConnectUntilRefusedAsync(Func<int, Task<(WsClient? Client, Refusal? Refused)>> attempt, int max)
+    {
+        var open = new List<WsClient>();
+        for (var i = 0; i < max; i++)
+        {
+            var (client, refused) = await attempt(i);
+            if (refused is not null) return (open, refused);
+            open.Add(client!);
+        }
+        return (open, null);
     }
 
     /// <summary>Starts the background reader (a test of slow consumers connects without it).</summary>
