@@ -126,8 +126,10 @@ public sealed class AdminSecurityTests(AdminSecurityFixture fixture) : IClassFix
         using var http = new HttpClient();
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/metrics")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/api/cluster")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/")).StatusCode); // the dashboard
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/metrics")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/api/cluster")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/")).StatusCode); // no admin token needed for the page
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         string body;
         HttpResponseMessage ready;
