@@ -94,6 +94,42 @@ public sealed class ComposeFileTests
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task Every_password_is_a_secret_file_made_by_the_readmes_command_grafanas_included()
+    {
+        var (_, config) = await ComposeConfigAsync();
+        var services = config["services"]!;
+
+        // Grafana reads its admin password from the secret (its image turns GF_*__FILE into GF_*, and refuses both).
+        var grafana = services["grafana"]!;
+        Assert.Equal("/run/secrets/grafana_admin_password", S(grafana["environment"]!["GF_SECURITY_ADMIN_PASSWORD__FILE"]));
+        Assert.Null(grafana["environment"]!["GF_SECURITY_ADMIN_PASSWORD"]);
+        Assert.Contains("grafana_admin_password", grafana["secrets"]!.AsArray().Select(s => S(s!["source"])));
+        Assert.EndsWith("deploy/secrets/grafana-admin-password", S(config["secrets"]!["grafana_admin_password"]!["file"]));
+
+        // No service has a password or token in its environment, only the path of a file holding it.
+        foreach (var (name, service) in services.AsObject())
+        {
+            foreach (var (variable, _) in service!["environment"]?.AsObject() ?? new JsonObject())
+            {
+                if (variable.Contains("PASSWORD", StringComparison.Ordinal) || variable.Contains("TOKEN", StringComparison.Ordinal) || variable.Contains("SECRET", StringComparison.Ordinal))
+                    Assert.True(variable.EndsWith("_FILE", StringComparison.Ordinal), $"{name} has {variable} in its environment: use a secret file");
+            }
+        }
+
+        // Every secret file is one that the README's command makes (and the compose header names).
+        var readme = await File.ReadAllTextAsync(Path.Combine(Repository.Root(), "README.md"));
+        var make = readme.Split('\n').Single(l => l.StartsWith("for s in ", StringComparison.Ordinal) && l.Contains("deploy/secrets/$s", StringComparison.Ordinal));
+        var made = make["for s in ".Length..make.IndexOf(';')].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var header = string.Join('\n', File.ReadAllLines(Path.Combine(Repository.Root(), "docker-compose.yml")).TakeWhile(l => l.StartsWith('#')));
+        foreach (var (name, secret) in config["secrets"]!.AsObject())
+        {
+            var file = Path.GetFileName(S(secret!["file"]));
+            Assert.Contains(file, made);
+            Assert.Contains($"deploy/secrets/{file} ", header);
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task The_admin_api_is_on_the_internal_network_with_a_secret_token_and_brokerctl_runs_as_a_service()
     {
         var (_, config) = await ComposeConfigAsync();

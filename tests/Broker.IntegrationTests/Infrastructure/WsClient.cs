@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -28,6 +29,15 @@ public sealed class WsClient : IAsyncDisposable
     public ClientWebSocket Socket => _socket;
 
     private int _arrayFrames, _largestArrayFrame;
+    private readonly ConcurrentQueue<string> _texts = new();
+    private volatile bool _keepTexts;
+    private volatile string? _badFrame;
+
+    /// <summary>From now on, keeps the text of every frame as the server sent it (<see cref="Texts"/>), for tests of the exact bytes.</summary>
+    public void KeepTexts() => _keepTexts = true;
+
+    /// <summary>The frames received since <see cref="KeepTexts"/>, unparsed, in order.</summary>
+    public IReadOnlyList<string> Texts => [.. _texts];
 
     /// <summary>Frames that held a JSON array of server objects (only a client connected with <c>?batch=1</c> gets them).</summary>
     public int ArrayFrames => Volatile.Read(ref _arrayFrames);
@@ -55,6 +65,68 @@ public sealed class WsClient : IAsyncDisposable
         return client;
     }
 
+    /// <summary>An upgrade the server refused: its HTTP status and response headers.</summary>
+    public sealed record Refusal(System.Net.HttpStatusCode Status, IReadOnlyDictionary<string, IEnumerable<string>> Headers)
+    {
+        /// <summary>The <c>Retry-After</c> header in seconds, or null without one.</summary>
+        public int? RetryAfterSeconds =>
+            Headers.FirstOrDefault(h => h.Key.Equals("Retry-After", StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault() is { } v && int.TryParse(v, out var s) ? s : null;
+    }
+
+    /// <summary>
+    /// Tries an upgrade: the connected client, or the HTTP status and headers the server refused it
+    /// with (origin, connection caps). Other failures (no answer within the timeout) throw.
+    /// </summary>
+    public static async Task<(WsClient? Client, Refusal? Refused)> TryConnectAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        configure?.Invoke(socket.Options);
+        try
+        {
+            using var cts = new CancellationTokenSource(DefaultTimeout);
+            await socket.ConnectAsync(uri, cts.Token);
+        }
+        catch (WebSocketException) when (socket.HttpStatusCode != 0)
+        {
+            var refusal = new Refusal(socket.HttpStatusCode, socket.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>());
+            socket.Dispose();
+            return (null, refusal);
+        }
+        var client = new WsClient(socket);
+        client.StartReading();
+        return (client, null);
+    }
+
+    /// <summary>
+    /// Tries an upgrade that the server must refuse and returns the HTTP status and headers it
+    /// answered with; fails the test (after closing the connection) if the upgrade was accepted.
+    /// </summary>
+    public static async Task<Refusal> RefusedUpgradeAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    {
+        var (client, refused) = await TryConnectAsync(uri, configure);
+        if (refused is not null) return refused;
+        await client!.DisposeAsync();
+        throw new Xunit.Sdk.XunitException($"the upgrade to {uri} was accepted; a refusal was expected");
+    }
+
+    /// <summary>
+    /// Opens connections with <paramref name="attempt"/> (called with 0, 1, …) until the server
+    /// refuses one, at most <paramref name="max"/>: the clients it accepted (the caller disposes
+    /// them) and the refusal, null when none came.
+    /// </summary>
+    public static async Task<(List<WsClient> Open, Refusal? Refused)> ConnectUntilRefusedAsync(Func<int, Task<(WsClient? Client, Refusal? Refused)>> attempt, int max)
+    {
+        var open = new List<WsClient>();
+        for (var i = 0; i < max; i++)
+        {
+            var (client, refused) = await attempt(i);
+            if (refused is not null) return (open, refused);
+            open.Add(client!);
+        }
+        return (open, null);
+    }
+
     /// <summary>Starts the background reader (a test of slow consumers connects without it).</summary>
     public void StartReading() => _reader = Task.Run(ReadLoop);
 
@@ -77,7 +149,18 @@ public sealed class WsClient : IAsyncDisposable
                     _closed.TrySetResult((r.CloseStatus, r.CloseStatusDescription));
                     return;
                 }
-                var node = JsonNode.Parse(Encoding.UTF8.GetString(buffer, 0, count))!;
+                var text = Encoding.UTF8.GetString(buffer, 0, count);
+                if (_keepTexts) _texts.Enqueue(text);
+                JsonNode node;
+                try
+                {
+                    node = JsonNode.Parse(text)!;
+                }
+                catch (JsonException e)
+                {
+                    _badFrame = $"the server sent a frame that is not one JSON value ({e.Message}): {text}";
+                    throw;
+                }
                 if (node is JsonArray array)
                 {
                     // A batching client (?batch=1) gets several server objects in one frame.
@@ -128,6 +211,7 @@ public sealed class WsClient : IAsyncDisposable
         }
         catch (ChannelClosedException)
         {
+            if (_badFrame is { } bad) throw new InvalidOperationException(bad);
             var (status, reason) = await Closed;
             throw new InvalidOperationException($"connection closed ({status} {reason}) while waiting for a frame");
         }
@@ -139,6 +223,29 @@ public sealed class WsClient : IAsyncDisposable
         var frame = await ReceiveAsync(timeout);
         if ((string?)frame["type"] != type) throw new InvalidOperationException($"expected {type}, got {frame.ToJsonString()}");
         return frame;
+    }
+
+    /// <summary>Pings; "pong" when the very next frame is its pong, else that frame as JSON (an error that came instead, for the assertion message).</summary>
+    public async Task<string> PingAsync(string id)
+    {
+        await SendAsync(new { type = "ping", id });
+        var frame = await ReceiveAsync();
+        return (string?)frame["type"] == "pong" && (string?)frame["id"] == id ? "pong" : frame.ToJsonString();
+    }
+
+    /// <summary>
+    /// The next frame is an <c>error</c> with <paramref name="code"/> and then the server closes the
+    /// connection with <paramref name="status"/> and <paramref name="reason"/> (a refused token, a
+    /// connection cap met at the first-frame <c>auth</c>); returns the error.
+    /// </summary>
+    public async Task<JsonObject> ExpectErrorThenCloseAsync(string code, WebSocketCloseStatus status, string reason)
+    {
+        var error = await ExpectAsync("error");
+        Assert.Equal(code, (string?)error["code"]);
+        var (closeStatus, closeReason) = await Closed.WaitAsync(DefaultTimeout);
+        Assert.Equal(status, closeStatus);
+        Assert.Equal(reason, closeReason);
+        return error;
     }
 
     /// <summary>The next frame answering request <paramref name="id"/> (messages before it are returned in <paramref name="skipped"/>).</summary>

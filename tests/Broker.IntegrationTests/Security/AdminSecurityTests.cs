@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Text;
 using Broker.IntegrationTests.Infrastructure;
 
@@ -7,12 +8,14 @@ namespace Broker.IntegrationTests.Security;
 
 /// <summary>
 /// The public listener and the admin API on the SAME port number of two loopback addresses
-/// (127.0.0.1 and 127.0.0.2), with an admin token and the internal endpoints moved to the admin listener.
+/// (127.0.0.1 and 127.0.0.2), with an admin token and the internal endpoints moved to the admin listener;
+/// its log captured at info (admin actions are logged at info).
 /// </summary>
 public sealed class AdminSecurityFixture : IAsyncLifetime
 {
     public const string Token = "admin-secret-token";
     public TestBroker Broker { get; private set; } = null!;
+    public LogCapture Log { get; private set; } = null!;
     public int Port { get; private set; }
 
     public async Task InitializeAsync()
@@ -30,7 +33,9 @@ public sealed class AdminSecurityFixture : IAsyncLifetime
                     ["broker.admin.port"] = Port.ToString(),
                     ["broker.admin.token"] = Token,
                     ["broker.http.internal-endpoints"] = "admin",
+                    ["broker.logging.level"] = "info",
                 });
+                Log = LogCapture.Attach(Broker);
                 return;
             }
             catch (IOException) when (attempt < 3)
@@ -90,6 +95,23 @@ public sealed class AdminSecurityTests(AdminSecurityFixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task Admin_actions_are_logged_with_the_tokens_fingerprint_and_refused_ones_with_the_request_never_the_token()
+    {
+        var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(AdminSecurityFixture.Token)))[..8];
+        using var http = new HttpClient();
+        var action = Request(HttpMethod.Post, Admin + "/admin/cluster/down-unreachable", content: new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(action)).StatusCode);
+        var refused = Request(HttpMethod.Put, Admin + "/admin/topics/admin.audit/settings", token: "not-the-admin-token", content: new StringContent("{\"readOnly\":true}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(refused)).StatusCode);
+
+        await Wait.UntilAsync(() => fixture.Log.Count("Broker.Admin", $"Admin API: POST /admin/cluster/down-unreachable by token {fingerprint} from ") >= 1
+            && fixture.Log.Count("Broker.Admin", "Admin API: PUT /admin/topics/admin.audit/settings from ") == 1,
+            "the action logged with the token's fingerprint, the refusal with its method and path", TimeSpan.FromSeconds(10));
+        Assert.Contains("refused", fixture.Log.Lines.Single(l => l.Message.Contains("PUT /admin/topics/admin.audit/settings", StringComparison.Ordinal)).Message);
+        Assert.DoesNotContain(fixture.Log.Lines, l => l.Message.Contains(AdminSecurityFixture.Token, StringComparison.Ordinal) || l.Message.Contains("not-the-admin-token", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_foreign_host_header_is_refused()
     {
         using var http = new HttpClient();
@@ -104,8 +126,10 @@ public sealed class AdminSecurityTests(AdminSecurityFixture fixture) : IClassFix
         using var http = new HttpClient();
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/metrics")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/api/cluster")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(Public + "/")).StatusCode); // the dashboard
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/metrics")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/api/cluster")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(Admin + "/")).StatusCode); // no admin token needed for the page
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         string body;
         HttpResponseMessage ready;

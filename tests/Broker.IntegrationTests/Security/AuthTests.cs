@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Broker.IntegrationTests.Infrastructure;
@@ -49,22 +50,9 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
 {
     private TestBroker Broker => fixture.Broker;
 
-    /// <summary>Pings; the pong, or the unauthorized error that came instead (as JSON, for the assertion message).</summary>
-    private static async Task<string> PingAsync(WsClient client, string id)
-    {
-        await client.SendAsync(new { type = "ping", id });
-        var frame = await client.ReceiveAsync();
-        return (string?)frame["type"] == "pong" ? "pong" : frame.ToJsonString();
-    }
-
-    private static async Task AssertRefusedAsync(WsClient client, string closeReason = "unauthorized")
-    {
-        var error = await client.ExpectAsync("error");
-        Assert.Equal("unauthorized", (string?)error["code"]);
-        var (status, reason) = await client.Closed.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
-        Assert.Equal(closeReason, reason);
-    }
+    /// <summary>The token was refused: <c>error unauthorized</c>, then close 1008 <c>unauthorized</c>; returns the error.</summary>
+    internal static Task<JsonObject> AssertRefusedAsync(WsClient client) =>
+        client.ExpectErrorThenCloseAsync("unauthorized", WebSocketCloseStatus.PolicyViolation, "unauthorized");
 
     [Fact]
     public async Task A_connection_without_a_token_that_sends_a_request_first_is_closed_unauthorized()
@@ -116,6 +104,38 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         var error = await frame.ExpectAsync("error");
         Assert.Equal("a", (string?)error["id"]);
         Assert.Contains("expired", (string?)error["message"]);
+    }
+
+    [Fact]
+    public async Task A_token_not_valid_yet_is_refused()
+    {
+        var early = Tokens.Hs256("alice", notBefore: DateTime.UtcNow.AddMinutes(5));
+        await using var upgrade = await Broker.ConnectWithTokenAsync(early);
+        Assert.Contains("not valid before", (string?)(await AssertRefusedAsync(upgrade))["message"]);
+        await using var frame = await Broker.ConnectAsync();
+        await frame.SendAsync(new { type = "auth", id = "a", token = early });
+        var error = await AssertRefusedAsync(frame);
+        Assert.Equal("a", (string?)error["id"]);
+        Assert.Contains("not valid before", (string?)error["message"]);
+    }
+
+    [Fact]
+    public async Task With_auth_required_and_no_allowed_origins_a_foreign_origin_is_refused_and_the_brokers_own_accepted()
+    {
+        var refused = await WsClient.RefusedUpgradeAsync(Broker.WsUri, o =>
+        {
+            o.SetRequestHeader("Origin", "http://evil.example");
+            o.SetRequestHeader("Authorization", "Bearer " + Tokens.Hs256("alice"));
+        });
+        Assert.Equal(HttpStatusCode.Forbidden, refused.Status);
+
+        var own = new Uri(Broker.HttpAddress).GetLeftPart(UriPartial.Authority);
+        await using var page = await WsClient.ConnectAsync(Broker.WsUri, configure: o =>
+        {
+            o.SetRequestHeader("Origin", own);
+            o.SetRequestHeader("Authorization", "Bearer " + Tokens.Hs256("alice"));
+        });
+        Assert.Equal("pong", await page.PingAsync("p"));
     }
 
     [Fact]
@@ -195,26 +215,26 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         if (frames.Count == 0) frames.Add(await alice.ExpectAsync("message"));
         var message = Assert.Single(frames);
         Assert.Equal("user.alice.inbox", (string?)message["topic"]);
-        Assert.Equal("pong", await PingAsync(alice, "after"));
+        Assert.Equal("pong", await alice.PingAsync("after"));
     }
 
     [Fact]
     public async Task Rs256_tokens_verify_against_the_jwks_file_and_keys_rotate_without_restart()
     {
         await using (var first = await Broker.ConnectWithTokenAsync(Tokens.Rs256(fixture.FirstKey, "rsa-user")))
-            Assert.Equal("pong", await PingAsync(first, "1"));
+            Assert.Equal("pong", await first.PingAsync("1"));
 
         var second = Tokens.NewRsaKey("k2");
         Tokens.WriteJwks(fixture.JwksPath, second); // k1 rotated out, k2 in
         await using (var rotated = await Broker.ConnectWithTokenAsync(Tokens.Rs256(second, "rsa-user")))
-            Assert.Equal("pong", await PingAsync(rotated, "2"));
+            Assert.Equal("pong", await rotated.PingAsync("2"));
 
         // The node re-reads the file when it changes: a token of the retired key is refused soon.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
         {
             await using var old = await Broker.ConnectWithTokenAsync(Tokens.Rs256(fixture.FirstKey, "rsa-user"));
-            var answer = await PingAsync(old, "3");
+            var answer = await old.PingAsync("3");
             if (answer != "pong")
             {
                 Assert.Contains("unauthorized", answer);
@@ -231,20 +251,40 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         string[] own = ["user.{sub}.>"];
         await using var alice = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", subTopics: own, pubTopics: own), "?session=shared-name");
         await alice.SubscribeAsync("user.alice.session", "s");
-        await using var mallory = await Broker.ConnectWithTokenAsync(Tokens.Hs256("mallory", subTopics: own, pubTopics: own), "?session=shared-name");
-        // Mallory's session of the same name is her own: nothing restored, and alice is not taken over.
-        Assert.Equal("pong", (string?)(await mallory.RequestAsync(new { type = "ping", id = "m" }, "m"))["type"]);
-        var commit = await mallory.RequestAsync(new { type = "commit", id = "c", topic = "user.alice.session", pos = "AQEA" }, "c");
-        Assert.Equal("error", (string?)commit["type"]);
-        Assert.Equal("pong", (string?)(await alice.RequestAsync(new { type = "ping", id = "a" }, "a"))["type"]);
+        await alice.SendAsync(new { type = "publish", id = "p", topic = "user.alice.session", data = new { n = 1 } });
+        var frames = new List<JsonObject>();
+        var pos = (string)(await alice.ReplyToAsync("p", frames))["pos"]!;
+        if (frames.Count == 0) frames.Add(await alice.ExpectAsync("message"));
+        Assert.Equal("message", (string?)Assert.Single(frames)["type"]);
+
+        // Mallory's token grants alice's topics: only the session's scoping to the subject keeps her out.
+        await using var mallory = await Broker.ConnectWithTokenAsync(Tokens.Hs256("mallory", subTopics: ["user.alice.>"], pubTopics: own), "?session=shared-name");
+        // Her session of the same name is her own and empty: the first frame she gets is her ping's
+        // pong (restored subscriptions would come before any reply), and her commit of alice's
+        // topic is refused because her session is not subscribed to it, not for want of a grant.
+        Assert.Equal("pong", await mallory.PingAsync("m"));
+        await mallory.SendAsync(new { type = "commit", id = "c", topic = "user.alice.session", pos });
+        var commit = await mallory.ExpectAsync("error");
+        Assert.Equal("c", (string?)commit["id"]);
+        Assert.Equal("not_found", (string?)commit["code"]);
+        Assert.Contains("not subscribed", (string?)commit["message"]);
+        // The grant is real: subscribing in her own session is allowed (from now, nothing of alice's past).
+        await mallory.SendAsync(new { type = "subscribe", id = "s", topic = "user.alice.session" });
+        Assert.Equal("s", (string?)(await mallory.ExpectAsync("subscribed"))["id"]);
+        Assert.Equal("pong", await mallory.PingAsync("m2"));
+
+        // Alice was not taken over: her next frame is her own pong, and her connection is open.
+        Assert.Equal("pong", await alice.PingAsync("a"));
         Assert.Equal(WebSocketState.Open, alice.Socket.State);
 
-        // Alice herself reconnecting takes her session over and gets it restored.
+        // Alice herself reconnecting takes her session over and gets it restored; mallory's stays hers.
         await using var again = await Broker.ConnectWithTokenAsync(Tokens.Hs256("alice", subTopics: own, pubTopics: own), "?session=shared-name");
         var restored = await again.ExpectAsync("subscribed");
         Assert.Equal("user.alice.session", (string?)restored["topic"]);
         var (_, reason) = await alice.Closed.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal("session_taken_over", reason);
+        Assert.Equal("pong", await mallory.PingAsync("m3"));
+        Assert.Equal(WebSocketState.Open, mallory.Socket.State);
     }
 
     [Fact]
