@@ -64,5 +64,11 @@ ts_total() { { grep -hoE "^client-ts: [0-9]+ passed, [0-9]+ failed" "$results"/c
 passed=$(( $(total Passed) + $(ts_total passed) ))
 failed=$(( $(total Failed) + $(ts_total failed) ))
 echo
+# The failing tests by name, last, so that the end of the output says what failed.
+if [ "$failed" -gt 0 ]; then
+  echo "Failed tests:"
+  { grep -hE "^ +Failed [A-Za-z_][A-Za-z0-9_.]+" "$results"/*.log || true; } | sed -E 's/^ +/  /'
+  { grep -hE "^✖ " "$results"/client-ts.log || true; } | sed -E 's/^/  client-ts: /'
+fi
 echo "$passed passed, $failed failed"
 exit $status
