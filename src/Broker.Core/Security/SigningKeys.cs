@@ -25,6 +25,7 @@ public sealed class SigningKeys : IDisposable
     private readonly Timer? _refresh;
     private readonly SemaphoreSlim _reloading = new(1, 1);
     private volatile IReadOnlyList<SecurityKey> _asymmetric = [];
+    private int _reloadScheduled; // 1 while a background reload is scheduled and has not started reading
     private long _lastReload; // when the last read of the sources started (Environment.TickCount64); guarded by _reloading
 
     private SigningKeys(AuthSettings settings, ILogger logger, HttpMessageHandler? handler)
@@ -119,12 +120,23 @@ public sealed class SigningKeys : IDisposable
         }
     }
 
-    /// <summary>A file changed or the refresh period passed: read the sources again (one reload at a time).</summary>
-    private void ReloadInBackground() => _ = Task.Run(async () =>
+    /// <summary>
+    /// A file changed or the refresh period passed: reads the sources again soon (one reload at a time). A burst of watcher events (one write is often several, and the
+    /// whole directory is watched so that a swapped symlink or a renamed file is seen) is one reload:
+    /// a request while one is already scheduled and not yet started is folded into it.
+    /// </summary>
+    private void ReloadInBackground()
+    {
+        if (Interlocked.Exchange(ref _reloadScheduled, 1) == 1) return;
+        _ = Task.Run(ReloadSoonAsync);
+    }
+
+    private async Task ReloadSoonAsync()
     {
         // A watcher fires while the file is still being written: give the writer a moment, then read.
         await Task.Delay(100).ConfigureAwait(false);
         await _reloading.WaitAsync().ConfigureAwait(false);
+        Volatile.Write(ref _reloadScheduled, 0); // a change from now on schedules another read
         try
         {
             await ReadIntoCurrentAsync().ConfigureAwait(false);
@@ -133,7 +145,7 @@ public sealed class SigningKeys : IDisposable
         {
             _reloading.Release();
         }
-    });
+    }
 
     private async Task<IReadOnlyList<SecurityKey>> ReadAsymmetricAsync()
     {
