@@ -82,63 +82,68 @@ public sealed class Connection
 
     /// <summary>
     /// Reads and hands over one request at a time until the peer closes (or the connection is
-    /// closing: then it reads on, for the peer's close frame, but acts on nothing).
+    /// closing: then it reads on, for the peer's close frame, but acts on nothing). However reading
+    /// ends, the connection closes (the first close request wins). One async method that awaits the
+    /// zero-byte wait itself, so an idle connection's read holds one state machine, not three.
     /// </summary>
     private async Task ReadLoopAsync()
     {
         try
         {
-            await ReadRequestsAsync().ConfigureAwait(false);
+            while (true)
+            {
+                if (_outbound.CloseRequested is null)
+                {
+                    // Backpressure: no request is read while the client is not reading its replies, or
+                    // while as many publishes as allowed wait for their acks.
+                    await _outbound.WaitForRoomAsync().ConfigureAwait(false);
+                    await _requests.WaitForPublishSlotAsync().ConfigureAwait(false);
+                }
+                ValueWebSocketReceiveResult next;
+                try
+                {
+                    next = await _reader.WaitAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (FrameReader.IsPeerGone(e))
+                {
+                    next = FrameReader.PeerGone;
+                }
+                var frame = await _reader.ReadAsync(next).ConfigureAwait(false);
+                switch (frame.Kind)
+                {
+                    case FrameKind.Closed:
+                        _outbound.RequestClose(CloseCodes.Normal, "");
+                        return;
+                    case FrameKind.TooBig:
+                        _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {_node.Settings.MaxFrameBytes} bytes");
+                        _node.Metrics.BadInput("frame_too_big");
+                        await _reader.DrainUntilCloseAsync().ConfigureAwait(false);
+                        return;
+                }
+                if (_outbound.CloseRequested is not null)
+                {
+                    FrameReader.Return(frame);
+                    continue;
+                }
+                DecodeResult decoded;
+                try
+                {
+                    decoded = frame.Kind == FrameKind.Binary
+                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
+                        : frame.Count == 0
+                            ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
+                            : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
+                }
+                finally
+                {
+                    FrameReader.Return(frame);
+                }
+                await _requests.HandleAsync(decoded).ConfigureAwait(false);
+            }
         }
         finally
         {
-            // However reading ended, the connection closes (the first close request wins).
             _outbound.RequestClose(CloseCodes.InternalError, "internal error");
-        }
-    }
-
-    private async Task ReadRequestsAsync()
-    {
-        while (true)
-        {
-            if (_outbound.CloseRequested is null)
-            {
-                // Backpressure: no request is read while the client is not reading its replies, or
-                // while as many publishes as allowed wait for their acks.
-                await _outbound.WaitForRoomAsync().ConfigureAwait(false);
-                await _requests.WaitForPublishSlotAsync().ConfigureAwait(false);
-            }
-            var frame = await _reader.ReadAsync().ConfigureAwait(false);
-            switch (frame.Kind)
-            {
-                case FrameKind.Closed:
-                    _outbound.RequestClose(CloseCodes.Normal, "");
-                    return;
-                case FrameKind.TooBig:
-                    _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {_node.Settings.MaxFrameBytes} bytes");
-                    _node.Metrics.BadInput("frame_too_big");
-                    await _reader.DrainUntilCloseAsync().ConfigureAwait(false);
-                    return;
-            }
-            if (_outbound.CloseRequested is not null)
-            {
-                FrameReader.Return(frame);
-                continue;
-            }
-            DecodeResult decoded;
-            try
-            {
-                decoded = frame.Kind == FrameKind.Binary
-                    ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
-                    : frame.Count == 0
-                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
-                        : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
-            }
-            finally
-            {
-                FrameReader.Return(frame);
-            }
-            await _requests.HandleAsync(decoded).ConfigureAwait(false);
         }
     }
 
