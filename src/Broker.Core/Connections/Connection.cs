@@ -26,21 +26,22 @@ public sealed record ConnectionOptions(string? ClientId = null, string? SessionI
 public sealed class Connection
 {
     private readonly WebSocket _socket;
-    private readonly Action _abort;
+    private readonly Action? _abortTransport;
     private readonly NodeServices _node;
     private readonly OutboundQueue _outbound;
     private readonly FrameReader _reader;
     private readonly ConnectionRequests _requests;
 
     /// <param name="coalescing">The stream under <paramref name="socket"/> that lets the writer flush many frames at once (null: none).</param>
-    /// <param name="abort">
-    /// Tears the connection down at once: aborts the WebSocket and the transport under it (a write
-    /// blocked on a peer that does not read must fail). Null: aborting the WebSocket is enough.
+    /// <param name="abortTransport">
+    /// Aborts the transport under the WebSocket, called after the WebSocket itself is aborted when
+    /// the connection is torn down (a write blocked on a peer that does not read must fail). Null:
+    /// aborting the WebSocket is enough.
     /// </param>
-    public Connection(WebSocket socket, WriteCoalescingStream? coalescing, NodeServices node, ILogger logger, ConnectionOptions options, Action? abort = null)
+    public Connection(WebSocket socket, WriteCoalescingStream? coalescing, NodeServices node, ILogger logger, ConnectionOptions options, Action? abortTransport = null)
     {
         _socket = socket;
-        _abort = abort ?? socket.Abort;
+        _abortTransport = abortTransport;
         _node = node;
         var settings = node.Settings;
         _outbound = new OutboundQueue(settings.OutboundBufferFrames, settings.OutboundBufferBytes);
@@ -50,7 +51,7 @@ public sealed class Connection
         Func<SessionLink>? session = options.SessionId is null ? null
             : () => new SessionLink(options.Security?.Scope(options.SessionId) ?? options.SessionId, node.Sessions ?? throw new InvalidOperationException("durable sessions need the session region"),
                 node.System!, node.SessionSettings!, _outbound.RequestClose);
-        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId ?? Guid.NewGuid().ToString("N"), session, options.Security);
+        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId, session, options.Security);
     }
 
     public async Task RunAsync()
@@ -68,7 +69,7 @@ public sealed class Connection
             if (close.Code == CloseCodes.TryAgainLater) _node.Metrics.SlowConsumerClosed();
             // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
             using var deadline = new CancellationTokenSource(_node.Settings.CloseTimeout);
-            await using var abort = deadline.Token.Register(static a => ((Action)a!)(), _abort);
+            await using var abort = deadline.Token.Register(static c => ((Connection)c!).Abort(), this);
             await _outbound.DrainStopped().ConfigureAwait(false);
             await SendCloseAsync(close).ConfigureAwait(false);
             await reading.ConfigureAwait(false);
@@ -145,6 +146,13 @@ public sealed class Connection
         {
             _outbound.RequestClose(CloseCodes.InternalError, "internal error");
         }
+    }
+
+    /// <summary>Tears the connection down at once: the WebSocket, then the transport under it.</summary>
+    private void Abort()
+    {
+        _socket.Abort();
+        _abortTransport?.Invoke();
     }
 
     private async Task SendCloseAsync(CloseRequest close)
