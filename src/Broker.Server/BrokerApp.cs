@@ -127,7 +127,10 @@ public static class BrokerApp
         app.UseWebSockets();
         app.MapHealth();
         app.MapBrokerMetrics();
-        app.Map("/ws", (Delegate)HandleWebSocket);
+        // The endpoint's services are the application's singletons, resolved once: through
+        // context.RequestServices every connection would hold a request scope for its lifetime.
+        var webSockets = new WebSocketServices(app.Services);
+        app.Map("/ws", (HttpContext context) => HandleWebSocket(context, webSockets));
         app.MapHttpPublish(settings.HttpPublish);
         if (settings.Http.Dashboard) app.MapDashboard();
         app.MapAdminApi(settings.Admin, AdminGuard.From(settings.Admin, settings.Cluster, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Admin")));
@@ -164,7 +167,15 @@ public static class BrokerApp
         }
     }
 
-    private static async Task HandleWebSocket(HttpContext context)
+    /// <summary>What every WebSocket connection of the node uses: singletons, resolved at the first connection (the actor system is up by then).</summary>
+    private sealed class WebSocketServices(IServiceProvider services)
+    {
+        public NodeServices Node => field ??= services.GetRequiredService<NodeServices>();
+        public WebSocketGate Gate => field ??= services.GetRequiredService<WebSocketGate>();
+        public ILogger<Connection> Logger => field ??= services.GetRequiredService<ILogger<Connection>>();
+    }
+
+    private static async Task HandleWebSocket(HttpContext context, WebSocketServices services)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -172,7 +183,7 @@ public static class BrokerApp
             await context.Response.WriteAsync("WebSocket endpoint: connect with a WebSocket client\n");
             return;
         }
-        var node = context.RequestServices.GetRequiredService<NodeServices>();
+        var node = services.Node;
         if (node.Registry.IsDraining)
         {
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
@@ -192,19 +203,15 @@ public static class BrokerApp
             await context.Response.WriteAsync("session must be 1-128 characters of A-Z a-z 0-9 . _ -\n");
             return;
         }
-        var security = await context.RequestServices.GetRequiredService<WebSocketGate>().AdmitAsync(context, session.Count > 0);
+        var security = await services.Gate.AdmitAsync(context, session.Count > 0);
         if (security is null) return;
         using var _ = security;
         var accepted = await WebSocketAcceptor.AcceptAsync(context, node.Settings);
         if (accepted is null) return;
         using var socket = accepted.Socket;
-        var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<Connection>();
         var options = new ConnectionOptions(client.Length > 0 ? client : null, session.Count > 0 ? session.ToString() : null, context.Request.Query["batch"] == "1", security);
-        await new Connection(socket, accepted.Coalescing, node, logger, options, () =>
-        {
-            socket.Abort();
-            context.Abort(); // a write blocked on a peer that does not read fails only when the transport goes
-        }).RunAsync();
+        // Aborting the connection aborts the transport too: a write blocked on a peer that does not read fails only when it goes.
+        await new Connection(socket, accepted.Coalescing, node, services.Logger, options, context.Abort).RunAsync();
     }
 
     /// <summary>The address Kestrel actually bound (useful with port 0).</summary>

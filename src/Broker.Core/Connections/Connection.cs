@@ -26,21 +26,22 @@ public sealed record ConnectionOptions(string? ClientId = null, string? SessionI
 public sealed class Connection
 {
     private readonly WebSocket _socket;
-    private readonly Action _abort;
+    private readonly Action? _abortTransport;
     private readonly NodeServices _node;
     private readonly OutboundQueue _outbound;
     private readonly FrameReader _reader;
     private readonly ConnectionRequests _requests;
 
     /// <param name="coalescing">The stream under <paramref name="socket"/> that lets the writer flush many frames at once (null: none).</param>
-    /// <param name="abort">
-    /// Tears the connection down at once: aborts the WebSocket and the transport under it (a write
-    /// blocked on a peer that does not read must fail). Null: aborting the WebSocket is enough.
+    /// <param name="abortTransport">
+    /// Aborts the transport under the WebSocket, called after the WebSocket itself is aborted when
+    /// the connection is torn down (a write blocked on a peer that does not read must fail). Null:
+    /// aborting the WebSocket is enough.
     /// </param>
-    public Connection(WebSocket socket, WriteCoalescingStream? coalescing, NodeServices node, ILogger logger, ConnectionOptions options, Action? abort = null)
+    public Connection(WebSocket socket, WriteCoalescingStream? coalescing, NodeServices node, ILogger logger, ConnectionOptions options, Action? abortTransport = null)
     {
         _socket = socket;
-        _abort = abort ?? socket.Abort;
+        _abortTransport = abortTransport;
         _node = node;
         var settings = node.Settings;
         _outbound = new OutboundQueue(settings.OutboundBufferFrames, settings.OutboundBufferBytes);
@@ -50,7 +51,7 @@ public sealed class Connection
         Func<SessionLink>? session = options.SessionId is null ? null
             : () => new SessionLink(options.Security?.Scope(options.SessionId) ?? options.SessionId, node.Sessions ?? throw new InvalidOperationException("durable sessions need the session region"),
                 node.System!, node.SessionSettings!, _outbound.RequestClose);
-        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId ?? Guid.NewGuid().ToString("N"), session, options.Security);
+        _requests = new ConnectionRequests(node, _outbound, logger, options.ClientId, session, options.Security);
     }
 
     public async Task RunAsync()
@@ -64,14 +65,7 @@ public sealed class Connection
             await _requests.RestoreSessionAsync().ConfigureAwait(false);
             reading = ReadLoopAsync();
             var close = await _outbound.Closed.ConfigureAwait(false);
-            _requests.ReleaseWaiters();
-            if (close.Code == CloseCodes.TryAgainLater) _node.Metrics.SlowConsumerClosed();
-            // From here the peer has CloseTimeout to finish the close handshake; a stuck peer is aborted.
-            using var deadline = new CancellationTokenSource(_node.Settings.CloseTimeout);
-            await using var abort = deadline.Token.Register(static a => ((Action)a!)(), _abort);
-            await _outbound.DrainStopped().ConfigureAwait(false);
-            await SendCloseAsync(close).ConfigureAwait(false);
-            await reading.ConfigureAwait(false);
+            await CloseAsync(close, reading).ConfigureAwait(false);
         }
         finally
         {
@@ -81,65 +75,93 @@ public sealed class Connection
     }
 
     /// <summary>
+    /// The close, once requested: the peer has <c>close-timeout</c> to finish the handshake, then the
+    /// connection is aborted. A method of its own, so that what it keeps is allocated at close, not
+    /// held by every open connection's <see cref="RunAsync"/>.
+    /// </summary>
+    private async Task CloseAsync(CloseRequest close, Task reading)
+    {
+        _requests.ReleaseWaiters();
+        if (close.Code == CloseCodes.TryAgainLater) _node.Metrics.SlowConsumerClosed();
+        using var deadline = new CancellationTokenSource(_node.Settings.CloseTimeout);
+        await using var abort = deadline.Token.Register(static c => ((Connection)c!).Abort(), this);
+        await _outbound.DrainStopped().ConfigureAwait(false);
+        await SendCloseAsync(close).ConfigureAwait(false);
+        await reading.ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Reads and hands over one request at a time until the peer closes (or the connection is
-    /// closing: then it reads on, for the peer's close frame, but acts on nothing).
+    /// closing: then it reads on, for the peer's close frame, but acts on nothing). However reading
+    /// ends, the connection closes (the first close request wins). One async method that awaits the
+    /// zero-byte wait itself, so an idle connection's read holds one state machine, not three.
     /// </summary>
     private async Task ReadLoopAsync()
     {
         try
         {
-            await ReadRequestsAsync().ConfigureAwait(false);
+            while (true)
+            {
+                if (_outbound.CloseRequested is null)
+                {
+                    // Backpressure: no request is read while the client is not reading its replies, or
+                    // while as many publishes as allowed wait for their acks.
+                    await _outbound.WaitForRoomAsync().ConfigureAwait(false);
+                    await _requests.WaitForPublishSlotAsync().ConfigureAwait(false);
+                }
+                ValueWebSocketReceiveResult next;
+                try
+                {
+                    next = await _reader.WaitAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (FrameReader.IsPeerGone(e))
+                {
+                    next = FrameReader.PeerGone;
+                }
+                var frame = await _reader.ReadAsync(next).ConfigureAwait(false);
+                switch (frame.Kind)
+                {
+                    case FrameKind.Closed:
+                        _outbound.RequestClose(CloseCodes.Normal, "");
+                        return;
+                    case FrameKind.TooBig:
+                        _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {_node.Settings.MaxFrameBytes} bytes");
+                        _node.Metrics.BadInput("frame_too_big");
+                        await _reader.DrainUntilCloseAsync().ConfigureAwait(false);
+                        return;
+                }
+                if (_outbound.CloseRequested is not null)
+                {
+                    FrameReader.Return(frame);
+                    continue;
+                }
+                DecodeResult decoded;
+                try
+                {
+                    decoded = frame.Kind == FrameKind.Binary
+                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
+                        : frame.Count == 0
+                            ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
+                            : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
+                }
+                finally
+                {
+                    FrameReader.Return(frame);
+                }
+                await _requests.HandleAsync(decoded).ConfigureAwait(false);
+            }
         }
         finally
         {
-            // However reading ended, the connection closes (the first close request wins).
             _outbound.RequestClose(CloseCodes.InternalError, "internal error");
         }
     }
 
-    private async Task ReadRequestsAsync()
+    /// <summary>Tears the connection down at once: the WebSocket, then the transport under it.</summary>
+    private void Abort()
     {
-        while (true)
-        {
-            if (_outbound.CloseRequested is null)
-            {
-                // Backpressure: no request is read while the client is not reading its replies, or
-                // while as many publishes as allowed wait for their acks.
-                await _outbound.WaitForRoomAsync().ConfigureAwait(false);
-                await _requests.WaitForPublishSlotAsync().ConfigureAwait(false);
-            }
-            var frame = await _reader.ReadAsync().ConfigureAwait(false);
-            switch (frame.Kind)
-            {
-                case FrameKind.Closed:
-                    _outbound.RequestClose(CloseCodes.Normal, "");
-                    return;
-                case FrameKind.TooBig:
-                    _outbound.RequestClose(CloseCodes.TooBig, $"frame larger than {_node.Settings.MaxFrameBytes} bytes");
-                    _node.Metrics.BadInput("frame_too_big");
-                    await _reader.DrainUntilCloseAsync().ConfigureAwait(false);
-                    return;
-            }
-            if (_outbound.CloseRequested is not null)
-            {
-                FrameReader.Return(frame);
-                continue;
-            }
-            DecodeResult decoded;
-            try
-            {
-                decoded = frame.Kind == FrameKind.Binary
-                    ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
-                    : frame.Count == 0
-                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
-                        : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
-            }
-            finally
-            {
-                FrameReader.Return(frame);
-            }
-            await _requests.HandleAsync(decoded).ConfigureAwait(false);
-        }
+        _socket.Abort();
+        _abortTransport?.Invoke();
     }
 
     private async Task SendCloseAsync(CloseRequest close)

@@ -25,7 +25,8 @@ internal sealed class ConnectionRequests
     private readonly NodeServices _node;
     private readonly OutboundQueue _outbound;
     private readonly ILogger _logger;
-    private readonly string _clientId;
+    /// <summary>The client's identity for its publishes; null until the first publish of a connection that is its own identity.</summary>
+    private string? _clientId;
     private readonly Func<SessionLink>? _openSession;
     private readonly ConnectionSecurity? _security;
     private SessionLink? _session;
@@ -37,9 +38,10 @@ internal sealed class ConnectionRequests
     private int _publishing;
     private TaskCompletionSource? _slotFree;
 
+    /// <param name="clientId">The client's <c>?client=</c>; null: the connection is its own identity (a random id, made at its first publish).</param>
     /// <param name="session">Opens the link to the connection's durable session (null: none); called once the client may act (after its first-frame auth).</param>
     /// <param name="security">Identity, auth flow, permissions and rates of the connection (null: none checked).</param>
-    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string clientId, Func<SessionLink>? session, ConnectionSecurity? security = null)
+    public ConnectionRequests(NodeServices node, OutboundQueue outbound, ILogger logger, string? clientId, Func<SessionLink>? session, ConnectionSecurity? security = null)
     {
         _node = node;
         _outbound = outbound;
@@ -147,14 +149,14 @@ internal sealed class ConnectionRequests
     private void StartPublish(PublishRequest p)
     {
         lock (_slots) _publishing++;
-        _ = PublishAsync(p);
+        _ = PublishAsync(p, _clientId ??= Guid.NewGuid().ToString("N")); // made here, by the request owner
     }
 
-    private async Task PublishAsync(PublishRequest p)
+    private async Task PublishAsync(PublishRequest p, string clientId)
     {
         try
         {
-            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _security?.Scope(_clientId) ?? _clientId, p.Id).ConfigureAwait(false);
+            var outcome = await _node.Publisher.PublishAsync(p.Topic, p.Data, p.Key, _security?.Scope(clientId) ?? clientId, p.Id).ConfigureAwait(false);
             Reply(outcome.Acked ? ServerFrames.Ack(p.Id, p.Topic, outcome.Pos!) : ServerFrames.Error(p.Id, outcome.Error));
         }
         catch (Exception e)

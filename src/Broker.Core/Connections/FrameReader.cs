@@ -25,21 +25,33 @@ public readonly record struct InboundFrame(FrameKind Kind, byte[]? Buffer, int C
 /// <summary>
 /// Reads whole messages from a connection's WebSocket, one at a time and only when asked (so a
 /// client that floods is slowed by TCP, not buffered). Between messages it waits with a zero-byte
-/// read and holds no buffer: an idle connection costs no receive buffer; a message is read into a
+/// read (<see cref="WaitAsync"/>) and holds no buffer: an idle connection costs no receive buffer; a message is read into a
 /// pooled buffer that grows up to the frame limit.
 /// </summary>
 public sealed class FrameReader(WebSocket socket, int maxFrameBytes)
 {
     private const int InitialBuffer = 4096;
 
-    public async ValueTask<InboundFrame> ReadAsync()
+    /// <summary>
+    /// Waits for the next message without a buffer (a zero-byte read) and hands its start to
+    /// <see cref="ReadAsync"/>. Not an async method, so that an idle connection's wait holds no state
+    /// machine of its own: the caller awaits it, and a gone peer is <see cref="PeerGone"/>.
+    /// </summary>
+    public ValueTask<ValueWebSocketReceiveResult> WaitAsync() => socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+
+    /// <summary>The result a caller of <see cref="WaitAsync"/> hands to <see cref="ReadAsync"/> when the wait threw <see cref="IsPeerGone"/>: read as closed.</summary>
+    public static readonly ValueWebSocketReceiveResult PeerGone = new(0, WebSocketMessageType.Close, true);
+
+    /// <summary>The exceptions of a read that mean the peer is gone or the socket was aborted.</summary>
+    public static bool IsPeerGone(Exception e) => e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException;
+
+    /// <summary>Reads the whole message that <paramref name="probe"/> (what <see cref="WaitAsync"/> returned) announced.</summary>
+    public async ValueTask<InboundFrame> ReadAsync(ValueWebSocketReceiveResult probe)
     {
+        if (probe.MessageType == WebSocketMessageType.Close) return new InboundFrame(FrameKind.Closed, null, 0);
         byte[]? buffer = null;
         try
         {
-            // Waits for the next message without a buffer.
-            var probe = await socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
-            if (probe.MessageType == WebSocketMessageType.Close) return new InboundFrame(FrameKind.Closed, null, 0);
             var type = probe.MessageType;
             var count = 0;
             var end = probe.EndOfMessage;
@@ -75,7 +87,7 @@ public sealed class FrameReader(WebSocket socket, int maxFrameBytes)
             buffer = null;
             return frame;
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        catch (Exception e) when (IsPeerGone(e))
         {
             return Closed(ref buffer); // peer gone or socket aborted
         }

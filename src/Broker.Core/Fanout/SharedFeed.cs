@@ -152,7 +152,7 @@ internal sealed class SharedFeed : KafkaFeed
 
     private void AddMember(SharedTopic t, IFeedSubscriber subscriber, long ahead)
     {
-        (t.Members ??= []).Add(new Member(subscriber, ahead));
+        (t.Members ??= new List<Member>(1)).Add(new Member(subscriber, ahead)); // most topics of a multiplexed namespace have one subscriber
         _subscribers++;
         EmptySince = 0;
     }

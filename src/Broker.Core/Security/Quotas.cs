@@ -128,34 +128,41 @@ public sealed class Quotas : IDisposable
     }
 }
 
-/// <summary>One connection's own rates: publishes, publish bytes and subscribes per second (and the subject's, through the node's <see cref="Quotas"/>).</summary>
+/// <summary>
+/// One connection's own rates: publishes, publish bytes and subscribes per second (and the subject's,
+/// through the node's <see cref="Quotas"/>). Each bucket is made when the connection first uses it:
+/// a bucket starts full and holds at most one second's worth, so one made later is the bucket the
+/// connection would have had; an idle connection holds none.
+/// </summary>
 public sealed class ConnectionQuota : IDisposable
 {
     private readonly Quotas _node;
-    private readonly TokenBucket? _publishes;
-    private readonly TokenBucket? _bytes;
-    private readonly TokenBucket? _subscribes;
+    private TokenBucket? _publishes;
+    private TokenBucket? _bytes;
+    private TokenBucket? _subscribes;
 
     internal ConnectionQuota(Quotas node)
     {
         _node = node;
-        var l = node.Limits;
-        if (l.PublishesPerSecond > 0) _publishes = new TokenBucket(l.PublishesPerSecond);
-        if (l.PublishBytesPerSecond > 0) _bytes = new TokenBucket(l.PublishBytesPerSecond);
-        if (l.SubscribesPerSecond > 0) _subscribes = new TokenBucket(l.SubscribesPerSecond);
     }
 
     /// <summary>Null when one more publish of <paramref name="bytes"/> bytes is within this connection's and its subject's rates.</summary>
-    public ProtocolError? Publish(string partition, int bytes) =>
-        Take(_publishes, 1, "publishes on this connection")
-        ?? Take(_bytes, bytes, "publish bytes on this connection")
-        ?? _node.SubjectPublish(partition, bytes);
-
-    public ProtocolError? Subscribe() => Take(_subscribes, 1, "subscribes on this connection");
-
-    private static ProtocolError? Take(TokenBucket? bucket, long permits, string what)
+    public ProtocolError? Publish(string partition, int bytes)
     {
-        if (bucket is null || bucket.TryTake(permits, out var after)) return null;
+        var l = _node.Limits;
+        return Take(ref _publishes, l.PublishesPerSecond, 1, "publishes on this connection")
+            ?? Take(ref _bytes, l.PublishBytesPerSecond, bytes, "publish bytes on this connection")
+            ?? _node.SubjectPublish(partition, bytes);
+    }
+
+    public ProtocolError? Subscribe() => Take(ref _subscribes, _node.Limits.SubscribesPerSecond, 1, "subscribes on this connection");
+
+    /// <summary>Takes from the bucket of a limit (made at its first use); a limit of 0 is off.</summary>
+    private static ProtocolError? Take(ref TokenBucket? bucket, long perSecond, long permits, string what)
+    {
+        if (perSecond <= 0) return null;
+        bucket ??= new TokenBucket(perSecond);
+        if (bucket.TryTake(permits, out var after)) return null;
         var retry = Math.Max(1, (long)Math.Ceiling(after.TotalMilliseconds));
         return new ProtocolError(ErrorCodes.RateLimited, $"too many {what}: retry in {retry} ms", retry);
     }

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Broker.Server.Security;
@@ -16,23 +15,28 @@ public enum Listener
 /// Identifies the listener a request came in on by the endpoint that accepted its connection, not
 /// by port number: each listener tags its connections (a Kestrel connection middleware) and
 /// requests read the tag. So with /ws and the admin API on the same port number of two addresses,
-/// /admin never answers on the public listener.
+/// /admin never answers on the public listener. The tag is a connection feature, one shared
+/// instance per listener (connection items would cost every connection a dictionary for its lifetime).
 /// </summary>
 public static class Listeners
 {
-    private static readonly object Key = new();
-
     public static ListenOptions Tag(this ListenOptions options, Listener listener)
     {
+        var tag = new ListenerTag(listener);
         options.Use(next => connection =>
         {
-            connection.Items[Key] = listener;
+            connection.Features.Set(tag);
             return next(connection);
         });
         return options;
     }
 
     /// <summary>The listener of the request's connection (null: not a tagged Kestrel connection, e.g. a test server).</summary>
-    public static Listener? Of(HttpContext http) =>
-        http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(Key, out var value) == true ? (Listener)value! : null;
+    public static Listener? Of(HttpContext http) => http.Features.Get<ListenerTag>()?.Listener;
+
+    /// <summary>The feature a listener sets on each of its connections.</summary>
+    private sealed class ListenerTag(Listener listener)
+    {
+        public Listener Listener { get; } = listener;
+    }
 }
