@@ -8,12 +8,16 @@ public sealed class LogCapture : ILoggerProvider
 {
     private readonly ConcurrentQueue<(string Category, LogLevel Level, string Message)> _lines = new();
 
+    /// <summary>Captures what a running broker logs from now on (see TestBroker.StartAsync's <c>log</c> for what it logs while starting).</summary>
     public static LogCapture Attach(TestBroker broker)
     {
         var capture = new LogCapture();
-        broker.App.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);
+        capture.AttachTo(broker.App);
         return capture;
     }
+
+    public void AttachTo(Microsoft.AspNetCore.Builder.WebApplication app) =>
+        app.Services.GetRequiredService<ILoggerFactory>().AddProvider(this);
 
     public IReadOnlyList<(string Category, LogLevel Level, string Message)> Lines => [.. _lines];
 

@@ -26,7 +26,8 @@ public sealed class TestBroker : IAsyncDisposable
     public string KafkaBootstrap => App.Services.GetRequiredService<Broker.Core.Settings.KafkaSettings>().BootstrapServers;
 
     /// <param name="hocon">Extra HOCON merged over the configuration (for values that are not strings, e.g. lists of objects).</param>
-    public static async Task<TestBroker> StartAsync(IReadOnlyDictionary<string, string>? overrides = null, string? hocon = null)
+    /// <param name="log">Captures the node's log from before it starts (what it logs while starting, e.g. a failed cluster join, included).</param>
+    public static async Task<TestBroker> StartAsync(IReadOnlyDictionary<string, string>? overrides = null, string? hocon = null, LogCapture? log = null)
     {
         var values = new Dictionary<string, string>
         {
@@ -41,6 +42,7 @@ public sealed class TestBroker : IAsyncDisposable
         var config = BrokerConfig.Load(values, _ => null);
         if (hocon is not null) config = config.With(hocon);
         var app = BrokerApp.Build(config, []); // the level is broker.logging.level (warning above, unless a test asks for more)
+        log?.AttachTo(app);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return new TestBroker(app);
     }
