@@ -135,25 +135,29 @@ public sealed class Connection
                     FrameReader.Return(frame);
                     continue;
                 }
-                DecodeResult decoded;
-                try
-                {
-                    decoded = frame.Kind == FrameKind.Binary
-                        ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
-                        : frame.Count == 0
-                            ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
-                            : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
-                }
-                finally
-                {
-                    FrameReader.Return(frame);
-                }
-                await _requests.HandleAsync(decoded).ConfigureAwait(false);
+                await _requests.HandleAsync(Decode(frame)).ConfigureAwait(false);
             }
         }
         finally
         {
             _outbound.RequestClose(CloseCodes.InternalError, "internal error");
+        }
+    }
+
+    /// <summary>Decodes a data frame into a request (or the error to answer) and returns its buffer to the pool.</summary>
+    private DecodeResult Decode(InboundFrame frame)
+    {
+        try
+        {
+            return frame.Kind == FrameKind.Binary
+                ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "binary frames are not supported: send one JSON object per text frame")
+                : frame.Count == 0
+                    ? DecodeResult.Fail(null, ErrorCodes.BadRequest, "empty frame")
+                    : RequestDecoder.Decode(frame.Span, _node.Settings.Limits);
+        }
+        finally
+        {
+            FrameReader.Return(frame);
         }
     }
 
