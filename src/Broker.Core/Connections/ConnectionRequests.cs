@@ -32,6 +32,11 @@ internal sealed class ConnectionRequests
     private SessionLink? _session;
     /// <summary>The session (if any) was attached and its subscriptions restored on this connection.</summary>
     private bool _sessionRestored;
+    /// <summary>
+    /// Topics of the session whose resubscribe failed when it was restored (the log did not answer):
+    /// a later subscribe of one of them resumes after the session's commit, not from the request's start.
+    /// </summary>
+    private Dictionary<string, SessionTopic>? _notResubscribed;
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly ReplayShare _replays;
     private readonly Lock _slots = new();
@@ -189,6 +194,8 @@ internal sealed class ConnectionRequests
         if (TopicRouting.Refusal(_node.Log.Settings, s.Topic) is { } refused) return ServerFrames.Error(s.Id, refused);
         var mapping = _node.Log.Settings.Resolve(s.Topic)!;
         if (_subscriptions.ContainsKey(s.Topic)) return await DuplicateAsync(s, mapping).ConfigureAwait(false);
+        if (!restored && _notResubscribed is not null && _notResubscribed.Remove(s.Topic, out var kept))
+            return await ResubscribeAsync(kept, s.Id).ConfigureAwait(false);
         if (_subscriptions.Count >= Settings.MaxSubscriptions)
             return ServerFrames.Error(s.Id, ErrorCodes.BadRequest, $"at most {Settings.MaxSubscriptions} subscriptions per connection");
 
@@ -301,6 +308,13 @@ internal sealed class ConnectionRequests
 
     private async Task<byte[]> UnsubscribeAsync(UnsubscribeRequest u)
     {
+        if (_notResubscribed is not null && _notResubscribed.ContainsKey(u.Topic))
+        {
+            // A topic of the session that the log kept from being resubscribed: the session forgets it.
+            if (await _session!.RemoveSubscriptionAsync(u.Topic).ConfigureAwait(false) is { } notRemoved) return ServerFrames.Error(u.Id, notRemoved);
+            _notResubscribed.Remove(u.Topic);
+            return ServerFrames.Unsubscribed(u.Id, u.Topic);
+        }
         if (!_subscriptions.TryGetValue(u.Topic, out var sub)) return ServerFrames.Error(u.Id, ErrorCodes.NotFound, $"not subscribed to {u.Topic}");
         if (_session is not null && await _session.RemoveSubscriptionAsync(u.Topic).ConfigureAwait(false) is { } stored)
             return ServerFrames.Error(u.Id, stored);
@@ -329,17 +343,37 @@ internal sealed class ConnectionRequests
         _sessionRestored = true;
         foreach (var topic in topics)
         {
-            if (!Position.TryParse(topic.Pos, out var pos) || !TopicName.IsValid(topic.Topic)) continue;
+            if (!Position.TryParse(topic.Pos, out _) || !TopicName.IsValid(topic.Topic)) continue;
             byte[]? reply;
             try
             {
-                reply = await SubscribeAsync(new SubscribeRequest(null, topic.Topic, StartFrom.Latest, pos, null, topic.Key, topic.Headers), restored: true).ConfigureAwait(false);
+                reply = await ResubscribeAsync(topic, id: null).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KafkaException or TimeoutException or OperationCanceledException or TopicNotFoundException)
             {
                 reply = ServerFrames.Error(null, ErrorCodes.Unavailable, $"the log is unavailable: {topic.Topic} was not resubscribed");
             }
             Reply(reply);
+        }
+    }
+
+    /// <summary>
+    /// Subscribes a topic of the session strictly after its committed position, with the key filter
+    /// and headers option it was subscribed with. When the log does not answer, the topic is kept:
+    /// the client's next subscribe of it resumes from the session (the request's own <c>from</c>,
+    /// <c>since</c> or <c>last</c> would replay what was committed, or skip what was not).
+    /// </summary>
+    private async Task<byte[]?> ResubscribeAsync(SessionTopic topic, string? id)
+    {
+        if (!Position.TryParse(topic.Pos, out var pos)) return null;
+        try
+        {
+            return await SubscribeAsync(new SubscribeRequest(id, topic.Topic, StartFrom.Latest, pos, null, topic.Key, topic.Headers), restored: true).ConfigureAwait(false);
+        }
+        catch
+        {
+            (_notResubscribed ??= new(StringComparer.Ordinal))[topic.Topic] = topic;
+            throw;
         }
     }
 
