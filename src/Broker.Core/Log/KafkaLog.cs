@@ -70,6 +70,7 @@ public sealed class KafkaLog : IDisposable
     private readonly IConsumer<byte[]?, byte[]?> _metadata;
     private readonly ConcurrentDictionary<string, Task> _ensured = new();
     private readonly BlockingCalls _queries;
+    private readonly CoalescingQueries<TopicPartition, WatermarkOffsets> _watermarks;
     private readonly ConcurrentDictionary<string, (int Count, long At)> _partitions = new(StringComparer.Ordinal);
 
     public KafkaLog(KafkaSettings settings, ITopicProvisioner provisioner, KafkaClientLog? clientLog = null)
@@ -79,6 +80,7 @@ public sealed class KafkaLog : IDisposable
         _queries = new BlockingCalls(settings.QueryThreads, "broker-kafka-query", settings.CloseTimeout);
         _producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig(settings)).WithLog(clientLog).Build();
         _metadata = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig(settings, "broker-metadata")).WithLog(clientLog).Build();
+        _watermarks = new CoalescingQueries<TopicPartition, WatermarkOffsets>(tp => _queries.Run(() => _metadata.QueryWatermarkOffsets(tp, _settings.QueryTimeout)));
     }
 
     public KafkaSettings Settings => _settings;
@@ -273,9 +275,13 @@ public sealed class KafkaLog : IDisposable
         return new TopicHeads(low, high);
     }
 
-    /// <summary>Low and high watermark of a partition (the first retained offset and the next offset to be written).</summary>
+    /// <summary>
+    /// Low and high watermark of a partition (the first retained offset and the next offset to be
+    /// written), as of this call or later: concurrent callers of one partition share a query that
+    /// began after they asked (<see cref="CoalescingQueries{TKey, T}"/>).
+    /// </summary>
     public Task<WatermarkOffsets> QueryWatermarksAsync(string kafkaTopic, int partition, CancellationToken ct = default) =>
-        _queries.Run(() => _metadata.QueryWatermarkOffsets(new TopicPartition(kafkaTopic, partition), _settings.QueryTimeout), ct);
+        _watermarks.RunAsync(new TopicPartition(kafkaTopic, partition), ct);
 
     public void Dispose()
     {

@@ -15,6 +15,12 @@ public sealed record TopicDependencies(KafkaLog Log, CatchUpReader Reader, Topic
 {
     /// <summary>The region of <see cref="TopicSettingsActor"/>s (run-time settings such as read-only); none: defaults.</summary>
     public IActorRef? SettingsRegion { get; init; }
+
+    /// <summary>
+    /// The node's feeds: a topic of a multiplexed namespace finds its own records in the log's tail
+    /// through their offset index instead of reading the whole tail of the shared partition; none: it reads.
+    /// </summary>
+    public Fanout.FeedHub? Feeds { get; init; }
 }
 
 /// <summary>
@@ -200,15 +206,44 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         to[partition] = high;
         var name = Encoding.UTF8.GetBytes(_topic);
         using var cts = new CancellationTokenSource(_deps.Settings.RecoveryTimeout);
-        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, (record, _) =>
+        RecordHandler keep = (record, _) =>
         {
             if (record.Message.Key is { } k && k.AsSpan().SequenceEqual(name) && PublishIdentity(record.Message.Headers) is var (client, id))
                 found.Add(new LoggedPublish(new PublishKey(_topic, client, id),
                     PublishFingerprint.Of(record.Message.Value, HeaderBytes(record.Message.Headers, KafkaLog.KeyHeader)),
                     Position.Encode([record.Offset.Value + 1])));
             return ValueTask.CompletedTask;
-        }, cts.Token).ConfigureAwait(false);
+        };
+        if (await OwnRecordsAsync(partition, from[partition], high, cts.Token).ConfigureAwait(false) is { } own)
+        {
+            // Only the topic's own records (usually none: a new topic's writer reads nothing).
+            foreach (var (first, end) in own)
+            {
+                from[partition] = first;
+                to[partition] = end;
+                await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, keep, cts.Token).ConfigureAwait(false);
+            }
+            return new Tail(found, [high]) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried, Indexed = true };
+        }
+        await _deps.Reader.ReadRecordsAsync(_kafkaTopic, from, to, keep, cts.Token).ConfigureAwait(false);
         return new Tail(found, [high]) { HeadsTime = queried, ReadTime = Stopwatch.GetElapsedTime(started) - queried };
+    }
+
+    /// <summary>
+    /// The ranges of <paramref name="partition"/> in [<paramref name="from"/>, <paramref name="to"/>)
+    /// that hold the topic's records, from the node's offset index; null when the index cannot tell
+    /// exactly (off, behind the log for longer than its catch-up wait, or the topic has more records
+    /// there than it keeps): then the whole range is read.
+    /// </summary>
+    private async Task<List<(long From, long To)>?> OwnRecordsAsync(int partition, long from, long to, CancellationToken ct)
+    {
+        if (_deps.Feeds is not { } feeds || from >= to) return from >= to ? [] : null;
+        var answer = await feeds.LastOffsetsAsync(_kafkaTopic, _topic, partition, int.MaxValue, from, to, ct).ConfigureAwait(false);
+        if (answer.Outcome != Fanout.IndexLookup.Found) return null;
+        var offsets = new List<long>(answer.Offsets.Length);
+        foreach (var offset in answer.Offsets)
+            if (offset >= from && offset < to) offsets.Add(offset);
+        return Fanout.OffsetIndex.Coalesce(offsets, feeds.IndexSettings.CoalesceGap);
     }
 
     private static byte[]? HeaderBytes(Headers? headers, string key)
@@ -253,9 +288,9 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
             foreach (var found in ready.Tail.Found) _ledger.Observe(found.Key, found.Fingerprint, found.Pos);
             _heads = ready.Tail.Heads;
             var tail = ready.Tail;
-            _logger.Info("Topic {0} ready on {1} in {2:0} ms ({3} recent publishes recovered from the log; topic ensured in {4:0} ms, heads in {5:0} ms, tail read in {6:0} ms)",
+            _logger.Info("Topic {0} ready on {1} in {2:0} ms ({3} recent publishes recovered from the log; topic ensured in {4:0} ms, heads in {5:0} ms, tail read in {6:0} ms{7})",
                 [_topic, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress, Stopwatch.GetElapsedTime(_started).TotalMilliseconds, tail.Found.Count,
-                    tail.EnsureTime.TotalMilliseconds, tail.HeadsTime.TotalMilliseconds, tail.ReadTime.TotalMilliseconds]);
+                    tail.EnsureTime.TotalMilliseconds, tail.HeadsTime.TotalMilliseconds, tail.ReadTime.TotalMilliseconds, tail.Indexed ? ", its own records found through the offset index" : ""]);
             _recovered = true;
             TryBecomeReady();
         });
@@ -520,6 +555,8 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
         public TimeSpan EnsureTime { get; init; }
         public TimeSpan HeadsTime { get; init; }
         public TimeSpan ReadTime { get; init; }
+        /// <summary>Only the topic's own records were read (found through the offset index).</summary>
+        public bool Indexed { get; init; }
     }
 
     private sealed record TopicReady(Tail Tail);

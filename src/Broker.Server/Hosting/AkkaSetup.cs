@@ -64,7 +64,7 @@ public static class AkkaSetup
                 .AddBrokerSerialization()
                 .AddSessionPersistence(settings.Persistence, sessionStoreConnection)
                 .AddTopicRegion(cluster, new TopicDependencies(
-                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), settings.Topics))
+                    sp.GetRequiredService<KafkaLog>(), sp.GetRequiredService<CatchUpReader>(), settings.Topics) { Feeds = sp.GetRequiredService<FeedHub>() })
                 .AddSessionRegion(settings.Sessions)
                 .AddStartup((system, _) =>
                 {
