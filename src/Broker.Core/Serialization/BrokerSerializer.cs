@@ -48,7 +48,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
     private const string SettingsGetManifest = "xg";
     private const string SettingsSetManifest = "xs";
     private const string SettingsCurrentManifest = "xc";
-    private const string SettingsChangedManifest = "xe";
+    private const string SettingsChangedManifest = "xe2"; // "xe" was the per-topic event without the topic
     private const string AckManifest = "ta";
     private const string RejectedManifest = "tr";
     private const string AttachManifest = "sa";
@@ -136,7 +136,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
                 w.String(c.Topic); w.Bool(c.ReadOnly);
                 break;
             case TopicSettingsEvents.ReadOnlyChanged e:
-                w.Bool(e.ReadOnly);
+                w.String(e.Topic); w.Bool(e.ReadOnly);
                 break;
             case TopicCommands.PublishRejected r:
                 w.String(r.Topic); w.String(r.Code); w.String(r.Message);
@@ -230,7 +230,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             SettingsGetManifest => new TopicSettingsCommands.Get(r.String()!),
             SettingsSetManifest => new TopicSettingsCommands.SetReadOnly(r.String()!, r.Bool()),
             SettingsCurrentManifest => new TopicSettingsCommands.Current(r.String()!, r.Bool()),
-            SettingsChangedManifest => new TopicSettingsEvents.ReadOnlyChanged(r.Bool()),
+            SettingsChangedManifest => new TopicSettingsEvents.ReadOnlyChanged(r.String()!, r.Bool()),
             AckManifest => new TopicCommands.PublishAck(r.String()!, r.String()!, r.Bool()),
             RejectedManifest => new TopicCommands.PublishRejected(r.String()!, r.String()!, r.String()!),
             AttachManifest => new SessionCommands.Attach(r.String()!, ResolveActor(r.String()!)),

@@ -126,8 +126,8 @@ public static class AkkaSetup
                 topicOptions)
             .WithShardRegion<TopicSettingsRegion>(
                 TopicSettingsTypeName,
-                (_, registry, _) => topic => TopicSettingsActor.Props(topic, registry.Get<TopicRegion>()),
-                new TopicMessageExtractor(shards),
+                (_, registry, _) => bucket => TopicSettingsActor.Props(bucket, registry.Get<TopicRegion>()),
+                new TopicSettingsMessageExtractor(shards),
                 Options());
     }
 

@@ -28,7 +28,7 @@ public sealed class BrokerSerializerTests() : Akka.TestKit.Xunit2.TestKit(
         new TopicSettingsCommands.Get("orders"),
         new TopicSettingsCommands.SetReadOnly("orders", true),
         new TopicSettingsCommands.Current("orders", false),
-        new TopicSettingsEvents.ReadOnlyChanged(true),
+        new TopicSettingsEvents.ReadOnlyChanged("orders", true),
         new SessionCommands.AddSubscription("session-1", "orders.eu", "AQEB"),
         new SessionCommands.AddSubscription("session-1", "orders.eu", "AQEB", "customer-7", Headers: true),
         new SessionCommands.AddSubscription("s", "t", "AQEB", Key: ""),
