@@ -1,6 +1,7 @@
 using Broker.Core.Publish;
 using Broker.Core.Replay;
 using Broker.Core.Fanout;
+using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
@@ -107,12 +108,12 @@ public static class AkkaSetup
         var shards = cluster.TopicShards;
         var passivate = cluster.PassivateIdleAfter;
         // Topic entities are cheap to restart: no remembered entities, idle ones passivate.
-        ShardOptions Options() => new()
+        ShardOptions Options(bool passivateIdle = true) => new()
         {
             StateStoreMode = StateStoreMode.DData,
             RememberEntities = false,
             PassivateIdleEntityAfter = passivate,
-            ShouldPassivateIdleEntities = true,
+            ShouldPassivateIdleEntities = passivateIdle,
         };
         var topicOptions = Options();
         // A topic's writer leaving its node (hand-off, passivation) first waits for Kafka's answer
@@ -128,7 +129,15 @@ public static class AkkaSetup
                 TopicSettingsTypeName,
                 (_, registry, _) => bucket => TopicSettingsActor.Props(bucket, registry.Get<TopicRegion>()),
                 new TopicSettingsMessageExtractor(shards),
-                Options());
+                Options(passivateIdle: false)) // 64 small buckets: recovered once, kept
+            .AddStartup((system, registry) =>
+            {
+                // Recovered before the first publishes ask them (a writer's start waits for its topic's bucket).
+                var settings = registry.Get<TopicSettingsRegion>();
+                for (var b = 0; b < TopicSettingsMessageExtractor.Buckets; b++)
+                    _ = settings.Ask<object>(new ShardRegion.StartEntity(b.ToString(System.Globalization.CultureInfo.InvariantCulture)), TimeSpan.FromSeconds(30))
+                        .ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted); // started on first use otherwise
+            });
     }
 
     /// <summary>
