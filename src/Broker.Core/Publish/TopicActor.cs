@@ -237,7 +237,7 @@ public sealed class TopicActor : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private async Task<List<(long From, long To)>?> OwnRecordsAsync(int partition, long from, long to, CancellationToken ct)
     {
-        if (_deps.Feeds is not { } feeds || from >= to) return from >= to ? [] : null;
+        if (_deps.Feeds is not { } feeds || from >= to) return null; // nothing to ask (an empty range reads nothing either way)
         var answer = await feeds.LastOffsetsAsync(_kafkaTopic, _topic, partition, int.MaxValue, from, to, ct).ConfigureAwait(false);
         if (answer.Outcome != Fanout.IndexLookup.Found) return null;
         var offsets = new List<long>(answer.Offsets.Length);

@@ -1,7 +1,6 @@
 using Broker.Core.Publish;
 using Broker.Core.Replay;
 using Broker.Core.Fanout;
-using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
@@ -129,15 +128,7 @@ public static class AkkaSetup
                 TopicSettingsTypeName,
                 (_, registry, _) => bucket => TopicSettingsActor.Props(bucket, registry.Get<TopicRegion>()),
                 new TopicSettingsMessageExtractor(shards),
-                Options(passivateIdle: false)) // 64 small buckets: recovered once, kept
-            .AddStartup((system, registry) =>
-            {
-                // Recovered before the first publishes ask them (a writer's start waits for its topic's bucket).
-                var settings = registry.Get<TopicSettingsRegion>();
-                for (var b = 0; b < TopicSettingsMessageExtractor.Buckets; b++)
-                    _ = settings.Ask<object>(new ShardRegion.StartEntity(b.ToString(System.Globalization.CultureInfo.InvariantCulture)), TimeSpan.FromSeconds(30))
-                        .ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted); // started on first use otherwise
-            });
+                Options(passivateIdle: false)); // 64 small buckets: each recovered at its first use, then kept
     }
 
     /// <summary>

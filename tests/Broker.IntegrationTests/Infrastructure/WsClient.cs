@@ -296,6 +296,20 @@ public sealed class WsClient : IAsyncDisposable
         return (string)reply["pos"]!;
     }
 
+    /// <summary>
+    /// Publishes on a connection that is subscribed to the topic itself and returns the ack's pos and
+    /// its own message, which may come before the ack (the feed can be faster than the writer's answer).
+    /// </summary>
+    public async Task<(string Pos, JsonObject Message)> PublishToSelfAsync(string topic, object? data, string id)
+    {
+        await SendAsync(new JsonObject { ["type"] = "publish", ["id"] = id, ["topic"] = topic, ["data"] = JsonSerializer.SerializeToNode(data) });
+        var before = new List<JsonObject>();
+        var reply = await ReplyToAsync(id, before);
+        if ((string?)reply["type"] != "ack") throw new InvalidOperationException("publish failed: " + reply.ToJsonString());
+        var message = before.Find(f => (string?)f["type"] == "message") ?? await ExpectAsync("message");
+        return ((string)reply["pos"]!, message);
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

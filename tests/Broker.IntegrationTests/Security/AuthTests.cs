@@ -80,8 +80,8 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         Assert.Equal("alice", (string?)authed["sub"]);
         Assert.True((long)authed["exp"]! > DateTimeOffset.UtcNow.ToUnixTimeSeconds());
         await client.SubscribeAsync("auth.first-frame", "s");
-        await client.PublishAsync("auth.first-frame", new { n = 1 }, "p");
-        Assert.Equal(1, (int)(await client.ExpectAsync("message"))["data"]!["n"]!);
+        var (_, message) = await client.PublishToSelfAsync("auth.first-frame", new { n = 1 }, "p");
+        Assert.Equal(1, (int)message["data"]!["n"]!);
     }
 
     [Fact]

@@ -34,8 +34,8 @@ public sealed class TlsTests
             await using var client = await WsClient.ConnectAsync(broker.WsUri, configure: o =>
                 o.RemoteCertificateValidationCallback = (_, presented, _, _) => presented is not null && presented.GetCertHashString() == cert.GetCertHashString());
             await client.SubscribeAsync("tls.topic", "s");
-            await client.PublishAsync("tls.topic", new { secure = true }, "p");
-            Assert.True((bool)(await client.ExpectAsync("message"))["data"]!["secure"]!);
+            var (_, message) = await client.PublishToSelfAsync("tls.topic", new { secure = true }, "p");
+            Assert.True((bool)message["data"]!["secure"]!);
 
             await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(broker.WsUri));
         }

@@ -290,8 +290,7 @@ public abstract class SessionTests<TStore> : IDisposable where TStore : SessionS
         await using (var client = await Connect(broker, session))
         {
             await client.SubscribeAsync(topic);
-            var pos = await client.PublishAsync(topic, 1, "p1");
-            await client.ExpectAsync("message");
+            var (pos, _) = await client.PublishToSelfAsync(topic, 1, "p1");
             await Commit(client, topic, pos);
             await Sync(client);
             Assert.True(await Store.RowsAsync("session-" + session) > 0);
